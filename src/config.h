@@ -1,0 +1,152 @@
+/*
+ * config.h - the modbridge configuration: YAML file -> validated struct.
+ *
+ * The file mirrors the router's screens (serial port, Modbus devices, logger, MQTT client,
+ * certificates); docs/configuration.md documents every key. config_load() parses into a
+ * fresh struct, validates it as a whole and reports *every* problem as
+ * "file:line: key: message", so a user fixes all mistakes in one round. A struct config is
+ * immutable once loaded; threads may read it freely. Reload means load a new one and swap.
+ */
+#ifndef MODBRIDGE_CONFIG_H
+#define MODBRIDGE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blocks.h"
+
+#define CONFIG_MAX_AT_TOPICS 3
+
+struct serial_port_config {
+	char *name;           /* "com2": what devices refer to */
+	char *device;         /* "/dev/ttyS1" */
+	int baudrate;         /* 1200 .. 921600 */
+	int data_bits;        /* 5..8 */
+	char parity;          /* 'N', 'E' or 'O' */
+	int stop_bits;        /* 1 or 2 */
+	int timeout_ms;       /* response time-out, default 1000 */
+	int byte_timeout_ms;  /* silence that ends a frame (router's "Timeout ms"), default 50 */
+	int line;             /* line in the file, for messages */
+};
+
+enum device_transport {
+	TRANSPORT_RTU, /* serial line, address is the slave id */
+	TRANSPORT_TCP, /* Modbus TCP, address is "host:port" */
+};
+
+enum reg_type {
+	REG_TYPE_WORD, /* raw unsigned 16-bit registers, as the router */
+};
+
+struct device_config {
+	char *id;                       /* "Dev. name / ID" -> JSON "ID" */
+	char *address_text;             /* as written in the file -> JSON "A" */
+	enum device_transport transport;
+	int slave;                      /* RTU slave address (1..247) or TCP unit id (0..255) */
+	const struct serial_port_config *serial; /* RTU: the bus (points into config) */
+	char *host;                     /* TCP: host name or IP */
+	int port;                       /* TCP: port, default 502 */
+	int function;                   /* 1, 2, 3 or 4 */
+	struct block *blocks;
+	size_t block_count;
+	enum reg_type type;
+	int64_t period_ms;              /* read period; the schedule is aligned to it */
+	bool logger;                    /* readings go to the logger (store + forward) */
+	int timeout_ms;                 /* TCP response time-out (RTU uses the port's) */
+	int line;
+};
+
+enum send_mode { SEND_FIFO, SEND_LIFO };
+enum time_format { TIME_ISO8601, TIME_UNIX };
+
+struct logger_config {
+	char *id;                   /* -> JSON "P" ("" when not set) */
+	enum send_mode send_mode;   /* default FIFO ("normally FIFO", says the router) */
+	enum time_format time_format;
+	bool array;                 /* "Use array": several messages per publish */
+	int array_max_count;        /* bound of one array, default 50 */
+	size_t array_max_bytes;     /* bound of one array payload, default 64 KiB */
+	bool error_messages;        /* publish ERR messages for failed reads (default true) */
+	char *store_path;           /* SQLite file, default /var/lib/modbridge/store.db */
+	char *topic;                /* default "[IMEI]/logger"; [IMEI] not yet replaced */
+	int inflight_window;        /* messages in flight to the broker, default 32 */
+};
+
+struct at_topic_pair {
+	char *topic;     /* [IMEI] not yet replaced */
+	char *response;
+};
+
+struct mqtt_config {
+	bool enabled;
+	char *broker;        /* as written, e.g. "ssl://test.mosquitto.org:8884" */
+	bool tls;            /* ssl:// or mqtts:// */
+	char *host;
+	int port;            /* default 1883 (tcp) or 8883 (ssl) */
+	char *username;      /* NULL when blank */
+	char *password;      /* NULL when blank; never log it */
+	char *client_id;     /* default "[IMEI]"; [IMEI] not yet replaced */
+	int qos;             /* 0..2, default 1 */
+	int keepalive_s;     /* 30..3600, default 60 */
+	bool persistence;    /* persistent session: clean session off */
+	char *ca_file;       /* NULL: the system's CA store */
+	char *ca_path;       /* directory of CA certificates (c_rehash form), optional */
+	char *cert_file;     /* client certificate (PEM), optional */
+	char *key_file;      /* client key (PEM), required with cert_file */
+	bool allow_all_certificates; /* disables peer + hostname verification; warns */
+	struct at_topic_pair at_topics[CONFIG_MAX_AT_TOPICS];
+	size_t at_topic_count;
+};
+
+struct config {
+	char *path;
+	char *imei;                 /* gateway.imei, or the host name when not set */
+	bool imei_configured;       /* false when imei fell back to the host name */
+	struct serial_port_config *serial_ports;
+	size_t serial_port_count;
+	bool modbus_enabled;
+	struct device_config *devices;
+	size_t device_count;
+	struct logger_config logger;
+	struct mqtt_config mqtt;
+};
+
+enum config_severity { CONFIG_ERROR, CONFIG_WARNING };
+
+struct config_diag {
+	enum config_severity severity;
+	char *text; /* "file:line: key: message" */
+};
+
+struct config_diags {
+	struct config_diag *items;
+	size_t count;
+	size_t errors; /* how many items are errors */
+};
+
+/*
+ * Loads and validates the file at path. Every problem found is appended to diags (which
+ * the caller owns and frees with config_diags_free; it may already hold items). Returns 0
+ * and stores a new config in *out when there are no errors (warnings allowed); otherwise
+ * returns MB_ERR_CONFIG (or MB_ERR_IO when the file cannot be read, also described in
+ * diags) and leaves *out untouched.
+ */
+int config_load(const char *path, struct config **out, struct config_diags *diags);
+
+/* Frees a config from config_load. Accepts NULL. */
+void config_free(struct config *cfg);
+
+/* Frees the items of diags and resets it to empty. Accepts NULL. */
+void config_diags_free(struct config_diags *diags);
+
+/* Finds a device by its id, or NULL. */
+const struct device_config *config_find_device(const struct config *cfg, const char *id);
+
+/*
+ * Returns a malloc'd copy of text with every "[IMEI]" replaced by imei (caller frees),
+ * or NULL when out of memory.
+ */
+char *config_subst_imei(const char *text, const char *imei);
+
+#endif
