@@ -1,0 +1,251 @@
+/*
+ * main.c - the modbridge command line: run, check, read, queue.
+ *
+ * Each subcommand loads the configuration the same way, so `check` reports exactly what
+ * `run` would refuse. Exit codes: 0 success, 1 the command's check failed (a bad config
+ * for `check`, a failed read for `read`), 2 usage or start-up errors.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certinfo.h"
+#include "config.h"
+#include "daemon.h"
+#include "error.h"
+#include "log.h"
+#include "message.h"
+#include "poll.h"
+#include "store.h"
+#include "timeutil.h"
+
+#define DEFAULT_CONFIG "/etc/modbridge/modbridge.yaml"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: modbridge COMMAND [OPTIONS]\n"
+		"\n"
+		"Polls Modbus RTU/TCP devices on a schedule, keeps every reading in a crash-safe\n"
+		"store, and forwards them as JSON to an MQTT broker (TLS verified by default).\n"
+		"\n"
+		"Commands:\n"
+		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it)\n"
+		"  check  -c FILE          validate the configuration; print every error as\n"
+		"                          file:line: key: message, and certificate fingerprints\n"
+		"  read   -c FILE DEVICE   poll one device now and print the JSON it would send\n"
+		"                          (nothing is stored or sent; the router's Test button)\n"
+		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent, dropped\n"
+		"  help                    show this help\n"
+		"  version                 show the version\n"
+		"\n"
+		"Options:\n"
+		"  -c, --config FILE       configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -v, --verbose           log debug messages (each reading's JSON, library details)\n"
+		"  -q, --quiet             log warnings and errors only\n"
+		"  -h, --help              show this help\n"
+		"\n"
+		"Exit status: 0 success; 1 check found errors / read failed; 2 usage or start-up error.\n"
+		"Documentation: docs/configuration.md, docs/json-format.md, docs/operations.md\n");
+}
+
+/* Loads the config and prints its diagnostics; returns NULL when it has errors. */
+static struct config *load_config(const char *path, bool quiet_warnings)
+{
+	struct config_diags diags = {0};
+	struct config *cfg = NULL;
+	int rc = config_load(path, &cfg, &diags);
+	for (size_t i = 0; i < diags.count; i++) {
+		if (diags.items[i].severity == CONFIG_ERROR)
+			fprintf(stderr, "%s\n", diags.items[i].text);
+		else if (!quiet_warnings)
+			fprintf(stderr, "%s (warning)\n", diags.items[i].text);
+	}
+	if (rc != 0 && diags.errors)
+		fprintf(stderr, "%s: %zu error(s)\n", path, diags.errors);
+	config_diags_free(&diags);
+	return rc == 0 ? cfg : NULL;
+}
+
+static void print_cert(const char *key, const char *path, int *problems)
+{
+	char info[512];
+	if (!path)
+		return;
+	if (certinfo_describe(path, info, sizeof(info)) == 0) {
+		printf("  %s %s: %s\n", key, path, info);
+	} else {
+		fprintf(stderr, "%s: %s\n", key, info);
+		(*problems)++;
+	}
+}
+
+static int cmd_check(const char *path)
+{
+	struct config *cfg = load_config(path, false);
+	if (!cfg)
+		return 1;
+	int problems = 0;
+	size_t serial_devices = 0;
+	for (size_t i = 0; i < cfg->device_count; i++)
+		serial_devices += cfg->devices[i].transport == TRANSPORT_RTU;
+	printf("%s: OK\n", path);
+	printf("  identity (IMEI): %s%s\n", cfg->imei, cfg->imei_configured ? "" : " (host name)");
+	printf("  devices: %zu (%zu RTU, %zu TCP); serial ports: %zu\n", cfg->device_count,
+	       serial_devices, cfg->device_count - serial_devices, cfg->serial_port_count);
+	if (cfg->mqtt.enabled) {
+		printf("  mqtt: %s, QoS %d, %s\n", cfg->mqtt.broker, cfg->mqtt.qos,
+		       cfg->mqtt.tls ? (cfg->mqtt.allow_all_certificates ? "TLS WITHOUT verification"
+									  : "TLS with verification")
+				     : "no TLS");
+		if (cfg->mqtt.tls) {
+			print_cert("mqtt.ca_file", cfg->mqtt.ca_file, &problems);
+			print_cert("mqtt.cert_file", cfg->mqtt.cert_file, &problems);
+			if (cfg->mqtt.cert_file && cfg->mqtt.key_file) {
+				char why[512];
+				if (certinfo_check_key_pair(cfg->mqtt.cert_file, cfg->mqtt.key_file, why,
+							    sizeof(why)) != 0) {
+					fprintf(stderr, "mqtt.key_file: %s\n", why);
+					problems++;
+				}
+			}
+			if (!cfg->mqtt.ca_file && !cfg->mqtt.ca_path)
+				printf("  mqtt: the broker is verified against the system CA store\n");
+		}
+	}
+	config_free(cfg);
+	return problems ? 1 : 0;
+}
+
+static int cmd_read(const char *path, const char *device_id)
+{
+	struct config *cfg = load_config(path, true);
+	if (!cfg)
+		return 2;
+	const struct device_config *dev = config_find_device(cfg, device_id);
+	if (!dev) {
+		fprintf(stderr, "%s: no device with id '%s' (devices:", path, device_id);
+		for (size_t i = 0; i < cfg->device_count; i++)
+			fprintf(stderr, " %s", cfg->devices[i].id);
+		fprintf(stderr, ")\n");
+		config_free(cfg);
+		return 2;
+	}
+	struct reading r;
+	int rc = poll_device_now(dev, &r);
+	if (rc) {
+		fprintf(stderr, "read failed: %s\n", mb_strerror(rc));
+		config_free(cfg);
+		return 2;
+	}
+	struct message_context ctx = {cfg->imei, cfg->logger.id, cfg->logger.time_format};
+	char *json = message_encode(&r, &ctx);
+	int status = r.error[0] ? 1 : 0;
+	if (json)
+		printf("%s\n", json);
+	if (r.error[0])
+		fprintf(stderr, "device %s: %s\n", dev->id, r.error);
+	free(json);
+	reading_clear(&r);
+	config_free(cfg);
+	return json ? status : 2;
+}
+
+static void print_time(const char *label, int64_t ms)
+{
+	char text[40] = "-";
+	if (ms)
+		time_format_iso8601(ms, text, sizeof(text));
+	printf("%-8s %s\n", label, text);
+}
+
+static int cmd_queue(const char *path)
+{
+	struct config *cfg = load_config(path, true);
+	if (!cfg)
+		return 2;
+	struct store *s = NULL;
+	struct store_stats st;
+	if (store_open(cfg->logger.store_path, &s) != 0 || store_stats(s, &st) != 0) {
+		store_close(s);
+		config_free(cfg);
+		return 2;
+	}
+	printf("store    %s\n", cfg->logger.store_path);
+	printf("backlog  %" PRId64 "\n", st.count);
+	print_time("oldest", st.oldest_ts_ms);
+	print_time("newest", st.newest_ts_ms);
+	printf("sent     %" PRId64 "\n", st.sent);
+	printf("dropped  %" PRId64 "\n", st.dropped);
+	printf("size     %" PRId64 " bytes\n", st.size_bytes);
+	store_close(s);
+	config_free(cfg);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config_path = DEFAULT_CONFIG;
+	int opt;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *command = argv[1];
+	if (!strcmp(command, "help") || !strcmp(command, "--help") || !strcmp(command, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(command, "version") || !strcmp(command, "--version")) {
+		printf("modbridge %s\n", MODBRIDGE_VERSION);
+		return 0;
+	}
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "c:vqh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'v': log_set_level(LOG_LVL_DEBUG); break;
+		case 'q': log_set_level(LOG_LVL_WARN); break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("modbridge %s\n", MODBRIDGE_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+
+	if (!strcmp(command, "check")) {
+		return optind == argc ? cmd_check(config_path) : (usage(stderr), 2);
+	} else if (!strcmp(command, "read")) {
+		if (optind != argc - 1) {
+			fprintf(stderr, "modbridge read: name one DEVICE (its id)\n");
+			return 2;
+		}
+		return cmd_read(config_path, argv[optind]);
+	} else if (!strcmp(command, "queue")) {
+		return optind == argc ? cmd_queue(config_path) : (usage(stderr), 2);
+	} else if (!strcmp(command, "run")) {
+		if (optind != argc) {
+			usage(stderr);
+			return 2;
+		}
+		struct config *cfg = load_config(config_path, false);
+		if (!cfg)
+			return 2;
+		int rc = daemon_run(cfg);
+		config_free(cfg);
+		return rc == 0 ? 0 : 2;
+	}
+	fprintf(stderr, "modbridge: unknown command '%s'\n\n", command);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,109 @@
+/*
+ * message.c - JSON encoding of readings with jansson; see message.h.
+ *
+ * The key order is part of the contract (servers written for the router may parse by
+ * position), and jansson preserves insertion order, so the members are added in exactly
+ * the order of the router's examples. Scalars that the router sends as strings (ID, A,
+ * ST, N, TS) stay strings; arrays hold numbers.
+ */
+#include "message.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "timeutil.h"
+
+static int add_string(json_t *obj, const char *key, const char *value)
+{
+	return json_object_set_new(obj, key, json_string(value ? value : ""));
+}
+
+static int add_uint_string(json_t *obj, const char *key, unsigned long value)
+{
+	char text[24];
+	snprintf(text, sizeof(text), "%lu", value);
+	return add_string(obj, key, text);
+}
+
+static int add_blocks(json_t *obj, const struct device_config *dev)
+{
+	if (dev->block_count == 1) {
+		if (add_uint_string(obj, "ST", dev->blocks[0].start) ||
+		    add_uint_string(obj, "N", dev->blocks[0].count))
+			return -1;
+		return 0;
+	}
+	json_t *stx = json_array(), *nx = json_array(), *px = json_array();
+	size_t position = 0;
+	int rc = 0;
+	if (!stx || !nx || !px)
+		rc = -1;
+	for (size_t i = 0; rc == 0 && i < dev->block_count; i++) {
+		rc |= json_array_append_new(stx, json_integer(dev->blocks[i].start));
+		rc |= json_array_append_new(nx, json_integer(dev->blocks[i].count));
+		rc |= json_array_append_new(px, json_integer((json_int_t)position));
+		position += dev->blocks[i].count;
+	}
+	/* set_new steals the references even on failure, so no decref after this point. */
+	rc |= json_object_set_new(obj, "STX", stx ? stx : json_null());
+	rc |= json_object_set_new(obj, "NX", nx ? nx : json_null());
+	rc |= json_object_set_new(obj, "PX", px ? px : json_null());
+	return rc ? -1 : 0;
+}
+
+char *message_encode(const struct reading *r, const struct message_context *ctx)
+{
+	const struct device_config *dev = r->device;
+	char ts[40];
+	char *out = NULL;
+	json_t *obj = json_object();
+	if (!obj)
+		return NULL;
+
+	if (ctx->time_format == TIME_UNIX) {
+		int64_t secs = r->ts_ms >= 0 ? r->ts_ms / 1000 : (r->ts_ms - 999) / 1000;
+		snprintf(ts, sizeof(ts), "%" PRId64, secs);
+	} else if (time_format_iso8601(r->ts_ms, ts, sizeof(ts)) != 0) {
+		goto fail;
+	}
+
+	if (add_string(obj, "IMEI", ctx->imei) || add_string(obj, "TYPE", "MODB") ||
+	    add_string(obj, "TS", ts) || add_string(obj, "ID", dev->id) ||
+	    add_string(obj, "A", dev->address_text) || add_blocks(obj, dev))
+		goto fail;
+
+	if (r->error[0] != '\0') {
+		if (add_string(obj, "ERR", r->error))
+			goto fail;
+	} else {
+		json_t *v = json_array();
+		if (!v)
+			goto fail;
+		for (size_t i = 0; i < r->value_count; i++) {
+			if (json_array_append_new(v, json_integer(r->values[i]))) {
+				json_decref(v);
+				goto fail;
+			}
+		}
+		if (json_object_set_new(obj, "V", v))
+			goto fail;
+	}
+	if (add_string(obj, "P", ctx->logger_id))
+		goto fail;
+
+	out = json_dumps(obj, JSON_COMPACT);
+fail:
+	json_decref(obj);
+	return out;
+}
+
+void reading_clear(struct reading *r)
+{
+	if (!r)
+		return;
+	free(r->values);
+	r->values = NULL;
+	r->value_count = 0;
+}

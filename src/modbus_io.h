@@ -1,0 +1,42 @@
+/*
+ * modbus_io.h - one Modbus connection (a serial bus or a TCP endpoint), over libmodbus.
+ *
+ * This is the only module that includes <modbus.h>. A struct mbio connects lazily and
+ * reconnects by itself: a read on a closed connection opens it first, and a failed read
+ * leaves the link in a state where the next read is correct (see modbus_io.c for how late
+ * replies are kept from shifting later readings). Not thread-safe: one bus worker owns
+ * each mbio, which is also what keeps requests on a serial line strictly one at a time.
+ */
+#ifndef MODBRIDGE_MODBUS_IO_H
+#define MODBRIDGE_MODBUS_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct mbio;
+
+/* Creates an RTU link on a serial port (not opened yet). Returns 0 or MB_ERR_NOMEM. */
+int mbio_new_rtu(const struct serial_port_config *port, struct mbio **out);
+
+/* Creates a Modbus TCP link to host:port (not connected yet). */
+int mbio_new_tcp(const char *host, int port, struct mbio **out);
+
+/* Closes and frees. Accepts NULL. */
+void mbio_free(struct mbio *io);
+
+/* A short name for logs: "com2 (/dev/ttyS1)" or "192.168.1.20:502". */
+const char *mbio_name(const struct mbio *io);
+
+/*
+ * Reads count values starting at start with function code 1..4 from slave (RTU address
+ * or TCP unit id), into dest (count entries; bits are stored as 0/1). timeout_ms is the
+ * response time-out for this request. On failure returns MB_ERR_MODBUS and writes a short
+ * reason ("timeout", "exception 2 illegal data address", "crc error", "connect: ...")
+ * into reason; dest is then undefined.
+ */
+int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t count,
+	      int timeout_ms, uint16_t *dest, char *reason, size_t reason_len);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * poll.h - the scheduler and bus workers.
+ *
+ * Devices are grouped into buses: all RTU devices on one serial port form one bus, and
+ * all TCP devices at one host:port form another. Each bus gets one worker thread that
+ * owns its Modbus link, so the requests of a serial line are strictly serialized and a
+ * slow or dead bus never delays another. Each device is read at the instants that are
+ * whole multiples of its period (wall clock, UTC); a read that overruns skips the
+ * instants it missed rather than drifting.
+ *
+ * Every reading (successful or failed) is handed to the sink, from the worker's thread.
+ * The sink borrows the reading and must copy what it keeps.
+ */
+#ifndef MODBRIDGE_POLL_H
+#define MODBRIDGE_POLL_H
+
+#include "config.h"
+#include "message.h"
+
+typedef void (*poll_sink_fn)(void *ctx, const struct reading *r);
+
+struct poller;
+
+/*
+ * Starts one worker per bus for the devices of cfg that have logger set. cfg must outlive
+ * the poller. Returns 0 and stores the poller in *out, or a negative mb_error.
+ */
+int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, struct poller **out);
+
+/* Stops the workers (a read in progress finishes first), joins them and frees. Accepts NULL. */
+void poller_stop(struct poller *p);
+
+/*
+ * Polls one device once, now, on a fresh link (the CLI's "read", the router's Test
+ * button). Fills *out (the caller calls reading_clear). Returns 0 when the reading was
+ * taken (out->error tells whether the device answered), or MB_ERR_NOMEM.
+ */
+int poll_device_now(const struct device_config *dev, struct reading *out);
+
+#endif

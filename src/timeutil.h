@@ -1,0 +1,30 @@
+/*
+ * timeutil.h - clocks, the aligned schedule, and time stamp formatting.
+ * Pure functions apart from the clock reads; no shared state.
+ */
+#ifndef MODBRIDGE_TIMEUTIL_H
+#define MODBRIDGE_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall-clock time in milliseconds since the Unix epoch (CLOCK_REALTIME). */
+int64_t time_now_ms(void);
+
+/* Monotonic time in milliseconds (CLOCK_MONOTONIC), for time-outs and intervals. */
+int64_t time_mono_ms(void);
+
+/*
+ * The first instant strictly after now_ms that is a whole multiple of period_ms since the
+ * epoch (UTC): a 10-minute period gives xx:00, xx:10, ... as the router does.
+ * period_ms must be > 0.
+ */
+int64_t time_next_aligned_ms(int64_t now_ms, int64_t period_ms);
+
+/* Writes "yyyy-mm-ddTHH:MM:SSZ" (UTC, seconds precision) into buf; returns 0 or MB_ERR_INVAL. */
+int time_format_iso8601(int64_t ms, char *buf, size_t len);
+
+/* Sleeps for ms milliseconds (restarting after signals). */
+void time_sleep_ms(int64_t ms);
+
+#endif
