@@ -1,0 +1,47 @@
+/* test_timeutil.c - the aligned schedule and ISO-8601 formatting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "timeutil.h"
+
+static void ten_minute_period_aligns_to_the_clock(void **state)
+{
+	(void)state;
+	/* 2022-07-15T10:09:01Z -> the next 10-minute instant is 10:10:00. */
+	assert_int_equal(time_next_aligned_ms(1657879741000LL, 600000), 1657879800000LL);
+	/* Exactly on an instant: the *next* one, never the same one twice. */
+	assert_int_equal(time_next_aligned_ms(1657879800000LL, 600000), 1657880400000LL);
+	assert_int_equal(time_next_aligned_ms(1657879799999LL, 600000), 1657879800000LL);
+}
+
+static void sub_second_periods(void **state)
+{
+	(void)state;
+	assert_int_equal(time_next_aligned_ms(1234, 500), 1500);
+	assert_int_equal(time_next_aligned_ms(1500, 500), 2000);
+	assert_int_equal(time_next_aligned_ms(0, 1000), 1000);
+}
+
+static void iso8601_format(void **state)
+{
+	(void)state;
+	char buf[32];
+	assert_int_equal(time_format_iso8601(1657880042999LL, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2022-07-15T10:14:02Z");
+	assert_int_equal(time_format_iso8601(0, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "1970-01-01T00:00:00Z");
+	assert_int_not_equal(time_format_iso8601(0, buf, 5), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(ten_minute_period_aligns_to_the_clock),
+		cmocka_unit_test(sub_second_periods),
+		cmocka_unit_test(iso8601_format),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
