@@ -91,7 +91,7 @@ static int cmd_check(const char *path)
 	size_t serial_devices = 0;
 	for (size_t i = 0; i < cfg->device_count; i++)
 		serial_devices += cfg->devices[i].transport == TRANSPORT_RTU;
-	printf("%s: OK\n", path);
+	printf("%s:\n", path);
 	printf("  identity (IMEI): %s%s\n", cfg->imei, cfg->imei_configured ? "" : " (host name)");
 	printf("  devices: %zu (%zu RTU, %zu TCP); serial ports: %zu\n", cfg->device_count,
 	       serial_devices, cfg->device_count - serial_devices, cfg->serial_port_count);
@@ -115,6 +115,10 @@ static int cmd_check(const char *path)
 				printf("  mqtt: the broker is verified against the system CA store\n");
 		}
 	}
+	if (problems)
+		fprintf(stderr, "%s: %d certificate problem(s)\n", path, problems);
+	else
+		printf("%s: OK\n", path);
 	config_free(cfg);
 	return problems ? 1 : 0;
 }

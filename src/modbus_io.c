@@ -159,7 +159,7 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
 	int rc;
 
 	if (!io->connected && link_open(io, reason, reason_len) != 0)
-		return MB_ERR_MODBUS;
+		return MB_ERR_IO;
 
 	modbus_set_slave(io->ctx, slave);
 	modbus_set_response_timeout(io->ctx, (uint32_t)(timeout_ms / 1000),

@@ -32,9 +32,10 @@ const char *mbio_name(const struct mbio *io);
 /*
  * Reads count values starting at start with function code 1..4 from slave (RTU address
  * or TCP unit id), into dest (count entries; bits are stored as 0/1). timeout_ms is the
- * response time-out for this request. On failure returns MB_ERR_MODBUS and writes a short
- * reason ("timeout", "exception 2 illegal data address", "crc error", "connect: ...")
- * into reason; dest is then undefined.
+ * response time-out for this request. On failure writes a short reason ("timeout",
+ * "exception 2 illegal data address", "crc error", "connection refused", ...) into reason
+ * and returns MB_ERR_IO when the link could not be opened (nothing was sent) or
+ * MB_ERR_MODBUS when the transaction failed; dest is then undefined.
  */
 int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t count,
 	      int timeout_ms, uint16_t *dest, char *reason, size_t reason_len);

@@ -60,9 +60,11 @@ static int read_device(struct mbio *io, const struct device_config *dev, struct 
 	for (size_t i = 0; i < dev->block_count; i++) {
 		const struct block *b = &dev->blocks[i];
 		char reason[READING_ERROR_MAX - 32];
-		if (mbio_read(io, dev->slave, dev->function, b->start, b->count, timeout_ms,
-			      r->values + position, reason, sizeof(reason)) != 0) {
-			if (dev->block_count > 1)
+		int rc = mbio_read(io, dev->slave, dev->function, b->start, b->count, timeout_ms,
+				   r->values + position, reason, sizeof(reason));
+		if (rc != 0) {
+			/* Name the block only when the block itself failed, not the link. */
+			if (dev->block_count > 1 && rc == MB_ERR_MODBUS)
 				snprintf(r->error, sizeof(r->error), "block %u+%u: %s", b->start,
 					 b->count, reason);
 			else
