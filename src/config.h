@@ -22,7 +22,7 @@ struct serial_port_config {
 	char *name;           /* "com2": what devices refer to */
 	char *device;         /* "/dev/ttyS1" */
 	int baudrate;         /* 1200 .. 921600 */
-	int data_bits;        /* 5..8 */
+	int data_bits;        /* 7 or 8 */
 	char parity;          /* 'N', 'E' or 'O' */
 	int stop_bits;        /* 1 or 2 */
 	int timeout_ms;       /* response time-out, default 1000 */
@@ -53,7 +53,7 @@ struct device_config {
 	enum reg_type type;
 	int64_t period_ms;              /* read period; the schedule is aligned to it */
 	bool logger;                    /* readings go to the logger (store + forward) */
-	int timeout_ms;                 /* TCP response time-out (RTU uses the port's) */
+	int timeout_ms;                 /* TCP response time-out; RTU: a copy of the port's */
 	int line;
 };
 
@@ -68,9 +68,10 @@ struct logger_config {
 	int array_max_count;        /* bound of one array, default 50 */
 	size_t array_max_bytes;     /* bound of one array payload, default 64 KiB */
 	bool error_messages;        /* publish ERR messages for failed reads (default true) */
-	char *store_path;           /* SQLite file, default /var/lib/modbridge/store.db */
+	/* SQLite file, default /var/lib/modbridge/store.db; relative to the file's directory */
+	char *store_path;
 	char *topic;                /* default "[IMEI]/logger"; [IMEI] not yet replaced */
-	int inflight_window;        /* messages in flight to the broker, default 32 */
+	int inflight_window;        /* messages in flight to the broker, default 64 */
 };
 
 struct at_topic_pair {
@@ -80,16 +81,22 @@ struct at_topic_pair {
 
 struct mqtt_config {
 	bool enabled;
-	char *broker;        /* as written, e.g. "ssl://test.mosquitto.org:8884" */
+	/* As written, e.g. "ssl://test.mosquitto.org:8884"; NULL (host NULL, port 0) when
+	 * MQTT is disabled and no broker is given. */
+	char *broker;
 	bool tls;            /* ssl:// or mqtts:// */
 	char *host;
 	int port;            /* default 1883 (tcp) or 8883 (ssl) */
 	char *username;      /* NULL when blank */
 	char *password;      /* NULL when blank; never log it */
-	char *client_id;     /* default "[IMEI]"; [IMEI] not yet replaced */
+	/* Default "[IMEI]"; [IMEI] not yet replaced. "" when set blank: let the library pick
+	 * one (never together with persistence). */
+	char *client_id;
 	int qos;             /* 0..2, default 1 */
 	int keepalive_s;     /* 30..3600, default 60 */
 	bool persistence;    /* persistent session: clean session off */
+	/* The four paths below are resolved against the file's directory when relative,
+	 * were readable at load time, and are NULL when the broker URL is not TLS. */
 	char *ca_file;       /* NULL: the system's CA store */
 	char *ca_path;       /* directory of CA certificates (c_rehash form), optional */
 	char *cert_file;     /* client certificate (PEM), optional */
