@@ -24,7 +24,7 @@ PERIOD = os.environ.get("DEMO_PERIOD", "5s")
 
 def main():
     seconds = float(os.environ.get("DEMO_SECONDS", "30"))
-    with harness.Workdir("modbridge-demo") as wd:
+    with harness.Workdir("demo") as wd:
         pki = harness.make_pki(wd.path)
         broker = harness.Broker(wd, pki)
         broker.start()
