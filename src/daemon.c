@@ -16,7 +16,7 @@
 #include "log.h"
 #include "message.h"
 #include "mqtt.h"
-#include "poll.h"
+#include "poller.h"
 #include "store.h"
 
 /* How long SIGTERM waits for messages in flight to be confirmed. */

@@ -17,7 +17,7 @@
 #include "error.h"
 #include "log.h"
 #include "message.h"
-#include "poll.h"
+#include "poller.h"
 #include "store.h"
 #include "timeutil.h"
 

@@ -6,17 +6,27 @@
  * later reading is silently shifted by one. We therefore flush the input when a link is
  * opened, before every RTU request, and after every failure; and a TCP link that had a
  * time-out or a framing error is closed, so the next read starts on a clean stream.
+ *
+ * A flush alone is not enough on a serial line: the late reply usually arrives *after*
+ * the flush, while the next request waits for its answer, and RTU frames carry no
+ * transaction id to tell them apart. So after a time-out we also wait until the line has
+ * been silent for one full response time-out, discarding whatever arrives (drain_line).
+ * That costs a dead device a second time-out per read; never publishing a shifted value
+ * is worth it.
  */
 #include "modbus_io.h"
 
 #include <errno.h>
 #include <modbus.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "log.h"
+#include "timeutil.h"
 
 struct mbio {
 	modbus_t *ctx;
@@ -112,6 +122,41 @@ static void describe_error(int err, char *reason, size_t len)
 	snprintf(reason, len, "%s", text);
 }
 
+/*
+ * Discards input until the line has been quiet for quiet_ms, or for at most 3 * quiet_ms
+ * in all (a babbling device must not hold the bus forever).
+ */
+static void drain_line(struct mbio *io, int quiet_ms)
+{
+	int fd = modbus_get_socket(io->ctx);
+	int64_t give_up = time_mono_ms() + 3LL * quiet_ms;
+	unsigned char junk[256];
+	size_t discarded = 0;
+
+	if (fd < 0)
+		return;
+	for (;;) {
+		int64_t left = give_up - time_mono_ms();
+		if (left <= 0)
+			break;
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int n = poll(&pfd, 1, (int)(left < quiet_ms ? left : quiet_ms));
+		if (n == 0)
+			break; /* quiet long enough */
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		ssize_t got = read(fd, junk, sizeof(junk));
+		if (got <= 0)
+			break;
+		discarded += (size_t)got;
+	}
+	if (discarded)
+		log_debug("%s: discarded %zu late byte(s) after a time-out", io->name, discarded);
+}
+
 static int link_open(struct mbio *io, char *reason, size_t len)
 {
 	if (io->is_rtu) {
@@ -198,6 +243,8 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
 		return MB_ERR_MODBUS;
 	}
 	if (io->is_rtu && err != EBADF && err != EIO && err != ENXIO) {
+		if (err == ETIMEDOUT || err == EMBBADCRC || err == EMBBADSLAVE || err == EMBBADDATA)
+			drain_line(io, timeout_ms);
 		modbus_flush(io->ctx);
 	} else {
 		/* TCP: after a time-out the reply may still come; a fresh connection is the only

@@ -1,5 +1,5 @@
 /*
- * poll.h - the scheduler and bus workers.
+ * poller.h - the scheduler and bus workers.
  *
  * Devices are grouped into buses: all RTU devices on one serial port form one bus, and
  * all TCP devices at one host:port form another. Each bus gets one worker thread that
@@ -11,8 +11,8 @@
  * Every reading (successful or failed) is handed to the sink, from the worker's thread.
  * The sink borrows the reading and must copy what it keeps.
  */
-#ifndef MODBRIDGE_POLL_H
-#define MODBRIDGE_POLL_H
+#ifndef MODBRIDGE_POLLER_H
+#define MODBRIDGE_POLLER_H
 
 #include "config.h"
 #include "message.h"

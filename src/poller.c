@@ -1,11 +1,11 @@
 /*
- * poll.c - bus workers and the aligned schedule; see poll.h.
+ * poller.c - bus workers and the aligned schedule; see poller.h.
  *
  * Threading: one pthread per bus. A worker touches only its own struct bus and the
  * read-only config; it sleeps on its own condition variable (monotonic clock) so that
  * poller_stop() can wake it at once.
  */
-#include "poll.h"
+#include "poller.h"
 
 #include <pthread.h>
 #include <stdbool.h>
