@@ -387,6 +387,13 @@ extendedKeyUsage = serverAuth
 subjectAltName = DNS:localhost,IP:127.0.0.1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid,issuer
+[v3_other_server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:broker.invalid
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
 [v3_client]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
@@ -410,7 +417,9 @@ def make_pki(dirpath):
     Keys of the returned dict (absolute paths): ca, ca_key, server_cert, server_key
     (CN=localhost, SAN DNS:localhost, IP:127.0.0.1), client_cert, client_key
     (CN=modbridge-test, signed by ca), wrong_ca (an unrelated CA), wrong_ca_key,
-    wrong_client_cert / wrong_client_key (CN=modbridge-test signed by wrong_ca), dir.
+    wrong_client_cert / wrong_client_key (CN=modbridge-test signed by wrong_ca),
+    other_server_cert / other_server_key (signed by ca, but for the name broker.invalid
+    only: for host-name verification tests), dir.
     A Workdir puts the files in <workdir>/pki.
     """
     if isinstance(dirpath, Workdir):
@@ -440,6 +449,7 @@ def make_pki(dirpath):
     ca("ca", "modbridge-test-ca")
     leaf("server", "localhost", "v3_server", "ca")
     leaf("client", "modbridge-test", "v3_client", "ca")
+    leaf("other-server", "broker.invalid", "v3_other_server", "ca")
     ca("wrong-ca", "modbridge-wrong-ca")
     leaf("wrong-client", "modbridge-test", "v3_client", "wrong-ca")
     j = lambda n: os.path.join(path, n)  # noqa: E731
@@ -450,6 +460,7 @@ def make_pki(dirpath):
         "client_cert": j("client.crt"), "client_key": j("client.key"),
         "wrong_ca": j("wrong-ca.crt"), "wrong_ca_key": j("wrong-ca.key"),
         "wrong_client_cert": j("wrong-client.crt"), "wrong_client_key": j("wrong-client.key"),
+        "other_server_cert": j("other-server.crt"), "other_server_key": j("other-server.key"),
     }
 
 

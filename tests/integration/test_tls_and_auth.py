@@ -3,6 +3,8 @@
 
 - 8883-like (server TLS only): works with the right CA; with the wrong CA the daemon logs a
   clear verification error and never connects; allow_all_certificates connects but warns.
+  A broker whose certificate is signed by the right CA but for another host name is
+  refused too: host-name verification is on by default.
 - 8884-like (client certificate required): works with our certificate; without one, a clear
   error and no connection.
 - 8885-like (TLS + password): works with the right password; the wrong one is refused with
@@ -79,6 +81,13 @@ def main():
         expect_refusal(broker, wd, tcp_port, "tls-wrong-ca",
                        f"  broker: ssl://localhost:{broker.port_tls}\n  ca_file: {p['wrong_ca']}\n",
                        r"cannot connect to .*certificate could not be verified")
+        other = harness.Broker(wd, dict(pki, server_cert=p["other_server_cert"],
+                                        server_key=p["other_server_key"]), name="mosquitto-other")
+        other.start()
+        expect_refusal(other, wd, tcp_port, "tls-wrong-name",
+                       f"  broker: ssl://localhost:{other.port_tls}\n  ca_file: {p['ca']}\n",
+                       r"cannot connect to .*does not match the host name 'localhost'")
+        other.stop()
         d = expect_delivery(broker, wd, tcp_port, "tls-insecure",
                             f"  broker: ssl://localhost:{broker.port_tls}\n  ca_file: {p['wrong_ca']}\n"
                             "  allow_all_certificates: true\n", warn=r"INSECURE")
