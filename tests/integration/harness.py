@@ -764,6 +764,7 @@ class Subscriber:
             time.sleep(backoff)
 
     def _on_line(self, raw):
+        arrival = time.time()
         try:
             rec = json.loads(raw)
         except ValueError:
@@ -772,6 +773,7 @@ class Subscriber:
             return
         payload = rec.get("payload")
         rec["payload"] = "" if payload is None else payload
+        rec["arrival"] = arrival
         with self._cond:
             if rec["payload"].startswith(PROBE_PREFIX):
                 self._probes.add(rec["payload"])
@@ -815,7 +817,8 @@ class Subscriber:
             return [(r["topic"], r["payload"]) for r in self._records]
 
     def records(self):
-        """Full records: dicts with topic, payload, qos, retain, mid, tst."""
+        """Full records: dicts with topic, payload, qos, retain, mid, tst, and arrival (the
+        time.time() at which the harness read the line: for latency figures)."""
         with self._cond:
             return [dict(r) for r in self._records]
 
