@@ -28,7 +28,7 @@
 
 /* A configuration is a few kilobytes; the bound only stops a wrong path from eating RAM. */
 #define MAX_FILE_SIZE (4L * 1024 * 1024)
-#define MAX_KEYS 16
+#define MAX_KEYS 24
 #define KEY_LEN 160
 #define ID_MAX_LEN 64
 #define MQTT_TOPIC_MAX 65535
@@ -88,6 +88,7 @@ static const char *const device_keys[] = {
 static const char *const logger_keys[] = {
 	"id", "send_mode", "time_format", "array", "array_max_count", "array_max_bytes",
 	"error_messages", "store", "mode", "topic", "use_script", "inflight_window",
+	"max_messages", "max_bytes", "full_policy", "memory_max_messages", "memory_max_bytes",
 };
 static const char *const mqtt_keys[] = {
 	"enabled", "broker", "username", "password", "client_id", "qos", "keepalive",
@@ -112,6 +113,10 @@ struct choice {
 /* New register types go here (and into enum reg_type); nothing else needs to change. */
 static const struct choice reg_types[] = {
 	{"word", REG_TYPE_WORD},
+};
+
+static const struct choice full_policies[] = {
+	{"drop_oldest", STORE_DROP_OLDEST}, {"drop_newest", STORE_DROP_NEWEST},
 };
 
 static const struct choice parities[] = {
@@ -1479,6 +1484,20 @@ static void parse_logger(struct ctx *c, const struct obj *top)
 	if (get_bool(&o, "use_script", &b) == 1 && b)
 		obj_error(&o, "use_script", "JSON transformer scripts are not supported yet (allowed: false)");
 	get_int(&o, "inflight_window", 1, 1000, "", &l->inflight_window);
+
+	/* Bounds of the store and of the memory buffer used while the store fails. */
+	long long n;
+	if (get_ll(&o, "max_messages", 0, 1000000000LL, " readings", &n) == 1)
+		l->max_messages = n;
+	if (get_ll(&o, "max_bytes", 0, 1LL << 40, " bytes", &n) == 1)
+		l->max_bytes = n;
+	if (get_choice(&o, "full_policy", full_policies, ARRAY_SIZE(full_policies),
+		       "drop_oldest, drop_newest", &v) == 1)
+		l->full_policy = (enum store_full_policy)v;
+	if (get_ll(&o, "memory_max_messages", 1, 10000000LL, " readings", &n) == 1)
+		l->memory_max_messages = n;
+	if (get_ll(&o, "memory_max_bytes", 1024, 1LL << 32, " bytes", &n) == 1)
+		l->memory_max_bytes = n;
 }
 
 static void parse_broker(const struct obj *o, struct mqtt_config *m, bool *tls_known)
@@ -1685,6 +1704,11 @@ static int set_defaults(struct config *cfg)
 	cfg->logger.array_max_bytes = 65536;
 	cfg->logger.error_messages = true;
 	cfg->logger.inflight_window = 64;
+	cfg->logger.max_messages = 1000000;
+	cfg->logger.max_bytes = 256LL * 1024 * 1024;
+	cfg->logger.full_policy = STORE_DROP_OLDEST;
+	cfg->logger.memory_max_messages = 10000;
+	cfg->logger.memory_max_bytes = 8LL * 1024 * 1024;
 	cfg->mqtt.enabled = true;
 	cfg->mqtt.qos = 1;
 	cfg->mqtt.keepalive_s = 60;

@@ -58,6 +58,12 @@ struct device_config {
 };
 
 enum send_mode { SEND_FIFO, SEND_LIFO };
+
+/* What a full store (or a full memory buffer) gives up. */
+enum store_full_policy {
+	STORE_DROP_OLDEST, /* default: keep the newest readings */
+	STORE_DROP_NEWEST, /* keep the oldest readings; refuse new ones while full */
+};
 enum time_format { TIME_ISO8601, TIME_UNIX };
 
 struct logger_config {
@@ -72,6 +78,11 @@ struct logger_config {
 	char *store_path;
 	char *topic;                /* default "[IMEI]/logger"; [IMEI] not yet replaced */
 	int inflight_window;        /* messages in flight to the broker, default 64 */
+	int64_t max_messages;       /* store bound in readings, default 1000000; 0 = none */
+	int64_t max_bytes;          /* store bound in JSON bytes, default 256 MiB; 0 = none */
+	enum store_full_policy full_policy; /* default drop_oldest */
+	int64_t memory_max_messages; /* in-memory buffer while the store fails, default 10000 */
+	int64_t memory_max_bytes;    /* ... and in bytes, default 8 MiB */
 };
 
 struct at_topic_pair {

@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "forward.h"
+#include "ingest.h"
 #include "log.h"
 #include "message.h"
 #include "mqtt.h"
@@ -25,11 +26,12 @@
 struct daemon_ctx {
 	const struct config *cfg;
 	struct store *store;
+	struct ingest *ingest;
 	struct forwarder *fw;
 	struct message_context msg;
 };
 
-/* Runs on bus worker threads: encode, commit, then wake the forwarder. */
+/* Runs on bus worker threads: encode, then hand over to the ingest (group commit). */
 static void store_reading(void *arg, const struct reading *r)
 {
 	struct daemon_ctx *d = arg;
@@ -40,12 +42,16 @@ static void store_reading(void *arg, const struct reading *r)
 		log_error("device %s: out of memory encoding a reading; reading lost", r->device->id);
 		return;
 	}
-	if (store_put(d->store, r->ts_ms, r->device->id, json, strlen(json), NULL) != 0)
-		log_error("device %s: reading could NOT be stored and is lost: %s", r->device->id, json);
-	else if (d->fw)
-		forwarder_notify(d->fw);
 	log_debug("device %s: %s", r->device->id, json);
-	free(json);
+	ingest_push(d->ingest, r->ts_ms, r->device->id, json, strlen(json));
+}
+
+/* Runs on the ingest's writer thread after readings were committed. */
+static void readings_committed(void *arg)
+{
+	struct daemon_ctx *d = arg;
+	if (d->fw)
+		forwarder_notify(d->fw);
 }
 
 int daemon_run(const struct config *cfg)
@@ -64,6 +70,7 @@ int daemon_run(const struct config *cfg)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN); /* a broker closing the socket must not kill us */
+	signal(SIGXFSZ, SIG_IGN); /* a file size limit must be an error (EFBIG), not death */
 
 	log_info("modbridge %s starting (identity %s%s)", MODBRIDGE_VERSION, cfg->imei,
 		 cfg->imei_configured ? "" : ", from the host name");
@@ -72,6 +79,12 @@ int daemon_run(const struct config *cfg)
 		log_error("cannot open the store %s; not starting", cfg->logger.store_path);
 		return rc;
 	}
+	struct store_limits limits = {
+		.max_messages = cfg->logger.max_messages,
+		.max_bytes = cfg->logger.max_bytes,
+		.policy = cfg->logger.full_policy,
+	};
+	store_set_limits(d.store, &limits);
 	mqtt_global_init();
 	if (cfg->mqtt.enabled) {
 		rc = forwarder_new(cfg, d.store, &d.fw);
@@ -83,6 +96,18 @@ int daemon_run(const struct config *cfg)
 		}
 	} else {
 		log_warn("mqtt.enabled is false: readings are stored but not sent");
+	}
+	struct ingest_options io = {
+		.memory_max_messages = (size_t)cfg->logger.memory_max_messages,
+		.memory_max_bytes = (size_t)cfg->logger.memory_max_bytes,
+		.policy = cfg->logger.full_policy,
+		.committed = readings_committed,
+		.ctx = &d,
+	};
+	rc = ingest_start(d.store, &io, &d.ingest);
+	if (rc) {
+		log_error("cannot start the store writer: %s", mb_strerror(rc));
+		goto out;
 	}
 	rc = poller_start(cfg, store_reading, &d, &poller);
 	if (rc) {
@@ -105,6 +130,7 @@ int daemon_run(const struct config *cfg)
 
 out:
 	poller_stop(poller);
+	ingest_stop(d.ingest, SHUTDOWN_FLUSH_MS); /* readings still in memory go to the store */
 	forwarder_stop(d.fw, SHUTDOWN_FLUSH_MS);
 	forwarder_free(d.fw);
 	store_close(d.store);

@@ -14,6 +14,9 @@ const char *mb_strerror(int code)
 	case MB_ERR_MQTT: return "MQTT error";
 	case MB_ERR_NOTFOUND: return "not found";
 	case MB_ERR_TLS: return "TLS error";
+	case MB_ERR_DISK_FULL: return "disk full";
+	case MB_ERR_READONLY: return "read-only file system or file";
+	case MB_ERR_CORRUPT: return "database file is damaged";
 	}
 	return "unknown error";
 }

@@ -19,6 +19,9 @@ enum mb_error {
 	MB_ERR_MQTT = -7,     /* MQTT client failed */
 	MB_ERR_NOTFOUND = -8, /* no such item */
 	MB_ERR_TLS = -9,      /* certificate or key problem */
+	MB_ERR_DISK_FULL = -10, /* no space left for the store */
+	MB_ERR_READONLY = -11,  /* the store's file system or file is read-only */
+	MB_ERR_CORRUPT = -12,   /* the store file is damaged or not a database */
 };
 
 /* Returns a static, human-readable description of an mb_error code. */

@@ -179,6 +179,10 @@ static int cmd_queue(const char *path)
 	}
 	printf("store    %s\n", cfg->logger.store_path);
 	printf("backlog  %" PRId64 "\n", st.count);
+	printf("bytes    %" PRId64 " (JSON)\n", st.payload_bytes);
+	printf("limits   %" PRId64 " readings, %" PRId64 " bytes (0 = none), %s when full\n",
+	       cfg->logger.max_messages, cfg->logger.max_bytes,
+	       cfg->logger.full_policy == STORE_DROP_NEWEST ? "drop newest" : "drop oldest");
 	print_time("oldest", st.oldest_ts_ms);
 	print_time("newest", st.newest_ts_ms);
 	printf("sent     %" PRId64 "\n", st.sent);

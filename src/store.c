@@ -1,18 +1,23 @@
 /*
  * store.c - SQLite queue of readings; see store.h.
  *
- * Durability: the database runs in WAL mode with synchronous=FULL. In WAL mode,
- * synchronous=NORMAL already survives a crash of the process (kill -9), but may lose the
- * last commits on power loss or a kernel crash; FULL fsyncs the WAL at every commit, so a
- * reading that store_put() reported as stored survives pulling the plug, which is exactly
- * what an edge box on a DIN rail meets. The cost is one fsync per commit; callers batch
- * deletes to keep the number of commits low.
+ * Durability: the database runs in WAL mode. Inserts commit with synchronous=FULL, which
+ * fsyncs the WAL at every commit: a reading that store_put_batch() reported as stored
+ * survives pulling the plug, which is exactly what an edge box on a DIN rail meets.
+ * (synchronous=NORMAL would survive kill -9 but may lose the last commits on power loss.)
+ * Deletes of delivered readings commit with synchronous=NORMAL: losing one to a power cut
+ * only means that reading is sent again (at-least-once), and it saves an fsync per
+ * confirmation batch; the next FULL commit makes them durable too. Callers batch inserts
+ * (one transaction per group of readings) to keep the number of fsyncs low.
  *
  * Schema version 1:
  *   meta(key TEXT PRIMARY KEY, value INTEGER)  -- schema_version, sent, dropped
  *   queue(id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms, device, payload)
  * AUTOINCREMENT keeps ids from being reused after deletes, so id order is insertion
  * order for the lifetime of the file (FIFO/LIFO rely on it).
+ *
+ * The queue's length and payload bytes are kept in memory (loaded at open, updated by
+ * every change) so the limits cost nothing per insert.
  */
 #include "store.h"
 
@@ -20,11 +25,11 @@
 #include <libgen.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "error.h"
 #include "log.h"
@@ -40,23 +45,46 @@ struct store {
 	sqlite3_stmt *fetch_lifo;
 	sqlite3_stmt *remove;
 	sqlite3_stmt *add_counter;
+	sqlite3_stmt *oldest;
+	struct store_limits limits;
+	int64_t count;  /* rows in queue */
+	int64_t bytes;  /* sum of payload lengths */
 };
 
-static int fail_sql(struct store *s, const char *what)
+/* Maps an SQLite result code to our classification. */
+static int classify(int sqlite_rc)
 {
-	log_error("store %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
-	return MB_ERR_STORE;
+	switch (sqlite_rc & 0xff) {
+	case SQLITE_FULL: return MB_ERR_DISK_FULL;
+	case SQLITE_READONLY: return MB_ERR_READONLY;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB: return MB_ERR_CORRUPT;
+	case SQLITE_NOMEM: return MB_ERR_NOMEM;
+	case SQLITE_IOERR:
+		/* SQLite reports some out-of-space writes as I/O errors; the OS knows better. */
+		return MB_ERR_STORE;
+	default: return MB_ERR_STORE;
+	}
+}
+
+/* Logs at debug level: callers log the failure once per episode with their context. */
+static int fail_sql(struct store *s, const char *what, int sqlite_rc)
+{
+	int err = sqlite3_system_errno(s->db);
+	int rc = classify(sqlite_rc);
+	if (rc == MB_ERR_STORE && (err == ENOSPC || err == EDQUOT))
+		rc = MB_ERR_DISK_FULL;
+	else if (rc == MB_ERR_STORE && err == EROFS)
+		rc = MB_ERR_READONLY;
+	log_debug("store %s: %s: %s (%s)", s->path, what, sqlite3_errmsg(s->db),
+		  err ? strerror(err) : "-");
+	return rc;
 }
 
 static int exec_sql(struct store *s, const char *sql)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		log_error("store %s: %s: %s", s->path, sql, msg ? msg : "?");
-		sqlite3_free(msg);
-		return MB_ERR_STORE;
-	}
-	return 0;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : fail_sql(s, sql, rc);
 }
 
 static int make_parent_dir(const char *path)
@@ -67,48 +95,133 @@ static int make_parent_dir(const char *path)
 	char *dir = dirname(copy);
 	int rc = 0;
 	struct stat st;
-	if (stat(dir, &st) != 0) {
-		if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-			log_error("store %s: cannot create directory %s: %s", path, dir, strerror(errno));
-			rc = MB_ERR_STORE;
-		}
+	if (stat(dir, &st) != 0 && mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		log_error("store %s: cannot create directory %s: %s", path, dir, strerror(errno));
+		rc = errno == EROFS ? MB_ERR_READONLY : MB_ERR_STORE;
 	}
 	free(copy);
 	return rc;
 }
 
-static int migrate(struct store *s)
+static int64_t query_int(struct store *s, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
-	int version = 0;
-	if (exec_sql(s, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"))
-		return MB_ERR_STORE;
-	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='schema_version'", -1, &st,
-			       NULL) != SQLITE_OK)
-		return fail_sql(s, "read schema version");
-	if (sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
+	int64_t v = 0;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	return v;
+}
 
+static int migrate(struct store *s)
+{
+	int rc = exec_sql(s, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+	if (rc)
+		return rc;
+	int64_t version = query_int(s, "SELECT value FROM meta WHERE key='schema_version'");
 	if (version > STORE_SCHEMA_VERSION) {
-		log_error("store %s: schema version %d is newer than this modbridge supports (%d)",
-			  s->path, version, STORE_SCHEMA_VERSION);
+		log_error("store %s: schema version %lld is newer than this modbridge supports (%d)",
+			  s->path, (long long)version, STORE_SCHEMA_VERSION);
 		return MB_ERR_STORE;
 	}
 	if (version < 1) {
-		if (exec_sql(s, "BEGIN IMMEDIATE") ||
-		    exec_sql(s, "CREATE TABLE IF NOT EXISTS queue("
-				"id INTEGER PRIMARY KEY AUTOINCREMENT,"
-				"ts_ms INTEGER NOT NULL,"
-				"device TEXT NOT NULL,"
-				"payload TEXT NOT NULL)") ||
-		    exec_sql(s, "INSERT OR IGNORE INTO meta VALUES('sent',0),('dropped',0)") ||
-		    exec_sql(s, "INSERT OR REPLACE INTO meta VALUES('schema_version',1)") ||
-		    exec_sql(s, "COMMIT")) {
+		if ((rc = exec_sql(s, "BEGIN IMMEDIATE")) ||
+		    (rc = exec_sql(s, "CREATE TABLE IF NOT EXISTS queue("
+				      "id INTEGER PRIMARY KEY AUTOINCREMENT,"
+				      "ts_ms INTEGER NOT NULL,"
+				      "device TEXT NOT NULL,"
+				      "payload TEXT NOT NULL)")) ||
+		    (rc = exec_sql(s, "INSERT OR IGNORE INTO meta VALUES('sent',0),('dropped',0)")) ||
+		    (rc = exec_sql(s, "INSERT OR REPLACE INTO meta VALUES('schema_version',1)")) ||
+		    (rc = exec_sql(s, "COMMIT"))) {
 			exec_sql(s, "ROLLBACK");
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static void close_db(struct store *s)
+{
+	sqlite3_finalize(s->insert);
+	sqlite3_finalize(s->fetch_fifo);
+	sqlite3_finalize(s->fetch_lifo);
+	sqlite3_finalize(s->remove);
+	sqlite3_finalize(s->add_counter);
+	sqlite3_finalize(s->oldest);
+	s->insert = s->fetch_fifo = s->fetch_lifo = s->remove = s->add_counter = s->oldest = NULL;
+	if (s->db)
+		sqlite3_close(s->db);
+	s->db = NULL;
+}
+
+static int prepare(struct store *s, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+	return rc == SQLITE_OK ? 0 : fail_sql(s, "prepare", rc);
+}
+
+/* Opens s->path into s->db and checks it; on failure the handle is closed again. */
+static int open_db(struct store *s)
+{
+	int rc = sqlite3_open_v2(s->path, &s->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = s->db ? fail_sql(s, "open", rc) : MB_ERR_NOMEM;
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	/* WAL: readers (modbridge queue) never block the daemon; see the durability note above. */
+	if ((rc = exec_sql(s, "PRAGMA journal_mode=WAL")) || (rc = exec_sql(s, "PRAGMA synchronous=FULL")))
+		goto fail;
+	/* quick_check reads every page once: affordable at start-up, and it catches a damaged
+	 * file before it fails in the middle of a transaction. */
+	sqlite3_stmt *check = NULL;
+	if ((rc = prepare(s, "PRAGMA quick_check(1)", &check)))
+		goto fail;
+	int step = sqlite3_step(check);
+	const unsigned char *verdict = step == SQLITE_ROW ? sqlite3_column_text(check, 0) : NULL;
+	if (step != SQLITE_ROW || !verdict || strcmp((const char *)verdict, "ok") != 0) {
+		rc = step == SQLITE_ROW ? MB_ERR_CORRUPT : fail_sql(s, "quick_check", step);
+		sqlite3_finalize(check);
+		goto fail;
+	}
+	sqlite3_finalize(check);
+	if ((rc = migrate(s)) ||
+	    (rc = prepare(s, "INSERT INTO queue(ts_ms, device, payload) VALUES(?,?,?)", &s->insert)) ||
+	    (rc = prepare(s, "SELECT id, ts_ms, payload FROM queue ORDER BY id ASC LIMIT ?", &s->fetch_fifo)) ||
+	    (rc = prepare(s, "SELECT id, ts_ms, payload FROM queue ORDER BY id DESC LIMIT ?", &s->fetch_lifo)) ||
+	    (rc = prepare(s, "DELETE FROM queue WHERE id=? RETURNING length(payload)", &s->remove)) ||
+	    (rc = prepare(s, "UPDATE meta SET value=value+? WHERE key=?", &s->add_counter)) ||
+	    (rc = prepare(s, "SELECT id, length(payload) FROM queue ORDER BY id ASC LIMIT 256", &s->oldest)))
+		goto fail;
+	s->count = query_int(s, "SELECT count(*) FROM queue");
+	s->bytes = query_int(s, "SELECT coalesce(sum(length(payload)),0) FROM queue");
+	return 0;
+fail:
+	close_db(s);
+	return rc;
+}
+
+/* Renames the database and its WAL/SHM files to "<path>.corrupt-<UTC time>". */
+static int move_aside(struct store *s)
+{
+	char stamp[32], from[4200], to[4300];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(from, sizeof(from), "%s%s", s->path, suffixes[i]);
+		snprintf(to, sizeof(to), "%s.corrupt-%s%s", s->path, stamp, suffixes[i]);
+		if (rename(from, to) != 0 && errno != ENOENT) {
+			log_error("store %s: cannot move the damaged file aside: %s", s->path, strerror(errno));
 			return MB_ERR_STORE;
 		}
 	}
+	log_error("store %s: the database file is damaged; moved it aside to %s.corrupt-%s and "
+		  "started a fresh store (the old file is kept for recovery)", s->path, s->path, stamp);
 	return 0;
 }
 
@@ -117,73 +230,159 @@ int store_open(const char *path, struct store **out)
 	struct store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return MB_ERR_NOMEM;
-	s->path = strdup(path);
 	pthread_mutex_init(&s->lock, NULL);
-	if (!s->path)
-		goto fail;
-	if (make_parent_dir(path))
-		goto fail;
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
-		log_error("store %s: cannot open: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
-		goto fail;
-	}
-	sqlite3_busy_timeout(s->db, 5000);
-	/* WAL: readers (modbridge queue) never block the daemon; see the durability note above. */
-	if (exec_sql(s, "PRAGMA journal_mode=WAL") || exec_sql(s, "PRAGMA synchronous=FULL") ||
-	    migrate(s))
-		goto fail;
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO queue(ts_ms, device, payload) VALUES(?,?,?)", -1,
-			       &s->insert, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "SELECT id, ts_ms, payload FROM queue ORDER BY id ASC LIMIT ?",
-			       -1, &s->fetch_fifo, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "SELECT id, ts_ms, payload FROM queue ORDER BY id DESC LIMIT ?",
-			       -1, &s->fetch_lifo, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "DELETE FROM queue WHERE id=?", -1, &s->remove, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "UPDATE meta SET value=value+? WHERE key=?", -1, &s->add_counter,
-			       NULL) != SQLITE_OK) {
-		fail_sql(s, "prepare statements");
-		goto fail;
+	s->path = strdup(path);
+	int rc = s->path ? make_parent_dir(path) : MB_ERR_NOMEM;
+	if (rc == 0)
+		rc = open_db(s);
+	if (rc == MB_ERR_CORRUPT && (rc = move_aside(s)) == 0)
+		rc = open_db(s);
+	if (rc) {
+		log_error("store %s: cannot open: %s", path, mb_strerror(rc));
+		store_close(s);
+		return rc;
 	}
 	*out = s;
 	return 0;
-fail:
-	store_close(s);
-	return MB_ERR_STORE;
+}
+
+void store_set_limits(struct store *s, const struct store_limits *limits)
+{
+	pthread_mutex_lock(&s->lock);
+	s->limits = *limits;
+	pthread_mutex_unlock(&s->lock);
 }
 
 void store_close(struct store *s)
 {
 	if (!s)
 		return;
-	sqlite3_finalize(s->insert);
-	sqlite3_finalize(s->fetch_fifo);
-	sqlite3_finalize(s->fetch_lifo);
-	sqlite3_finalize(s->remove);
-	sqlite3_finalize(s->add_counter);
-	if (s->db)
-		sqlite3_close(s->db);
+	close_db(s);
 	pthread_mutex_destroy(&s->lock);
 	free(s->path);
 	free(s);
 }
 
+const char *store_path(const struct store *s)
+{
+	return s->path;
+}
+
+static int add_counter(struct store *s, const char *key, int64_t n)
+{
+	sqlite3_reset(s->add_counter);
+	sqlite3_bind_int64(s->add_counter, 1, n);
+	sqlite3_bind_text(s->add_counter, 2, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s->add_counter);
+	sqlite3_reset(s->add_counter);
+	return rc == SQLITE_DONE ? 0 : fail_sql(s, "update counter", rc);
+}
+
+static bool over_limits(const struct store *s, int64_t extra_count, int64_t extra_bytes)
+{
+	const struct store_limits *l = &s->limits;
+	return (l->max_messages > 0 && s->count + extra_count > l->max_messages) ||
+	       (l->max_bytes > 0 && s->bytes + extra_bytes > l->max_bytes);
+}
+
+/* Inside a transaction: deletes the oldest rows until the queue is within its limits. */
+static int drop_oldest(struct store *s, int64_t *dropped)
+{
+	while (over_limits(s, 0, 0) && s->count > 0) {
+		int64_t ids[256], lens[256];
+		size_t n = 0;
+		int step;
+		sqlite3_reset(s->oldest);
+		while (n < 256 && (step = sqlite3_step(s->oldest)) == SQLITE_ROW) {
+			ids[n] = sqlite3_column_int64(s->oldest, 0);
+			lens[n] = sqlite3_column_int64(s->oldest, 1);
+			n++;
+		}
+		sqlite3_reset(s->oldest);
+		if (n == 0)
+			break;
+		for (size_t i = 0; i < n && over_limits(s, 0, 0); i++) {
+			sqlite3_reset(s->remove);
+			sqlite3_bind_int64(s->remove, 1, ids[i]);
+			step = sqlite3_step(s->remove);
+			sqlite3_reset(s->remove);
+			if (step != SQLITE_ROW && step != SQLITE_DONE)
+				return fail_sql(s, "drop oldest reading", step);
+			s->count--;
+			s->bytes -= lens[i];
+			(*dropped)++;
+		}
+	}
+	return 0;
+}
+
+int store_put_batch(struct store *s, const struct store_record *records, size_t n, int64_t *dropped)
+{
+	int64_t count0, bytes0, lost = 0;
+	int rc;
+	int64_t last_id = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->db) {
+		pthread_mutex_unlock(&s->lock);
+		return MB_ERR_STORE;
+	}
+	count0 = s->count;
+	bytes0 = s->bytes;
+	if ((rc = exec_sql(s, "BEGIN IMMEDIATE")))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_record *r = &records[i];
+		if (s->limits.policy == STORE_DROP_NEWEST && over_limits(s, 1, (int64_t)r->len)) {
+			lost++;
+			continue;
+		}
+		sqlite3_reset(s->insert);
+		sqlite3_bind_int64(s->insert, 1, r->ts_ms);
+		sqlite3_bind_text(s->insert, 2, r->device, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s->insert, 3, r->payload, (int)r->len, SQLITE_STATIC);
+		int step = sqlite3_step(s->insert);
+		sqlite3_reset(s->insert);
+		sqlite3_clear_bindings(s->insert);
+		if (step != SQLITE_DONE) {
+			rc = fail_sql(s, "store reading", step);
+			goto rollback;
+		}
+		last_id = sqlite3_last_insert_rowid(s->db);
+		s->count++;
+		s->bytes += (int64_t)r->len;
+	}
+	if (s->limits.policy == STORE_DROP_OLDEST && (rc = drop_oldest(s, &lost)))
+		goto rollback;
+	if (lost && (rc = add_counter(s, "dropped", lost)))
+		goto rollback;
+	if ((rc = exec_sql(s, "COMMIT")))
+		goto rollback;
+	if (dropped)
+		*dropped = lost;
+	pthread_mutex_unlock(&s->lock);
+	(void)last_id;
+	return 0;
+rollback:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	s->count = count0;
+	s->bytes = bytes0;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char *payload,
 	      size_t len, int64_t *id)
 {
-	int rc = 0;
-	pthread_mutex_lock(&s->lock);
-	sqlite3_reset(s->insert);
-	sqlite3_bind_int64(s->insert, 1, ts_ms);
-	sqlite3_bind_text(s->insert, 2, device_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s->insert, 3, payload, (int)len, SQLITE_STATIC);
-	if (sqlite3_step(s->insert) != SQLITE_DONE)
-		rc = fail_sql(s, "store reading");
-	else if (id)
-		*id = sqlite3_last_insert_rowid(s->db);
-	sqlite3_reset(s->insert);
-	sqlite3_clear_bindings(s->insert);
-	pthread_mutex_unlock(&s->lock);
+	struct store_record r = {.ts_ms = ts_ms, .device = device_id, .payload = payload, .len = len};
+	int64_t dropped = 0;
+	int rc = store_put_batch(s, &r, 1, &dropped);
+	if (rc == 0 && id) {
+		pthread_mutex_lock(&s->lock);
+		*id = dropped && s->limits.policy == STORE_DROP_NEWEST ? 0 : sqlite3_last_insert_rowid(s->db);
+		pthread_mutex_unlock(&s->lock);
+	}
 	return rc;
 }
 
@@ -198,11 +397,15 @@ static bool in_list(int64_t id, const int64_t *list, size_t n)
 int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_t nskip,
 		size_t max, struct store_item *items, size_t *n)
 {
-	int rc = 0, step;
+	int rc = 0, step = SQLITE_DONE;
 	size_t filled = 0;
-	sqlite3_stmt *st = mode == SEND_LIFO ? s->fetch_lifo : s->fetch_fifo;
 
 	pthread_mutex_lock(&s->lock);
+	if (!s->db) {
+		pthread_mutex_unlock(&s->lock);
+		return MB_ERR_STORE;
+	}
+	sqlite3_stmt *st = mode == SEND_LIFO ? s->fetch_lifo : s->fetch_fifo;
 	sqlite3_reset(st);
 	/* In-flight readings are still in the table; ask for enough rows to skip them. */
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)(max + nskip));
@@ -226,7 +429,7 @@ int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_
 		filled++;
 	}
 	if (rc == 0 && filled < max && step != SQLITE_DONE)
-		rc = fail_sql(s, "read queue");
+		rc = fail_sql(s, "read queue", step);
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
 	if (rc) {
@@ -248,52 +451,68 @@ void store_items_clear(struct store_item *items, size_t n)
 int store_delete(struct store *s, const int64_t *ids, size_t n)
 {
 	int rc = 0;
-	int64_t removed = 0;
+	int64_t removed = 0, removed_bytes = 0;
 	if (n == 0)
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	if (exec_sql(s, "BEGIN IMMEDIATE")) {
+	if (!s->db) {
 		pthread_mutex_unlock(&s->lock);
 		return MB_ERR_STORE;
 	}
+	/* See the durability note at the top: a lost delete only means a resend. */
+	exec_sql(s, "PRAGMA synchronous=NORMAL");
+	if ((rc = exec_sql(s, "BEGIN IMMEDIATE")))
+		goto out;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		sqlite3_reset(s->remove);
 		sqlite3_bind_int64(s->remove, 1, ids[i]);
-		if (sqlite3_step(s->remove) != SQLITE_DONE)
-			rc = fail_sql(s, "delete sent reading");
-		else
-			removed += sqlite3_changes(s->db);
+		int step;
+		while ((step = sqlite3_step(s->remove)) == SQLITE_ROW) {
+			removed++;
+			removed_bytes += sqlite3_column_int64(s->remove, 0);
+		}
+		if (step != SQLITE_DONE)
+			rc = fail_sql(s, "delete sent reading", step);
 	}
 	sqlite3_reset(s->remove);
-	if (rc == 0) {
-		sqlite3_reset(s->add_counter);
-		sqlite3_bind_int64(s->add_counter, 1, removed);
-		sqlite3_bind_text(s->add_counter, 2, "sent", -1, SQLITE_STATIC);
-		if (sqlite3_step(s->add_counter) != SQLITE_DONE)
-			rc = fail_sql(s, "count sent readings");
-		sqlite3_reset(s->add_counter);
+	if (rc == 0)
+		rc = add_counter(s, "sent", removed);
+	if (rc == 0)
+		rc = exec_sql(s, "COMMIT");
+	if (rc) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	} else {
+		s->count -= removed;
+		s->bytes -= removed_bytes;
 	}
-	if (rc == 0 && exec_sql(s, "COMMIT"))
-		rc = MB_ERR_STORE;
-	if (rc)
-		exec_sql(s, "ROLLBACK");
+out:
+	exec_sql(s, "PRAGMA synchronous=FULL");
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 
-static int64_t query_int(struct store *s, const char *sql)
+int store_count_dropped(struct store *s, int64_t n)
 {
-	sqlite3_stmt *st = NULL;
-	int64_t v = 0;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
+	pthread_mutex_lock(&s->lock);
+	int rc = s->db ? add_counter(s, "dropped", n) : MB_ERR_STORE;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_recover(struct store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	close_db(s);
+	int rc = move_aside(s);
+	if (rc == 0)
+		rc = open_db(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 static int64_t file_size(const char *path, const char *suffix)
 {
-	char name[4096];
+	char name[4200];
 	struct stat st;
 	snprintf(name, sizeof(name), "%s%s", path, suffix);
 	return stat(name, &st) == 0 ? (int64_t)st.st_size : 0;
@@ -302,7 +521,12 @@ static int64_t file_size(const char *path, const char *suffix)
 int store_stats(struct store *s, struct store_stats *st)
 {
 	pthread_mutex_lock(&s->lock);
-	st->count = query_int(s, "SELECT count(*) FROM queue");
+	if (!s->db) {
+		pthread_mutex_unlock(&s->lock);
+		return MB_ERR_STORE;
+	}
+	st->count = s->count;
+	st->payload_bytes = s->bytes;
 	st->oldest_ts_ms = query_int(s, "SELECT ts_ms FROM queue ORDER BY id ASC LIMIT 1");
 	st->newest_ts_ms = query_int(s, "SELECT ts_ms FROM queue ORDER BY id DESC LIMIT 1");
 	st->sent = query_int(s, "SELECT value FROM meta WHERE key='sent'");

@@ -3,15 +3,19 @@
  *
  * Every reading is committed here before anything tries to send it, and it is removed
  * only when the forwarder says it was delivered (broker acknowledgement for QoS 1/2, or
- * written to the socket for QoS 0). This is the only module that includes <sqlite3.h>.
+ * written to the socket for QoS 0). The queue can be bounded in messages and bytes; when
+ * it is full, the configured policy drops the oldest or the newest readings, and every
+ * drop is counted in the file. This is the only module that includes <sqlite3.h>.
  *
  * Thread-safety: all functions may be called from any thread; one mutex serializes them.
  * Ownership: store_fetch fills caller-provided items whose payloads the caller frees with
- * store_items_clear.
+ * store_items_clear. Errors are classified (MB_ERR_DISK_FULL, MB_ERR_READONLY,
+ * MB_ERR_CORRUPT, MB_ERR_STORE) so the caller can decide how to recover.
  */
 #ifndef MODBRIDGE_STORE_H
 #define MODBRIDGE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,8 +30,23 @@ struct store_item {
 	size_t len;
 };
 
+/* One reading to append (borrowed by store_put_batch). */
+struct store_record {
+	int64_t ts_ms;
+	const char *device;
+	const char *payload;
+	size_t len;
+};
+
+struct store_limits {
+	int64_t max_messages;  /* 0: unlimited */
+	int64_t max_bytes;     /* payload bytes; 0: unlimited */
+	enum store_full_policy policy;
+};
+
 struct store_stats {
 	int64_t count;          /* readings waiting to be sent */
+	int64_t payload_bytes;  /* their JSON bytes */
 	int64_t oldest_ts_ms;   /* 0 when empty */
 	int64_t newest_ts_ms;
 	int64_t sent;           /* readings delivered since the store was created */
@@ -36,22 +55,35 @@ struct store_stats {
 };
 
 /*
- * Opens (creating if needed, with its parent directory) the store at path, and migrates
- * its schema. Returns 0 or MB_ERR_STORE (the reason is logged).
+ * Opens (creating if needed, with its parent directory) the store at path, checks it
+ * (PRAGMA quick_check) and migrates its schema. A damaged file is moved aside to
+ * "<path>.corrupt-<time>" (never deleted) and a fresh store is started, with an error
+ * logged. Returns 0, or a classified error (the reason is logged).
  */
 int store_open(const char *path, struct store **out);
 
-/* Closes the store (checkpointing the WAL). Accepts NULL. */
+/* Sets the bounds applied by later store_put_batch calls (default: unlimited). */
+void store_set_limits(struct store *s, const struct store_limits *limits);
+
+/* Closes the store. Accepts NULL. */
 void store_close(struct store *s);
 
-/* Appends one reading and commits it durably. On success writes its id to *id if id != NULL. */
+/*
+ * Appends n readings in one durable transaction (synchronous=FULL: they survive a power
+ * cut once this returns 0), then applies the limits; *dropped (if not NULL) receives how
+ * many readings the policy dropped in this call (old rows deleted, or new ones refused).
+ * On failure nothing of the batch is stored; returns a classified error.
+ */
+int store_put_batch(struct store *s, const struct store_record *records, size_t n, int64_t *dropped);
+
+/* store_put_batch for one reading; writes its id to *id if id != NULL and it was stored. */
 int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char *payload,
 	      size_t len, int64_t *id);
 
 /*
  * Fills items[0..max) with the next readings to send in send order (oldest first for FIFO,
  * newest first for LIFO), leaving out the ids in skip (those in flight). Writes the number
- * filled to *n. Returns 0 or MB_ERR_STORE / MB_ERR_NOMEM.
+ * filled to *n. Returns 0 or an error.
  */
 int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_t nskip,
 		size_t max, struct store_item *items, size_t *n);
@@ -59,10 +91,23 @@ int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_
 /* Frees the payloads of n items. */
 void store_items_clear(struct store_item *items, size_t n);
 
-/* Removes delivered readings (one transaction) and counts them as sent. */
+/* Removes delivered readings (one transaction) and counts them as sent. Ids that are no
+ * longer there (dropped meanwhile, or confirmed twice) are ignored. */
 int store_delete(struct store *s, const int64_t *ids, size_t n);
+
+/* Adds to the dropped counter: readings lost before they could be stored. */
+int store_count_dropped(struct store *s, int64_t n);
+
+/*
+ * Recovers from MB_ERR_CORRUPT at run time: closes the database, moves the damaged file
+ * aside (never deletes it) and starts a fresh store at the same path. Returns 0 or an error.
+ */
+int store_recover(struct store *s);
 
 /* Current figures for `modbridge queue` and the status command. */
 int store_stats(struct store *s, struct store_stats *st);
+
+/* The store's path (for messages). */
+const char *store_path(const struct store *s);
 
 #endif

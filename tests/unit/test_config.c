@@ -757,7 +757,7 @@ static void test_unknown_top_level_key(void **state)
 		    "c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt); did you mean 'mqtt'?");
 	assert_diag(&diags, 1, t.dir, "warning: c.yaml:4: modbus.devices: no devices configured");
 	assert_diag(&diags, 2, t.dir,
-		    "c.yaml:7: logger.sendmode: unknown key 'sendmode' (allowed: id, send_mode, time_format, array, array_max_count, array_max_bytes, error_messages, store, mode, topic, use_script, inflight_window); did you mean 'send_mode'?");
+		    "c.yaml:7: logger.sendmode: unknown key 'sendmode' (allowed: id, send_mode, time_format, array, array_max_count, array_max_bytes, error_messages, store, mode, topic, use_script, inflight_window, max_messages, max_bytes, full_policy, memory_max_messages, memory_max_bytes); did you mean 'send_mode'?");
 	config_diags_free(&diags);
 	tmp_cleanup(&t, NULL);
 }

@@ -146,6 +146,98 @@ static void readings_survive_reopen_and_ids_are_not_reused(void **state)
 	assert_int_equal(st.sent, 1);
 }
 
+static int64_t backlog(struct store *s)
+{
+	struct store_stats st;
+	assert_int_equal(store_stats(s, &st), 0);
+	return st.count;
+}
+
+static void full_store_drops_oldest_and_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct store_limits lim = {.max_messages = 3, .policy = STORE_DROP_OLDEST};
+	struct store_item items[10];
+	size_t n = 0;
+	store_set_limits(f->s, &lim);
+	put_n(f->s, 5);
+	assert_int_equal(backlog(f->s), 3);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 10, items, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(items[0].payload, "{\"n\":3}"); /* 1 and 2 were dropped */
+	store_items_clear(items, n);
+	struct store_stats st;
+	store_stats(f->s, &st);
+	assert_int_equal(st.dropped, 2);
+}
+
+static void full_store_drops_newest_when_asked(void **state)
+{
+	struct fixture *f = *state;
+	struct store_limits lim = {.max_messages = 3, .policy = STORE_DROP_NEWEST};
+	struct store_item items[10];
+	size_t n = 0;
+	store_set_limits(f->s, &lim);
+	put_n(f->s, 5);
+	assert_int_equal(store_fetch(f->s, SEND_LIFO, NULL, 0, 10, items, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(items[0].payload, "{\"n\":3}"); /* 4 and 5 were refused */
+	store_items_clear(items, n);
+	struct store_stats st;
+	store_stats(f->s, &st);
+	assert_int_equal(st.dropped, 2);
+}
+
+static void byte_limit_and_batch(void **state)
+{
+	struct fixture *f = *state;
+	/* Each payload is 7 bytes ({"n":1}); 20 bytes hold two of them. */
+	struct store_limits lim = {.max_bytes = 20, .policy = STORE_DROP_OLDEST};
+	store_set_limits(f->s, &lim);
+	struct store_record recs[4];
+	const char *payloads[] = {"{\"n\":1}", "{\"n\":2}", "{\"n\":3}", "{\"n\":4}"};
+	for (int i = 0; i < 4; i++)
+		recs[i] = (struct store_record){.ts_ms = i, .device = "d", .payload = payloads[i], .len = 7};
+	int64_t dropped = -1;
+	assert_int_equal(store_put_batch(f->s, recs, 4, &dropped), 0);
+	assert_int_equal(dropped, 2);
+	struct store_stats st;
+	store_stats(f->s, &st);
+	assert_int_equal(st.count, 2);
+	assert_int_equal(st.payload_bytes, 14);
+	assert_int_equal(st.oldest_ts_ms, 2);
+	/* Deleting updates the byte count too. */
+	struct store_item items[4];
+	size_t n = 0;
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 4, items, &n), 0);
+	int64_t ids[] = {items[0].id};
+	store_items_clear(items, n);
+	assert_int_equal(store_delete(f->s, ids, 1), 0);
+	store_stats(f->s, &st);
+	assert_int_equal(st.payload_bytes, 7);
+}
+
+static void damaged_file_is_moved_aside(void **state)
+{
+	struct fixture *f = *state;
+	char path[160], cmd[400];
+	snprintf(path, sizeof(path), "%s/bad.db", f->dir);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 512; i++)
+		fputs("this is not an SQLite database. ", fp);
+	fclose(fp);
+
+	struct store *s = NULL;
+	assert_int_equal(store_open(path, &s), 0);
+	assert_int_equal(store_put(s, 1, "d", "{}", 2, NULL), 0);
+	assert_int_equal(backlog(s), 1);
+	store_close(s);
+	/* The damaged file is kept, renamed, for forensics. */
+	snprintf(cmd, sizeof(cmd), "ls '%s'/bad.db.corrupt-* >/dev/null 2>&1", f->dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void unopenable_path_fails_cleanly(void **state)
 {
 	(void)state;
@@ -161,6 +253,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(in_flight_ids_are_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(delivered_readings_are_deleted_and_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(readings_survive_reopen_and_ids_are_not_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(full_store_drops_oldest_and_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(full_store_drops_newest_when_asked, setup, teardown),
+		cmocka_unit_test_setup_teardown(byte_limit_and_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(damaged_file_is_moved_aside, setup, teardown),
 		cmocka_unit_test(unopenable_path_fails_cleanly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
