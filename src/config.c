@@ -1703,7 +1703,7 @@ static int set_defaults(struct config *cfg)
 	cfg->logger.array_max_count = 50;
 	cfg->logger.array_max_bytes = 65536;
 	cfg->logger.error_messages = true;
-	cfg->logger.inflight_window = 64;
+	cfg->logger.inflight_window = 256;
 	cfg->logger.max_messages = 1000000;
 	cfg->logger.max_bytes = 256LL * 1024 * 1024;
 	cfg->logger.full_policy = STORE_DROP_OLDEST;

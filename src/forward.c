@@ -28,6 +28,9 @@
 #include "mqtt.h"
 #include "timeutil.h"
 
+/* Longest a confirmation waits before it is applied to the store. */
+#define ACK_DELAY_MS 20
+
 struct inflight {
 	int mid;
 	int64_t *ids;
@@ -52,6 +55,8 @@ struct forwarder {
 	size_t ninflight;
 	int *acked;
 	size_t nacked, acked_cap;
+	int64_t first_ack_ms;  /* when the oldest unapplied confirmation arrived */
+	size_t ack_batch;      /* a quarter of the window, at least 1 */
 };
 
 static void on_connected(void *ctx)
@@ -96,7 +101,11 @@ static void on_published(void *ctx, int mid)
 		fw->acked_cap = cap;
 	}
 	fw->acked[fw->nacked++] = mid;
-	pthread_cond_signal(&fw->wake);
+	if (fw->nacked == 1)
+		fw->first_ack_ms = time_mono_ms();
+	/* Wake the forwarder to start the batch timer, or when the batch is complete. */
+	if (fw->nacked == 1 || fw->nacked >= fw->ack_batch)
+		pthread_cond_signal(&fw->wake);
 	pthread_mutex_unlock(&fw->lock);
 }
 
@@ -240,26 +249,46 @@ out:
 	free(skip);
 }
 
+/*
+ * Batching: while a backlog drains, confirmations arrive one by one. Deleting each in its
+ * own transaction, and refilling the window one message at a time (each refill scans the
+ * in-flight ids), would cost more than the publishing itself. So confirmations are applied
+ * once a quarter of the window has come back (or ACK_DELAY_MS after the first), and the
+ * window is refilled in steps of a quarter. At low rates the window is mostly empty, so a
+ * new reading is still published at once.
+ */
 static void *forward_main(void *arg)
 {
 	struct forwarder *fw = arg;
+	size_t window = (size_t)fw->cfg->logger.inflight_window;
 	pthread_mutex_lock(&fw->lock);
 	for (;;) {
-		if (fw->nacked) {
+		int64_t now = time_mono_ms();
+		if (fw->nacked && (fw->nacked >= fw->ack_batch || now - fw->first_ack_ms >= ACK_DELAY_MS ||
+				   fw->stopping || !fw->connected)) {
 			process_acks(fw);
 			continue;
 		}
-		if (fw->stopping && (fw->ninflight == 0 || time_mono_ms() >= fw->stop_deadline_ms))
+		if (fw->stopping && (fw->ninflight == 0 || now >= fw->stop_deadline_ms))
 			break;
-		if (!fw->stopping && fw->connected && fw->pending &&
-		    fw->ninflight < (size_t)fw->cfg->logger.inflight_window) {
+		size_t free_slots = window - fw->ninflight;
+		if (!fw->stopping && fw->connected && fw->pending && free_slots > 0 &&
+		    (free_slots >= fw->ack_batch || fw->ninflight == 0)) {
 			publish_round(fw);
 			continue;
 		}
+		int64_t wait_ms = fw->nacked ? fw->first_ack_ms + ACK_DELAY_MS - now : 1000;
+		if (wait_ms < 1)
+			wait_ms = 1;
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += 1;
-		if (pthread_cond_timedwait(&fw->wake, &fw->lock, &ts) != 0)
+		ts.tv_sec += (time_t)(wait_ms / 1000);
+		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&fw->wake, &fw->lock, &ts) != 0 && !fw->nacked)
 			fw->pending = true; /* periodic re-check, e.g. after a failed fetch */
 	}
 	pthread_mutex_unlock(&fw->lock);
@@ -279,6 +308,7 @@ int forwarder_new(const struct config *cfg, struct store *store, struct forwarde
 	fw->cfg = cfg;
 	fw->store = store;
 	fw->pending = true;
+	fw->ack_batch = cfg->logger.inflight_window / 4 > 0 ? (size_t)cfg->logger.inflight_window / 4 : 1;
 	pthread_mutex_init(&fw->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);

@@ -230,7 +230,7 @@ static void test_seed(void **state)
 	assert_true(cfg->logger.error_messages);
 	assert_string_equal(cfg->logger.store_path, "/var/lib/modbridge/store.db");
 	assert_string_equal(cfg->logger.topic, "[IMEI]/logger");
-	assert_int_equal(cfg->logger.inflight_window, 64);
+	assert_int_equal(cfg->logger.inflight_window, 256);
 
 	assert_true(cfg->mqtt.enabled);
 	assert_string_equal(cfg->mqtt.broker, "ssl://test.mosquitto.org:8884");
@@ -315,7 +315,7 @@ static void test_minimal_defaults(void **state)
 	assert_true(cfg->logger.error_messages);
 	assert_string_equal(cfg->logger.store_path, "/var/lib/modbridge/store.db");
 	assert_string_equal(cfg->logger.topic, "[IMEI]/logger");
-	assert_int_equal(cfg->logger.inflight_window, 64);
+	assert_int_equal(cfg->logger.inflight_window, 256);
 
 	assert_true(cfg->mqtt.enabled);
 	assert_string_equal(cfg->mqtt.broker, "tcp://localhost");
