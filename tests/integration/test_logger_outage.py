@@ -4,7 +4,8 @@
 Two gateways poll every second and publish at QoS 1, one in FIFO order, one in LIFO order,
 to a broker with persistence whose subscribers hold persistent sessions. The broker is
 stopped for 30 s and started again. Then:
-- every reading taken during the outage arrives exactly once (no gap, no duplicate);
+- every reading taken during the outage arrives exactly once (no gap, no duplicate; a
+  message in flight at the moment the broker stopped may arrive twice, as QoS 1 allows);
 - the FIFO gateway's readings arrive oldest first, throughout;
 - the LIFO gateway's backlog arrives newest first;
 - `modbridge queue` showed the backlog during the outage, and shows 0 at the end.
@@ -86,22 +87,29 @@ mqtt:
         for mode, (daemon, sub) in gateways.items():
             msgs = sub.messages()
             s = secs(msgs)
-            assert len(s) == len(set(s)), "%s: duplicates: %r" % (mode, sorted(s))
+            # A message in flight when the broker went down may arrive twice (the broker
+            # queued it but its PUBACK was lost): QoS 1 is at-least-once. Readings taken
+            # during the outage were never in flight before it, so they arrive exactly once.
+            dupes = sorted({x for x in s if s.count(x) > 1})
+            assert all(x <= t_down + 1 for x in dupes), "%s: duplicates: %r" % (mode, dupes)
+            assert len(s) - len(set(s)) <= 2, "%s: duplicates: %r" % (mode, dupes)
             missing = sorted(set(range(min(s), max(s) + 1)) - set(s))
             assert not missing, "%s: readings lost: %r" % (mode, missing)
             outage = [x for x in s if t_down + 1 < x < t_up - 1]
             assert len(outage) >= OUTAGE_S - 4, "%s: only %d outage readings" % (mode, len(outage))
             after = s[before[mode]:]
             if mode == "fifo":
-                assert s == sorted(s), "FIFO order broken: %r" % s
+                first = [x for i, x in enumerate(s) if x not in s[:i]]
+                assert first == sorted(first), "FIFO order broken: %r" % s
             else:
                 # The backlog (everything taken while the broker was away) comes newest first.
-                backlog_part = [x for x in after if x < t_up - 1]
+                backlog_part = [x for x in after if t_down + 1 < x < t_up - 1]
                 assert backlog_part == sorted(backlog_part, reverse=True), \
                     "LIFO: backlog not newest first: %r" % backlog_part
             assert backlog(daemon) == 0, "%s: readings left in the store" % mode
-            print("%s: %d readings, %d taken during the %d s outage, none lost or duplicated"
-                  % (mode, len(s), len(outage), OUTAGE_S))
+            print("%s: %d readings, %d taken during the %d s outage, none lost or duplicated; "
+                  "%d duplicate(s) of messages in flight when the broker stopped"
+                  % (mode, len(set(s)), len(outage), OUTAGE_S, len(s) - len(set(s))))
             sub.stop()
         sim.stop()
         broker.stop()
