@@ -118,7 +118,10 @@ static void unplan_device(struct scheduled_device *sd)
 static int decode_reading(struct reading *r)
 {
 	const struct device_config *dev = r->device;
-	if (dev->type == REG_TYPE_WORD || dev->function <= 2)
+	/* Plain words (the router's V) stay on the seed's path, byte for byte; a word with
+	 * swapped bytes (BADC, DCBA) is decoded like any other type. */
+	bool swapped = dev->order == REG_ORDER_BADC || dev->order == REG_ORDER_DCBA;
+	if (dev->function <= 2 || (dev->type == REG_TYPE_WORD && !swapped))
 		return 0;
 	size_t n = r->value_count / decode_width(dev->type);
 	r->decoded = calloc(n ? n : 1, sizeof(*r->decoded));
