@@ -408,7 +408,7 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
 	} else {
 		/* A garbled or foreign frame: let the burst on the line pass, and allow for our
 		 * own answer still being on its way. */
-		drain_until(io, time_mono_ms(), frame_gap_ms(io), timeout_ms);
+		drain_until(io, time_mono_ms() + frame_gap_ms(io), frame_gap_ms(io), timeout_ms);
 		rtu_open_window(io, slave, function, start, count, sent_ms + 2LL * timeout_ms);
 	}
 	modbus_flush(io->ctx);
