@@ -2,10 +2,10 @@
 """Scenario: readings happen at their aligned instants, and a long read never makes later
 periods drift.
 
-Two Modbus TCP endpoints (two buses). "slow" answers every request 1.45 s late while its
+Two Modbus TCP endpoints (two buses). "slow" answers every request 1.6 s late while its
 period is 1 s: each read overruns the next instant, which must be skipped, so its requests
-reach the peer at every other whole second -- never at whole second + 0.45, + 0.9, ... as a
-schedule that restarts from the end of the last read would drift. "fast", on the other bus,
+reach the peer at every other whole second -- never at whole second + 0.6, + 0.2, + 0.8 ...
+as a schedule that restarts from the end of the last read would drift. "fast", on the other bus,
 must be read at every whole second regardless. Request arrival times come from the peer's
 request log (wall clock, same host).
 """
@@ -17,7 +17,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-TOLERANCE_S = 0.3  # from the instant to the request's arrival at the peer
+# From the instant to the request's arrival at the peer: generous for loaded CI machines,
+# yet a drifting schedule would put the first or second read 0.6 or 0.8 s late.
+TOLERANCE_S = 0.5
 
 
 def arrivals(sim, server):
@@ -31,7 +33,7 @@ def main():
         broker.start()
         sim = harness.ModbusSim(wd, {"servers": [
             {"tcp": "127.0.0.1:0", "units": {"1": {"holding": {"identity": 100},
-                                                   "delay_ms": 1450}}},
+                                                   "delay_ms": 1600}}},
             {"tcp": "127.0.0.1:0", "units": {"1": {"holding": {"identity": 100}}}},
         ]})
         sim.start()
