@@ -213,7 +213,8 @@ again:;
 	return 0;
 }
 
-/* The interval between polls of a device that is backing off, for the nth doubling. */
+/* The longest interval between polls of a device that is backing off: backoff_max
+ * rounded up to whole periods. */
 static int64_t backoff_cap_ms(const struct device_config *dev)
 {
 	/* A whole number of periods, so probes stay on the aligned instants. */
