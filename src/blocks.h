@@ -17,6 +17,8 @@
 #define BLOCKS_MAX_BITS 2000
 /* Upper bound on list length; far above any real device, it bounds memory on bad input. */
 #define BLOCKS_MAX_ENTRIES 1024
+/* Upper bound on the values of one device (all blocks): the whole address space once. */
+#define BLOCKS_MAX_VALUES 65536
 
 struct block {
 	uint16_t start; /* first address on the wire (0-based, as libmodbus sends it) */
@@ -34,9 +36,10 @@ int blocks_parse_list(const char *text, uint32_t **out, size_t *n, char *err, si
 
 /*
  * Builds the block array from parallel start and count lists for a Modbus function code
- * (1..4), checking: equal lengths, count >= 1, count within the protocol limit for the
- * function (bits for 0x01/0x02, registers for 0x03/0x04), start <= 65535 and
- * start + count <= 65536. On success stores a malloc'd array in *out and its length
+ * (1..4), checking: equal lengths, count >= 1, start <= 65535, start + count <= 65536
+ * and at most BLOCKS_MAX_VALUES values in all. A count above the protocol limit of one
+ * request (BLOCKS_MAX_REGISTERS / BLOCKS_MAX_BITS) is allowed: such a block is read with
+ * several requests (planner.h). On success stores a malloc'd array in *out and its length
  * in *n; on failure returns MB_ERR_INVAL and writes the reason into err.
  */
 int blocks_build(const uint32_t *starts, size_t nstarts, const uint32_t *counts, size_t ncounts,

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "decode.h"
 #include "error.h"
 
 /* A configuration is a few kilobytes; the bound only stops a wrong path from eating RAM. */
@@ -78,12 +79,12 @@ static const char *const top_keys[] = {"gateway", "serial", "modbus", "logger", 
 static const char *const gateway_keys[] = {"imei"};
 static const char *const serial_keys[] = {
 	"name", "device", "baudrate", "data_bits", "parity", "stop_bits", "timeout_ms",
-	"byte_timeout_ms",
+	"byte_timeout_ms", "silent_interval_ms", "turnaround_ms",
 };
 static const char *const modbus_keys[] = {"enabled", "serial", "logger", "devices"};
 static const char *const device_keys[] = {
 	"id", "address", "unit_id", "serial", "command", "start", "count", "type", "period",
-	"logger", "timeout_ms",
+	"logger", "timeout_ms", "byte_order", "optimize", "max_per_read", "retries", "backoff_max",
 };
 static const char *const logger_keys[] = {
 	"id", "send_mode", "time_format", "array", "array_max_count", "array_max_bytes",
@@ -112,7 +113,14 @@ struct choice {
 
 /* New register types go here (and into enum reg_type); nothing else needs to change. */
 static const struct choice reg_types[] = {
-	{"word", REG_TYPE_WORD},
+	{"word", REG_TYPE_WORD},       {"int16", REG_TYPE_INT16},     {"uint32", REG_TYPE_UINT32},
+	{"int32", REG_TYPE_INT32},     {"float32", REG_TYPE_FLOAT32}, {"uint64", REG_TYPE_UINT64},
+	{"int64", REG_TYPE_INT64},     {"float64", REG_TYPE_FLOAT64},
+};
+
+static const struct choice reg_orders[] = {
+	{"ABCD", REG_ORDER_ABCD}, {"CDAB", REG_ORDER_CDAB},
+	{"BADC", REG_ORDER_BADC}, {"DCBA", REG_ORDER_DCBA},
 };
 
 static const struct choice full_policies[] = {
@@ -952,6 +960,24 @@ static void port_names(const struct config *cfg, char *buf, size_t len)
 	}
 }
 
+/* silent_interval_ms (a number or "auto") and turnaround_ms: see docs/modbus.md. */
+static void parse_port_timing(const struct obj *o, struct serial_port_config *p)
+{
+	const char *t;
+
+	if (get_scalar(o, "silent_interval_ms", "a number of ms or auto", &t) == 1) {
+		long long v;
+
+		if (!strcasecmp(t, "auto"))
+			p->silent_interval_ms = -1;
+		else if (!parse_ll(t, &v))
+			obj_error(o, "silent_interval_ms", "expected a number of ms or auto, got '%.64s'", t);
+		else
+			get_int(o, "silent_interval_ms", 0, 10000, " ms, or auto", &p->silent_interval_ms);
+	}
+	get_int(o, "turnaround_ms", 0, 10000, " ms", &p->turnaround_ms);
+}
+
 static void parse_port(struct ctx *c, const yaml_node_t *map, const char *path,
 		       struct serial_port_config *p)
 {
@@ -967,6 +993,8 @@ static void parse_port(struct ctx *c, const yaml_node_t *map, const char *path,
 	p->stop_bits = 1;
 	p->timeout_ms = 1000;
 	p->byte_timeout_ms = 50;
+	p->silent_interval_ms = -1;
+	p->turnaround_ms = 5;
 
 	if (get_strdup(&o, "name", &p->name) == 0) {
 		obj_error(&o, "name", "required (the name devices use to refer to this port, such as com2)");
@@ -1037,6 +1065,7 @@ static void parse_port(struct ctx *c, const yaml_node_t *map, const char *path,
 	}
 	get_int(&o, "timeout_ms", 1, 60000, " ms", &p->timeout_ms);
 	get_int(&o, "byte_timeout_ms", 0, 10000, " ms", &p->byte_timeout_ms);
+	parse_port_timing(&o, p);
 }
 
 static void parse_serial(struct ctx *c, const struct obj *top)
@@ -1260,6 +1289,52 @@ static void resolve_device_port(const struct obj *o, struct device_config *d,
 			  names);
 }
 
+/*
+ * The keys of issue 5 (docs/modbus.md): byte_order, and the checks that tie type to the
+ * command and the block sizes; optimize, max_per_read, retries, backoff_max.
+ */
+static void parse_device_reads(const struct obj *o, struct device_config *d, bool function_ok)
+{
+	bool bits = function_ok && (d->function == 1 || d->function == 2);
+	unsigned width = decode_width(d->type);
+	unsigned limit = bits ? BLOCKS_MAX_BITS : BLOCKS_MAX_REGISTERS;
+	int order;
+	const char *t;
+
+	if (bits && d->type != REG_TYPE_WORD)
+		obj_error(o, "type", "'%s' is for registers, but command 0x%02X reads bits (allowed with 0x01 and 0x02: word)",
+			  decode_type_name(d->type), (unsigned)d->function);
+	if (get_choice(o, "byte_order", reg_orders, ARRAY_SIZE(reg_orders), "ABCD, CDAB, BADC, DCBA",
+		       &order) == 1) {
+		if (bits)
+			obj_error(o, "byte_order", "only for register commands 0x03 and 0x04 (command 0x%02X reads bits)",
+				  (unsigned)d->function);
+		else
+			d->order = (enum reg_order)order;
+	}
+	/* A value must not straddle two blocks: each block holds whole values. */
+	for (size_t i = 0; !bits && width > 1 && i < d->block_count; i++) {
+		if (d->blocks[i].count % width) {
+			obj_error(o, "count", "entry %zu (%u) is not a multiple of %u registers, the size of one %s value",
+				  i + 1, (unsigned)d->blocks[i].count, width, decode_type_name(d->type));
+			break;
+		}
+	}
+
+	get_bool(o, "optimize", &d->optimize);
+	get_int(o, "max_per_read", 1, function_ok ? (int)limit : BLOCKS_MAX_BITS,
+		bits ? " bits" : " registers", &d->max_per_read);
+	get_int(o, "retries", 0, 10, "", &d->retries);
+	if (get_scalar(o, "backoff_max", "a period such as 60s or 5m", &t) == 1) {
+		int rc = parse_period(t, &d->backoff_max_ms);
+		if (rc == -1)
+			obj_error(o, "backoff_max", "'%.64s' is not a period (allowed: minutes as a number such as 5, or a number with a unit: 30s, 10m, 1h)",
+				  t);
+		else if (rc == -2)
+			obj_error(o, "backoff_max", "'%.64s' is out of range (allowed: 100ms .. 7 days)", t);
+	}
+}
+
 struct device_defaults {
 	const struct serial_port_config *port; /* modbus.serial, resolved */
 	bool port_set;                         /* modbus.serial was given */
@@ -1283,6 +1358,11 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 	d->period_ms = 60000;
 	d->logger = def->logger;
 	d->timeout_ms = 1000;
+	d->order = REG_ORDER_ABCD;
+	d->optimize = true;
+	d->max_per_read = 0;
+	d->retries = 1;
+	d->backoff_max_ms = 60000;
 
 	rc = get_text(&o, "id", &t);
 	if (rc == 0) {
@@ -1347,12 +1427,14 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 
 	parse_blocks(&o, d, function_ok);
 
+	bool type_ok = true;
 	if (get_text(&o, "type", &t) == 1) {
 		const struct choice *ch = find_choice(t, reg_types, ARRAY_SIZE(reg_types));
 
 		if (ch) {
 			d->type = (enum reg_type)ch->value;
 		} else {
+			type_ok = false;
 			char allowed[128];
 			const char *names[ARRAY_SIZE(reg_types)];
 
@@ -1373,6 +1455,8 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 	}
 
 	get_bool(&o, "logger", &d->logger);
+	if (type_ok)
+		parse_device_reads(&o, d, function_ok);
 }
 
 static void parse_modbus(struct ctx *c, const struct obj *top)

@@ -28,6 +28,9 @@ struct serial_port_config {
 	int timeout_ms;       /* response time-out, default 1000 */
 	int byte_timeout_ms;  /* silence that ends a frame (router's "Timeout ms"), default 50 */
 	int line;             /* line in the file, for messages */
+	/* Modbus depth (issue 5): line timing for slow slaves and the bus-time planner. */
+	int silent_interval_ms; /* silence before each request; -1: 3.5 characters (the spec) */
+	int turnaround_ms;      /* planner's allowance per transaction for the slave, default 5 */
 };
 
 enum device_transport {
@@ -35,8 +38,28 @@ enum device_transport {
 	TRANSPORT_TCP, /* Modbus TCP, address is "host:port" */
 };
 
+/* How registers are turned into the values of "V" (src/decode.h, docs/modbus.md). */
 enum reg_type {
-	REG_TYPE_WORD, /* raw unsigned 16-bit registers, as the router */
+	REG_TYPE_WORD,    /* raw unsigned 16-bit registers, as the router */
+	REG_TYPE_INT16,   /* signed 16-bit, one register */
+	REG_TYPE_UINT32,  /* two registers each */
+	REG_TYPE_INT32,
+	REG_TYPE_FLOAT32, /* IEEE 754 single */
+	REG_TYPE_UINT64,  /* four registers each */
+	REG_TYPE_INT64,
+	REG_TYPE_FLOAT64, /* IEEE 754 double */
+};
+
+/*
+ * Byte and word order of a value on the wire. A value's bytes, most significant first,
+ * are A B C D (E F G H for 64-bit types); the name lists them in the order the registers
+ * carry them. ABCD is Modbus's own big-endian order.
+ */
+enum reg_order {
+	REG_ORDER_ABCD, /* registers in order, high byte first (default) */
+	REG_ORDER_CDAB, /* registers in reverse order ("word swap") */
+	REG_ORDER_BADC, /* bytes swapped within each register ("byte swap") */
+	REG_ORDER_DCBA, /* both: fully little-endian */
 };
 
 struct device_config {
@@ -55,6 +78,12 @@ struct device_config {
 	bool logger;                    /* readings go to the logger (store + forward) */
 	int timeout_ms;                 /* TCP response time-out; RTU: a copy of the port's */
 	int line;
+	/* Modbus depth (issue 5); docs/modbus.md explains each. */
+	enum reg_order order;           /* byte/word order of the values, default ABCD */
+	bool optimize;                  /* merge blocks into fewer requests, default true */
+	int max_per_read;               /* registers/bits per request; 0: the protocol limit */
+	int retries;                    /* extra attempts after a time-out or garbled answer */
+	int64_t backoff_max_ms;         /* longest interval between polls of a down device */
 };
 
 enum send_mode { SEND_FIFO, SEND_LIFO };

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "busplan.h"
 #include "certinfo.h"
 #include "config.h"
 #include "daemon.h"
@@ -34,7 +35,8 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it)\n"
 		"  check  -c FILE          validate the configuration; print every error as\n"
-		"                          file:line: key: message, and certificate fingerprints\n"
+		"                          file:line: key: message, certificate fingerprints, and\n"
+		"                          each bus's requests per poll and estimated line time\n"
 		"  read   -c FILE DEVICE   poll one device now and print the JSON it would send\n"
 		"                          (nothing is stored or sent; the router's Test button)\n"
 		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent, dropped\n"
@@ -48,7 +50,8 @@ static void usage(FILE *out)
 		"  -h, --help              show this help\n"
 		"\n"
 		"Exit status: 0 success; 1 check found errors / read failed; 2 usage or start-up error.\n"
-		"Documentation: docs/configuration.md, docs/json-format.md, docs/operations.md\n");
+		"Documentation: docs/configuration.md, docs/json-format.md, docs/modbus.md,\n"
+		"               docs/operations.md\n");
 }
 
 /* Loads the config and prints its diagnostics; returns NULL when it has errors. */
@@ -115,6 +118,9 @@ static int cmd_check(const char *path)
 				printf("  mqtt: the broker is verified against the system CA store\n");
 		}
 	}
+	/* Requests per poll and line time per bus (docs/modbus.md); warnings do not fail. */
+	if (busplan_report(cfg, stdout, stderr) < 0)
+		fprintf(stderr, "%s: out of memory planning the buses\n", path);
 	if (problems)
 		fprintf(stderr, "%s: %d certificate problem(s)\n", path, problems);
 	else

@@ -5,6 +5,14 @@
  * position), and jansson preserves insertion order, so the members are added in exactly
  * the order of the router's examples. Scalars that the router sends as strings (ID, A,
  * ST, N, TS) stay strings; arrays hold numbers.
+ *
+ * Typed values (decode.h) are the one thing jansson cannot write as we need: a uint64
+ * above INT64_MAX has no json_int_t, and a float32 would come out with the noise of its
+ * double widening (0.100000001490116). So for a typed reading the object is built with an
+ * empty "V" array and the numbers, formatted by decode_format_json, are spliced into the
+ * dumped text. The splice point is unambiguous: every '"' inside a string value is
+ * escaped by jansson, so the characters "V":[] can only be our member. Word readings
+ * never take this path, so their bytes are exactly jansson's, as before.
  */
 #include "message.h"
 
@@ -12,6 +20,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "timeutil.h"
 
@@ -37,6 +46,7 @@ static int add_blocks(json_t *obj, const struct device_config *dev)
 	}
 	json_t *stx = json_array(), *nx = json_array(), *px = json_array();
 	size_t position = 0;
+	unsigned width = decode_width(dev->type); /* PX counts values of V, not registers */
 	int rc = 0;
 	if (!stx || !nx || !px)
 		rc = -1;
@@ -44,13 +54,48 @@ static int add_blocks(json_t *obj, const struct device_config *dev)
 		rc |= json_array_append_new(stx, json_integer(dev->blocks[i].start));
 		rc |= json_array_append_new(nx, json_integer(dev->blocks[i].count));
 		rc |= json_array_append_new(px, json_integer((json_int_t)position));
-		position += dev->blocks[i].count;
+		position += dev->blocks[i].count / width;
 	}
 	/* set_new steals the references even on failure, so no decref after this point. */
 	rc |= json_object_set_new(obj, "STX", stx ? stx : json_null());
 	rc |= json_object_set_new(obj, "NX", nx ? nx : json_null());
 	rc |= json_object_set_new(obj, "PX", px ? px : json_null());
 	return rc ? -1 : 0;
+}
+
+/* Replaces the placeholder "V":[] in json (malloc'd, consumed) with the decoded values. */
+static char *splice_decoded(char *json, const struct reading *r)
+{
+	static const char placeholder[] = "\"V\":[]";
+	char *at = strstr(json, placeholder);
+	char *out = NULL;
+	size_t head, tail, len;
+
+	if (!at)
+		goto fail;
+	head = (size_t)(at - json) + strlen(placeholder) - 1; /* up to and including '[' */
+	tail = strlen(at + strlen(placeholder) - 1);          /* from ']' on */
+	len = head + r->decoded_count * (DECODE_JSON_MAX + 1) + tail + 1;
+	out = malloc(len);
+	if (!out)
+		goto fail;
+	memcpy(out, json, head);
+	size_t used = head;
+	for (size_t i = 0; i < r->decoded_count; i++) {
+		if (i)
+			out[used++] = ',';
+		int n = decode_format_json(&r->decoded[i], out + used, DECODE_JSON_MAX);
+		if (n < 0) {
+			free(out);
+			out = NULL;
+			goto fail;
+		}
+		used += (size_t)n;
+	}
+	memcpy(out + used, at + strlen(placeholder) - 1, tail + 1);
+fail:
+	free(json);
+	return out;
 }
 
 char *message_encode(const struct reading *r, const struct message_context *ctx)
@@ -77,6 +122,9 @@ char *message_encode(const struct reading *r, const struct message_context *ctx)
 	if (r->error[0] != '\0') {
 		if (add_string(obj, "ERR", r->error))
 			goto fail;
+	} else if (r->decoded) {
+		if (json_object_set_new(obj, "V", json_array())) /* filled in by splice_decoded */
+			goto fail;
 	} else {
 		json_t *v = json_array();
 		if (!v)
@@ -94,6 +142,8 @@ char *message_encode(const struct reading *r, const struct message_context *ctx)
 		goto fail;
 
 	out = json_dumps(obj, JSON_COMPACT);
+	if (out && r->decoded && r->error[0] == '\0')
+		out = splice_decoded(out, r);
 fail:
 	json_decref(obj);
 	return out;
@@ -106,4 +156,7 @@ void reading_clear(struct reading *r)
 	free(r->values);
 	r->values = NULL;
 	r->value_count = 0;
+	free(r->decoded);
+	r->decoded = NULL;
+	r->decoded_count = 0;
 }

@@ -5,6 +5,8 @@
  * poll failed. message_encode() turns it into the exact JSON of the router's logger:
  *   {"IMEI":..,"TYPE":"MODB","TS":..,"ID":..,"A":..,"ST":..,"N":..,"V":[..],"P":..}
  * or, for several blocks, STX/NX/PX instead of ST/N. A failed poll carries "ERR" and no V.
+ * A device with a data type other than `word` also carries its decoded values: V then
+ * holds those (N/NX still count registers; PX indexes V), as docs/json-format.md says.
  * docs/json-format.md is the reference. The encoder uses jansson, which keeps key order.
  */
 #ifndef MODBRIDGE_MESSAGE_H
@@ -14,6 +16,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "decode.h"
 
 #define READING_ERROR_MAX 160
 
@@ -23,6 +26,10 @@ struct reading {
 	uint16_t *values;                   /* all blocks' values in order; bits are 0/1 */
 	size_t value_count;
 	char error[READING_ERROR_MAX];      /* "" when the poll succeeded */
+	/* Typed devices (type other than word): the decoded values, which V then holds; the
+	 * registers stay in values. NULL for word devices. Freed by reading_clear. */
+	struct decoded_value *decoded;
+	size_t decoded_count;
 };
 
 struct message_context {
@@ -38,7 +45,7 @@ struct message_context {
  */
 char *message_encode(const struct reading *r, const struct message_context *ctx);
 
-/* Frees the values of a reading (not the reading itself). Accepts NULL. */
+/* Frees the values (and decoded values) of a reading, not the reading itself. Accepts NULL. */
 void reading_clear(struct reading *r);
 
 #endif

@@ -9,10 +9,25 @@
  *
  * A flush alone is not enough on a serial line: the late reply usually arrives *after*
  * the flush, while the next request waits for its answer, and RTU frames carry no
- * transaction id to tell them apart. So after a time-out we also wait until the line has
- * been silent for one full response time-out, discarding whatever arrives (drain_line).
- * That costs a dead device a second time-out per read; never publishing a shifted value
- * is worth it.
+ * transaction id. What they do carry is checked by libmodbus: the slave address, the
+ * function code and the byte count must match the request, or the answer is refused
+ * ("response from wrong slave", "invalid data") -- a failed read, never a shifted one.
+ * So a late reply can only be mistaken for the answer to a later request to the *same
+ * slave*. After a time-out we therefore remember, per slave, until when a late answer
+ * may still come (one more response time-out), and before the next request to that
+ * slave we drain the line until then (drain_until). Requests to other slaves go ahead at
+ * once, so a dead slave costs its bus only its own time-outs (issue 5: "at most its
+ * time-out plus its retries"). Two refinements keep that true:
+ *   - a retry of the very same request does not wait: any answer to it, early or late,
+ *     is a correct answer (same registers of the same slave); but since its own answer
+ *     may then still be on its way, the window is extended past the retry;
+ *   - a wrong-slave or garbled answer also opens a window for the slave we asked, since
+ *     its own answer may still come.
+ * docs/modbus.md explains the trade-off for users.
+ *
+ * RTU lines also get a silent interval before each request (the port's
+ * silent_interval_ms, 3.5 characters by default) for slaves that need the bus quiet
+ * longer than the protocol says.
  */
 #include "modbus_io.h"
 
@@ -22,11 +37,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
 #include "log.h"
+#include "planner.h"
 #include "timeutil.h"
+
+/* RTU: the request after which a late answer from one slave may still arrive. */
+struct late_window {
+	int64_t until_ms; /* monotonic; 0: nothing outstanding */
+	int function;
+	uint16_t start, count;
+};
 
 struct mbio {
 	modbus_t *ctx;
@@ -36,7 +60,19 @@ struct mbio {
 	char *host;                            /* TCP only */
 	int tcp_port;
 	char name[160];
+	bool lost;                 /* the link failed: log when it works again */
+	int last_exception;        /* exception code of the last read, 0: none */
+	int64_t silent_us;         /* RTU: silence kept before each request */
+	int64_t last_activity_us;  /* RTU: monotonic end of the last transaction */
+	struct late_window late[256]; /* RTU: indexed by slave address */
 };
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 int mbio_new_rtu(const struct serial_port_config *port, struct mbio **out)
 {
@@ -45,6 +81,7 @@ int mbio_new_rtu(const struct serial_port_config *port, struct mbio **out)
 		return MB_ERR_NOMEM;
 	io->is_rtu = 1;
 	io->port = port;
+	io->silent_us = planner_silent_interval_us(port);
 	snprintf(io->name, sizeof(io->name), "%s (%s)", port->name, port->device);
 	*out = io;
 	return 0;
@@ -93,6 +130,11 @@ const char *mbio_name(const struct mbio *io)
 	return io->name;
 }
 
+int mbio_last_exception(const struct mbio *io)
+{
+	return io->last_exception;
+}
+
 /* Maps errno after a failed libmodbus call to the short reason that goes into "ERR". */
 static void describe_error(int err, char *reason, size_t len)
 {
@@ -123,26 +165,38 @@ static void describe_error(int err, char *reason, size_t len)
 }
 
 /*
- * Discards input until the line has been quiet for quiet_ms, or for at most 3 * quiet_ms
- * in all (a babbling device must not hold the bus forever).
+ * Discards input until the monotonic instant until_ms; if bytes are still arriving then,
+ * goes on until the line has been quiet for quiet_ms (the frame in progress ends), but
+ * never past until_ms + max_extra_ms (a babbling device must not hold the bus forever).
  */
-static void drain_line(struct mbio *io, int quiet_ms)
+static void drain_until(struct mbio *io, int64_t until_ms, int quiet_ms, int max_extra_ms)
 {
 	int fd = modbus_get_socket(io->ctx);
-	int64_t give_up = time_mono_ms() + 3LL * quiet_ms;
+	int64_t give_up = until_ms + max_extra_ms;
+	int64_t last_byte = 0;
 	unsigned char junk[256];
 	size_t discarded = 0;
 
 	if (fd < 0)
 		return;
 	for (;;) {
-		int64_t left = give_up - time_mono_ms();
-		if (left <= 0)
+		int64_t now = time_mono_ms();
+		int64_t wait;
+		if (now >= give_up)
 			break;
+		if (now >= until_ms) {
+			if (now - last_byte >= quiet_ms)
+				break; /* past the window, and quiet: done */
+			wait = last_byte + quiet_ms - now;
+		} else {
+			wait = until_ms - now;
+		}
+		if (wait > give_up - now)
+			wait = give_up - now;
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int n = poll(&pfd, 1, (int)(left < quiet_ms ? left : quiet_ms));
+		int n = poll(&pfd, 1, (int)wait);
 		if (n == 0)
-			break; /* quiet long enough */
+			continue;
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -152,12 +206,19 @@ static void drain_line(struct mbio *io, int quiet_ms)
 		if (got <= 0)
 			break;
 		discarded += (size_t)got;
+		last_byte = time_mono_ms();
 	}
 	if (discarded)
-		log_debug("%s: discarded %zu late byte(s) after a time-out", io->name, discarded);
+		log_debug("%s: discarded %zu late byte(s)", io->name, discarded);
 }
 
-static int link_open(struct mbio *io, char *reason, size_t len)
+/* The silence that ends a frame: the port's byte time-out, but never below 5 ms. */
+static int frame_gap_ms(const struct mbio *io)
+{
+	return io->port->byte_timeout_ms > 5 ? io->port->byte_timeout_ms : 5;
+}
+
+static int link_open(struct mbio *io, int timeout_ms, char *reason, size_t len)
 {
 	if (io->is_rtu) {
 		const struct serial_port_config *p = io->port;
@@ -171,6 +232,9 @@ static int link_open(struct mbio *io, char *reason, size_t len)
 		snprintf(reason, len, "cannot create context: %s", modbus_strerror(errno));
 		return MB_ERR_MODBUS;
 	}
+	/* libmodbus bounds a TCP connect by the response time-out: use the device's. */
+	modbus_set_response_timeout(io->ctx, (uint32_t)(timeout_ms / 1000),
+				    (uint32_t)(timeout_ms % 1000) * 1000);
 	if (modbus_connect(io->ctx) == -1) {
 		int err = errno;
 		if (io->is_rtu)
@@ -195,27 +259,101 @@ static int link_open(struct mbio *io, char *reason, size_t len)
 	 * for the first reply. */
 	modbus_flush(io->ctx);
 	io->connected = 1;
+	if (io->lost) {
+		io->lost = false;
+		if (io->is_rtu)
+			log_info("serial port %s: available again", io->name);
+		else
+			log_debug("%s: connected again", io->name);
+	}
 	return 0;
+}
+
+/* The link is gone (a vanished serial port, a reset TCP connection): reopen next time. */
+static void link_lost(struct mbio *io, const char *reason)
+{
+	if (io->is_rtu && !io->lost)
+		log_warn("serial port %s: lost (%s); reopening it at the next request", io->name,
+			 reason);
+	link_close(io);
+	io->lost = true;
+}
+
+static bool same_request(const struct late_window *w, int function, uint16_t start,
+			 uint16_t count)
+{
+	return w->function == function && w->start == start && w->count == count;
+}
+
+/*
+ * RTU, before a request: wait out a late-answer window of this slave unless this is a
+ * retry of the same request, keep the silent interval, and flush. Returns whether the
+ * request goes out while an earlier identical one may still be answered.
+ */
+static bool rtu_before_request(struct mbio *io, int slave, int function, uint16_t start,
+			       uint16_t count, int timeout_ms)
+{
+	struct late_window *w = &io->late[slave & 0xFF];
+	int64_t now = time_mono_ms();
+
+	if (now < w->until_ms && !same_request(w, function, start, count)) {
+		drain_until(io, w->until_ms, frame_gap_ms(io), timeout_ms);
+		io->last_activity_us = mono_us();
+	}
+	int64_t quiet_at = io->last_activity_us + io->silent_us;
+	int64_t now_us = mono_us();
+	if (now_us < quiet_at) {
+		struct timespec ts = {(time_t)((quiet_at - now_us) / 1000000),
+				      (long)((quiet_at - now_us) % 1000000) * 1000};
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+	}
+	modbus_flush(io->ctx);
+	return time_mono_ms() < w->until_ms;
+}
+
+/* RTU: opens (or extends) the window in which a late answer of slave may still come. */
+static void rtu_open_window(struct mbio *io, int slave, int function, uint16_t start,
+			    uint16_t count, int64_t until_ms)
+{
+	struct late_window *w = &io->late[slave & 0xFF];
+	/* Only the latest request matters: a different one was sent only after the earlier
+	 * window had passed (rtu_before_request), so it can never be shortened by this. */
+	if (until_ms > w->until_ms)
+		w->until_ms = until_ms;
+	w->function = function;
+	w->start = start;
+	w->count = count;
 }
 
 int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t count,
 	      int timeout_ms, uint16_t *dest, char *reason, size_t reason_len)
 {
+	bool pending = false;
+	int64_t sent_ms;
 	int rc;
 
-	if (!io->connected && link_open(io, reason, reason_len) != 0)
+	io->last_exception = 0;
+	if (function < 1 || function > 4) {
+		snprintf(reason, reason_len, "unsupported function 0x%02x", function);
+		return MB_ERR_INVAL;
+	}
+	if (!io->connected && link_open(io, timeout_ms, reason, reason_len) != 0) {
+		io->lost = true;
 		return MB_ERR_IO;
+	}
 
 	modbus_set_slave(io->ctx, slave);
 	modbus_set_response_timeout(io->ctx, (uint32_t)(timeout_ms / 1000),
 				    (uint32_t)(timeout_ms % 1000) * 1000);
 	if (io->is_rtu)
-		modbus_flush(io->ctx); /* drop a late reply to an earlier request */
+		pending = rtu_before_request(io, slave, function, start, count, timeout_ms);
+	sent_ms = time_mono_ms();
 
 	switch (function) {
 	case 1:
 	case 2: {
-		uint8_t bits[2000];
+		uint8_t bits[MODBUS_MAX_READ_BITS];
 		rc = function == 1 ? modbus_read_bits(io->ctx, start, count, bits)
 				   : modbus_read_input_bits(io->ctx, start, count, bits);
 		if (rc == count)
@@ -226,31 +364,54 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
 	case 3:
 		rc = modbus_read_registers(io->ctx, start, count, dest);
 		break;
-	case 4:
+	default:
 		rc = modbus_read_input_registers(io->ctx, start, count, dest);
 		break;
-	default:
-		snprintf(reason, reason_len, "unsupported function 0x%02x", function);
-		return MB_ERR_INVAL;
 	}
-	if (rc == count)
-		return 0;
+	if (io->is_rtu)
+		io->last_activity_us = mono_us();
 
-	int err = rc == -1 ? errno : EMBBADDATA;
-	describe_error(err, reason, reason_len);
-	if (err >= EMBXILFUN && err <= EMBXGTAR) {
-		/* A Modbus exception is a complete, well-formed answer: the link is in sync. */
+	int err = rc == count ? 0 : rc == -1 ? errno : EMBBADDATA;
+	bool exception = err >= EMBXILFUN && err <= EMBXGTAR;
+	if (err == 0 || exception) {
+		/* A complete, well-formed answer: the link is in sync. But if an identical
+		 * request was still outstanding, that answer may have been its, and ours may
+		 * still come: keep the slave's window open past our own time-out. */
+		if (pending)
+			rtu_open_window(io, slave, function, start, count, sent_ms + 2LL * timeout_ms);
+		if (!exception)
+			return 0;
+		io->last_exception = err - MODBUS_ENOBASE;
+		describe_error(err, reason, reason_len);
 		return MB_ERR_MODBUS;
 	}
-	if (io->is_rtu && err != EBADF && err != EIO && err != ENXIO) {
-		if (err == ETIMEDOUT || err == EMBBADCRC || err == EMBBADSLAVE || err == EMBBADDATA)
-			drain_line(io, timeout_ms);
-		modbus_flush(io->ctx);
-	} else {
+
+	describe_error(err, reason, reason_len);
+	if (!io->is_rtu) {
 		/* TCP: after a time-out the reply may still come; a fresh connection is the only
-		 * way to be sure it is not read as the next answer. Serial: the device vanished
-		 * (EIO/ENXIO/EBADF); reopen it on the next read. */
-		link_close(io);
+		 * way to be sure it is not read as the next answer. */
+		if (err == ECONNRESET || err == EPIPE || err == ECONNREFUSED)
+			link_lost(io, reason);
+		else
+			link_close(io);
+		return MB_ERR_MODBUS;
 	}
+	if (err == EBADF || err == EIO || err == ENXIO || err == ENODEV || err == ECONNRESET ||
+	    err == EPIPE) {
+		/* The serial device vanished (a USB adapter unplugged, a pty closed). */
+		link_lost(io, reason);
+		return MB_ERR_MODBUS;
+	}
+	if (err == ETIMEDOUT) {
+		/* No answer (yet): a late one may still come until one more time-out. */
+		rtu_open_window(io, slave, function, start, count, time_mono_ms() + timeout_ms);
+	} else {
+		/* A garbled or foreign frame: let the burst on the line pass, and allow for our
+		 * own answer still being on its way. */
+		drain_until(io, time_mono_ms() + frame_gap_ms(io), frame_gap_ms(io), timeout_ms);
+		rtu_open_window(io, slave, function, start, count, sent_ms + 2LL * timeout_ms);
+	}
+	modbus_flush(io->ctx);
+	io->last_activity_us = mono_us();
 	return MB_ERR_MODBUS;
 }

@@ -40,4 +40,12 @@ const char *mbio_name(const struct mbio *io);
 int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t count,
 	      int timeout_ms, uint16_t *dest, char *reason, size_t reason_len);
 
+/*
+ * The Modbus exception code (1..255) of the last mbio_read on io when it failed with an
+ * exception response, or 0 when the last read succeeded or failed in another way (a
+ * time-out, a garbled answer, a lost link). Lets callers tell a device's refusal, which
+ * retrying cannot change, from a transport failure, which it may.
+ */
+int mbio_last_exception(const struct mbio *io);
+
 #endif

@@ -4,6 +4,22 @@
  * Threading: one pthread per bus. A worker touches only its own struct bus and the
  * read-only config; it sleeps on its own condition variable (monotonic clock) so that
  * poller_stop() can wake it at once.
+ *
+ * Reading a device (read_device): its blocks are read with the transactions of its plan
+ * (planner.h: merged across small gaps, split at the request limit), each transaction's
+ * values are scattered back into the blocks' places, and typed devices are decoded
+ * (decode.h), so the reading is the same whatever the plan. A transaction that fails on a
+ * time-out or a garbled answer is retried (the device's `retries`); a merged transaction
+ * the device refuses as an illegal address makes the device fall back, for good, to its
+ * exact blocks. The first failed transaction ends the reading: a device that does not
+ * answer costs its bus (1 + retries) time-outs per poll, no more.
+ *
+ * Fault isolation (note_result): a device that fails is logged once as down; after
+ * BACKOFF_AFTER_FAILURES failed polls in a row it is polled less often (doubling
+ * intervals up to its backoff_max), with an ERR reading published for each instant it is
+ * not polled, until it answers ("back" is logged once). Within one instant, devices in
+ * good standing are read before failing ones, so a dead device never delays a healthy
+ * device that is due at the same instant.
  */
 #include "poller.h"
 
@@ -12,17 +28,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "decode.h"
 #include "error.h"
 #include "log.h"
 #include "modbus_io.h"
+#include "planner.h"
 #include "timeutil.h"
+
+/* Failed polls in a row after which a device is polled less often. */
+#define BACKOFF_AFTER_FAILURES 3
 
 struct scheduled_device {
 	const struct device_config *dev;
 	int64_t next_ms;   /* wall-clock instant of the next read */
 	bool failing;      /* last read failed: log only the change of state */
 	bool overrunning;  /* last schedule slipped: log only the change of state */
+	/* Request plans (planner.h): plan is what we read with; exact is the blocks as
+	 * configured, the fallback when the device refuses a merged read. */
+	struct plan plan;
+	struct plan exact;
+	bool use_exact;
+	/* Fault isolation: the state behind note_result's log lines and the back-off. */
+	unsigned fail_streak;       /* failed polls in a row that count towards back-off */
+	unsigned failed_polls;      /* failed polls since the device was last seen well */
+	int64_t down_since_ms;      /* wall clock of the first failed poll of the streak */
+	bool backing_off;           /* polled only at probe_ms and later */
+	int64_t backoff_ms;         /* current interval between polls while backing off */
+	int64_t probe_ms;           /* wall-clock instant of the next poll while backing off */
+	char last_error[READING_ERROR_MAX];
+	size_t requests;            /* requests sent by the last read (retries included) */
+	bool refused;               /* the last read failed on an exception: the device answered */
 };
 
 struct bus {
@@ -44,9 +81,87 @@ struct poller {
 	void *sink_ctx;
 };
 
-static int read_device(struct mbio *io, const struct device_config *dev, struct reading *r)
+static int device_timeout_ms(const struct device_config *dev)
 {
+	return dev->transport == TRANSPORT_RTU ? dev->serial->timeout_ms : dev->timeout_ms;
+}
+
+/* Makes both plans of a device. Returns 0 or MB_ERR_NOMEM. */
+static int plan_device(struct scheduled_device *sd)
+{
+	const struct device_config *dev = sd->dev;
+	struct line_timing line;
+	const struct line_timing *lp = NULL;
+	int rc;
+
+	if (dev->transport == TRANSPORT_RTU) {
+		planner_line_timing(dev->serial, &line);
+		lp = &line;
+	}
+	rc = planner_plan(dev->blocks, dev->block_count, dev->function, (unsigned)dev->max_per_read,
+			  false, lp, &sd->exact);
+	if (rc == 0)
+		rc = planner_plan(dev->blocks, dev->block_count, dev->function,
+				  (unsigned)dev->max_per_read, dev->optimize, lp, &sd->plan);
+	if (rc == 0)
+		log_debug("device %s: %zu block(s) read with %zu request(s) per poll%s", dev->id,
+			  dev->block_count, sd->plan.count, dev->optimize ? "" : " (optimize off)");
+	return rc;
+}
+
+static void unplan_device(struct scheduled_device *sd)
+{
+	planner_plan_free(&sd->plan);
+	planner_plan_free(&sd->exact);
+}
+
+/* Fills r->decoded for a typed device from its registers. Returns 0 or MB_ERR_NOMEM. */
+static int decode_reading(struct reading *r)
+{
+	const struct device_config *dev = r->device;
+	/* Plain words (the router's V) stay on the seed's path, byte for byte; a word with
+	 * swapped bytes (BADC, DCBA) is decoded like any other type. */
+	bool swapped = dev->order == REG_ORDER_BADC || dev->order == REG_ORDER_DCBA;
+	if (dev->function <= 2 || (dev->type == REG_TYPE_WORD && !swapped))
+		return 0;
+	size_t n = r->value_count / decode_width(dev->type);
+	r->decoded = calloc(n ? n : 1, sizeof(*r->decoded));
+	if (!r->decoded)
+		return MB_ERR_NOMEM;
+	/* Every block holds whole values (config.c checks it), so the concatenation does. */
+	r->decoded_count = decode_registers(dev->type, dev->order, r->values, r->value_count,
+					    r->decoded);
+	return 0;
+}
+
+/*
+ * One transaction, with the device's retries: a time-out, a garbled answer or a lost
+ * connection is tried again; an exception (the device's considered refusal) or a link
+ * that cannot even be opened is not. A device that is backing off gets one attempt.
+ */
+static int read_tx(struct mbio *io, struct scheduled_device *sd, const struct plan_tx *tx,
+		   uint16_t *buf, char *reason, size_t reason_len)
+{
+	const struct device_config *dev = sd->dev;
+	int attempts = sd->backing_off ? 1 : 1 + dev->retries;
+	int rc = MB_ERR_MODBUS;
+
+	for (int a = 0; a < attempts; a++) {
+		sd->requests++;
+		rc = mbio_read(io, dev->slave, dev->function, tx->start, tx->count,
+			       device_timeout_ms(dev), buf, reason, reason_len);
+		if (rc == 0 || rc == MB_ERR_IO || rc == MB_ERR_INVAL || mbio_last_exception(io))
+			break;
+	}
+	return rc;
+}
+
+static int read_device(struct mbio *io, struct scheduled_device *sd, struct reading *r)
+{
+	const struct device_config *dev = sd->dev;
 	size_t total = blocks_total(dev->blocks, dev->block_count);
+	uint16_t buf[BLOCKS_MAX_BITS]; /* one transaction's values */
+
 	memset(r, 0, sizeof(*r));
 	r->device = dev;
 	r->ts_ms = time_now_ms();
@@ -54,43 +169,118 @@ static int read_device(struct mbio *io, const struct device_config *dev, struct 
 	if (!r->values)
 		return MB_ERR_NOMEM;
 	r->value_count = total;
+	sd->requests = 0;
+	sd->refused = false;
 
-	int timeout_ms = dev->transport == TRANSPORT_RTU ? dev->serial->timeout_ms : dev->timeout_ms;
-	size_t position = 0;
-	for (size_t i = 0; i < dev->block_count; i++) {
-		const struct block *b = &dev->blocks[i];
+again:;
+	const struct plan *plan = sd->use_exact ? &sd->exact : &sd->plan;
+	for (size_t k = 0; k < plan->count; k++) {
+		const struct plan_tx *tx = &plan->tx[k];
 		char reason[READING_ERROR_MAX - 32];
-		int rc = mbio_read(io, dev->slave, dev->function, b->start, b->count, timeout_ms,
-				   r->values + position, reason, sizeof(reason));
-		if (rc != 0) {
-			/* Name the block only when the block itself failed, not the link. */
-			if (dev->block_count > 1 && rc == MB_ERR_MODBUS)
-				snprintf(r->error, sizeof(r->error), "block %u+%u: %s", b->start,
-					 b->count, reason);
-			else
-				snprintf(r->error, sizeof(r->error), "%s", reason);
-			/* A failed reading carries no values: the JSON has ERR instead of V. */
-			free(r->values);
-			r->values = NULL;
-			r->value_count = 0;
-			return 0;
+		int rc = read_tx(io, sd, tx, buf, reason, sizeof(reason));
+		if (rc == 0) {
+			planner_scatter(dev->blocks, dev->block_count, tx, buf, r->values);
+			continue;
 		}
-		position += b->count;
+		int exception = mbio_last_exception(io);
+		if (tx->merged && !sd->use_exact && (exception == 2 || exception == 3)) {
+			/* The merged read touched addresses the device does not serve (or more
+			 * than it serves at once). Its exact blocks are what the user asked for:
+			 * read those, now and from now on. */
+			log_warn("device %s: refused the merged read %u+%u (%s); reading its blocks as configured from now on",
+				 dev->id, tx->start, tx->count, reason);
+			sd->use_exact = true;
+			goto again;
+		}
+		sd->refused = exception != 0;
+		/* Name the block only when the block itself failed, not the link. */
+		const struct block *b = &dev->blocks[tx->first_block];
+		if (dev->block_count > 1 && rc == MB_ERR_MODBUS)
+			snprintf(r->error, sizeof(r->error), "block %u+%u: %s", b->start, b->count,
+				 reason);
+		else
+			snprintf(r->error, sizeof(r->error), "%s", reason);
+		/* A failed reading carries no values: the JSON has ERR instead of V. */
+		free(r->values);
+		r->values = NULL;
+		r->value_count = 0;
+		return 0;
+	}
+	if (decode_reading(r) != 0) {
+		reading_clear(r);
+		return MB_ERR_NOMEM;
 	}
 	return 0;
 }
 
-static void note_result(struct mbio *io, struct scheduled_device *sd, const struct reading *r)
+/* The longest interval between polls of a device that is backing off: backoff_max
+ * rounded up to whole periods. */
+static int64_t backoff_cap_ms(const struct device_config *dev)
 {
-	if (r->error[0] && !sd->failing) {
-		sd->failing = true;
-		log_warn("device %s (address %s on %s): not answering: %s", sd->dev->id,
-			 sd->dev->address_text, mbio_name(io), r->error);
-	} else if (!r->error[0] && sd->failing) {
+	/* A whole number of periods, so probes stay on the aligned instants. */
+	int64_t periods = (dev->backoff_max_ms + dev->period_ms - 1) / dev->period_ms;
+	return (periods < 1 ? 1 : periods) * dev->period_ms;
+}
+
+/*
+ * Logs changes of state and runs the back-off. instant_ms is the aligned instant the
+ * poll was for.
+ */
+static void note_result(struct mbio *io, struct scheduled_device *sd, const struct reading *r,
+			int64_t instant_ms)
+{
+	const struct device_config *dev = sd->dev;
+
+	if (!r->error[0]) {
+		if (sd->failing)
+			log_info("device %s (address %s on %s): back after %lld s (%u failed poll%s)",
+				 dev->id, dev->address_text, mbio_name(io),
+				 (long long)((r->ts_ms - sd->down_since_ms) / 1000), sd->failed_polls,
+				 sd->failed_polls == 1 ? "" : "s");
 		sd->failing = false;
-		log_info("device %s (address %s on %s): back", sd->dev->id, sd->dev->address_text,
-			 mbio_name(io));
+		sd->backing_off = false;
+		sd->fail_streak = 0;
+		sd->failed_polls = 0;
+		return;
 	}
+	snprintf(sd->last_error, sizeof(sd->last_error), "%s", r->error);
+	sd->fail_streak++;
+	sd->failed_polls++;
+	if (!sd->failing) {
+		sd->failing = true;
+		sd->down_since_ms = r->ts_ms;
+		log_warn("device %s (address %s on %s): down: not answering: %s", dev->id,
+			 dev->address_text, mbio_name(io), r->error);
+	}
+	int64_t cap = backoff_cap_ms(dev);
+	/* A device that answers with an exception is alive and says why: it costs one short
+	 * transaction, and its reason is worth publishing every period. Back off only from
+	 * devices that do not answer. */
+	if (sd->refused)
+		sd->fail_streak = 0;
+	if (!sd->backing_off && sd->fail_streak >= BACKOFF_AFTER_FAILURES && cap > dev->period_ms) {
+		sd->backing_off = true;
+		sd->backoff_ms = dev->period_ms;
+		log_info("device %s: polling it less often (at most every %lld s) until it answers",
+			 dev->id, (long long)(cap / 1000));
+	}
+	if (sd->backing_off) {
+		sd->backoff_ms = sd->backoff_ms * 2 < cap ? sd->backoff_ms * 2 : cap;
+		sd->probe_ms = instant_ms + sd->backoff_ms;
+	}
+}
+
+/*
+ * A due instant of a device that is backing off, before its next probe: no request goes
+ * on the bus, but the instant still gets its message, so a server sees every period.
+ */
+static void skip_reading(struct scheduled_device *sd, struct reading *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->device = sd->dev;
+	r->ts_ms = time_now_ms();
+	snprintf(r->error, sizeof(r->error), "not polled: device down (last error: %.100s)",
+		 sd->last_error);
 }
 
 static void schedule_next(struct scheduled_device *sd)
@@ -111,10 +301,39 @@ static void schedule_next(struct scheduled_device *sd)
 	sd->next_ms = next;
 }
 
+/* Polls one due device (or skips it while it backs off), hands over the reading, and
+ * schedules its next instant. */
+static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
+{
+	struct poller *p = bus->owner;
+	int64_t instant = sd->next_ms;
+	struct reading r;
+
+	if (sd->backing_off && instant < sd->probe_ms) {
+		skip_reading(sd, &r);
+		p->sink(p->sink_ctx, &r);
+	} else {
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (read_device(bus->io, sd, &r) != 0) {
+			log_error("device %s: out of memory; reading lost", sd->dev->id);
+		} else {
+			/* bench/modbus_bus.py reads this line: keep its form. */
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			log_debug("device %s: read in %.1f ms with %zu request(s)", sd->dev->id,
+				  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+				  sd->requests);
+			note_result(bus->io, sd, &r, instant);
+			p->sink(p->sink_ctx, &r);
+		}
+	}
+	reading_clear(&r);
+	schedule_next(sd);
+}
+
 static void *bus_main(void *arg)
 {
 	struct bus *bus = arg;
-	struct poller *p = bus->owner;
 
 	pthread_mutex_lock(&bus->lock);
 	while (!bus->stop) {
@@ -139,20 +358,18 @@ static void *bus_main(void *arg)
 		}
 		pthread_mutex_unlock(&bus->lock);
 
-		/* Read every due device, in configuration order, one request at a time. */
-		for (size_t i = 0; i < bus->device_count; i++) {
-			struct scheduled_device *sd = &bus->devices[i];
-			if (sd->next_ms > now)
-				continue;
-			struct reading r;
-			if (read_device(bus->io, sd->dev, &r) != 0) {
-				log_error("device %s: out of memory; reading lost", sd->dev->id);
-			} else {
-				note_result(bus->io, sd, &r);
-				p->sink(p->sink_ctx, &r);
+		/*
+		 * Read every due device, one request at a time: first those in good standing,
+		 * then those that failed last time, each pass in configuration order, so a
+		 * device that times out never delays a healthy one due at the same instant.
+		 */
+		for (int pass = 0; pass < 2; pass++) {
+			for (size_t i = 0; i < bus->device_count; i++) {
+				struct scheduled_device *sd = &bus->devices[i];
+				if (sd->next_ms > now || (sd->fail_streak > 0) != (pass == 1))
+					continue;
+				poll_due_device(bus, sd);
 			}
-			reading_clear(&r);
-			schedule_next(sd);
 		}
 		pthread_mutex_lock(&bus->lock);
 	}
@@ -218,6 +435,8 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 		struct scheduled_device *sd = &bus->devices[bus->device_count++];
 		sd->dev = dev;
 		sd->next_ms = time_next_aligned_ms(now, dev->period_ms);
+		if (plan_device(sd) != 0)
+			goto nomem;
 	}
 
 	for (size_t b = 0; b < p->bus_count; b++) {
@@ -253,6 +472,8 @@ void poller_stop(struct poller *p)
 		if (bus->started)
 			pthread_join(bus->thread, NULL);
 		mbio_free(bus->io);
+		for (size_t i = 0; i < bus->device_count; i++)
+			unplan_device(&bus->devices[i]);
 		free(bus->devices);
 		pthread_mutex_destroy(&bus->lock);
 		pthread_cond_destroy(&bus->wake);
@@ -268,7 +489,11 @@ int poll_device_now(const struct device_config *dev, struct reading *out)
 						 : mbio_new_tcp(dev->host, dev->port, &io);
 	if (rc)
 		return rc;
-	rc = read_device(io, dev, out);
+	struct scheduled_device sd = {.dev = dev};
+	rc = plan_device(&sd);
+	if (rc == 0)
+		rc = read_device(io, &sd, out);
+	unplan_device(&sd);
 	mbio_free(io);
 	return rc;
 }

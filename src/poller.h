@@ -8,6 +8,12 @@
  * whole multiples of its period (wall clock, UTC); a read that overruns skips the
  * instants it missed rather than drifting.
  *
+ * A device's blocks are read with the request optimiser's plan (planner.h), and typed
+ * devices are decoded (decode.h); the reading is the same as reading the blocks one by
+ * one. Failed requests are retried (the device's `retries`); a device that keeps failing
+ * is polled less often until it answers, and every instant still yields a reading (an ERR
+ * one when the device was not polled). docs/modbus.md describes the behaviour.
+ *
  * Every reading (successful or failed) is handed to the sink, from the worker's thread.
  * The sink borrows the reading and must copy what it keeps.
  */

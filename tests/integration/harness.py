@@ -37,7 +37,7 @@ API (see each docstring):
                                          .wait_match(pred, timeout) .wait_active() .clear()
     PtyPair(wd, name="tty")              .start() .stop() .a .b
     ModbusSim(wd, config)                .start() .stop() .restart() .stats(server=None)
-                                         .tcp_ports .port
+                                         .requests() .tcp_ports .port
     Daemon(wd, config_yaml, name="modbridge", binary=None)
                                          .start(*args, env=None) .wait_log(regex, timeout,
                                          since=None) .log() .log_offset() .stop(timeout=10)
@@ -961,6 +961,7 @@ class ModbusSim:
             verbose = os.environ.get("MODBRIDGE_SIM_VERBOSE", "") not in ("", "0")
         self.verbose = verbose
         self.config.setdefault("stats_file", f"{name}-stats.json")
+        self.config.setdefault("request_log", f"{name}-requests.jsonl")
         for i, server in enumerate(self.config.get("servers", [])):
             server.setdefault("stats_file", f"{name}-stats-{i}.json")
         self.config_path = self.dir / f"{name}.json"
@@ -1066,6 +1067,21 @@ class ModbusSim:
                 return _UnitCounts(json.load(fh))
         except (OSError, ValueError):
             return _UnitCounts()
+
+    def requests(self):
+        """Every request received since the sim (re)started, oldest first: a list of dicts
+        {"t": unix time (s), "server": i, "unit": u, "fc": f, "addr": a, "count": n}."""
+        rel = self.config["request_log"]
+        path = rel if os.path.isabs(rel) else os.path.join(self.dir, rel)
+        out = []
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.endswith("\n"):  # a line being written is not complete yet
+                        out.append(json.loads(line))
+        except OSError:
+            pass
+        return out
 
     def log(self):
         return _read_from(self.log_path, 0)

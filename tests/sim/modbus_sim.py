@@ -110,6 +110,12 @@ unit ids:
   not counted), like a missing device on a bus; the client sees a timeout.  Use
   "any_unit": true (with exactly one entry in "units") to answer every unit id.
 
+request log:
+  "request_log" (top level, optional): every request addressed to a unit of ours is appended
+  as one JSON line {"t": <unix time, s>, "server": i, "unit": u, "fc": f, "addr": a,
+  "count": n} when it arrives (before any delay or silence), for tests that check which
+  requests were sent, and when.
+
 statistics:
   "stats_file" (top level) is rewritten atomically after each request: {"UNIT": count, ...}
   summed over all servers; a server's own "stats_file" counts that server only.  Every
@@ -139,7 +145,7 @@ READ_FCS = {1: "c", 2: "d", 3: "h", 4: "i", 23: "h"}
 UNIT_KEYS = set(TABLES) | {"delay_ms", "silent", "exception_at", "exception_code"}
 SERVER_KEYS = {"tcp", "rtu", "baudrate", "parity", "bytesize", "stopbits", "units",
                "any_unit", "stats_file"}
-TOP_KEYS = {"servers", "stats_file"}
+TOP_KEYS = {"servers", "stats_file", "request_log"}
 
 
 class ConfigError(Exception):
@@ -272,6 +278,27 @@ class UnitConfig:  # pylint: disable=too-few-public-methods
 # --------------------------------------------------------------------------- #
 # Statistics
 # --------------------------------------------------------------------------- #
+class RequestLog:  # pylint: disable=too-few-public-methods
+    """Appends one JSON line per request (see CONFIG_HELP, "request log")."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "w", encoding="utf-8"):
+            pass
+
+    def add(self, server, unit, request):
+        fc = request.function_code
+        if fc == 23:
+            addr, count = request.read_address, request.read_count
+        else:
+            addr = getattr(request, "address", None)
+            count = getattr(request, "count", None)
+        line = json.dumps({"t": time.time(), "server": server, "unit": unit, "fc": fc,
+                           "addr": addr, "count": count})
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
 class Counter:
     """Requests per unit id, optionally mirrored to a JSON file (atomic rewrite)."""
 
@@ -379,7 +406,7 @@ class SimHandlerMixin:
         sim = self.server.sim
         unit = request.unit_id
         ucfg = sim.unit_config(unit)
-        sim.record(unit)
+        sim.record(unit, request)
         if ucfg is None:  # cannot happen: the framer filters unknown units
             return
         if log.isEnabledFor(logging.INFO):
@@ -608,6 +635,7 @@ class SimServer:
         self.counter = Counter(os.path.join(base_dir, stats) if stats else None,
                                () if self.any_unit else self.units)
         self.total = total_counter
+        self.request_log = None
         self.server = None
         self.task = None
 
@@ -616,7 +644,9 @@ class SimServer:
             return next(iter(self.units.values()))
         return self.units.get(unit)
 
-    def record(self, unit):
+    def record(self, unit, request=None):
+        if self.request_log is not None and request is not None:
+            self.request_log.add(self.index, unit, request)
         self.counter.add(unit)
         self.total.add(unit)
 
@@ -681,6 +711,10 @@ async def run(cfg, base_dir):
     stats = cfg.get("stats_file")
     total = Counter(os.path.join(base_dir, stats) if stats else None)
     servers = [SimServer(i, spec, total, base_dir) for i, spec in enumerate(cfg["servers"])]
+    if cfg.get("request_log"):
+        request_log = RequestLog(os.path.join(base_dir, str(cfg["request_log"])))
+        for srv in servers:
+            srv.request_log = request_log
     for srv in servers:
         if not srv.any_unit:
             for uid in srv.units:

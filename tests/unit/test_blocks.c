@@ -229,11 +229,11 @@ static void test_build_length_mismatch(void **state)
 static void test_build_zero_count(void **state)
 {
 	(void)state;
-	expect_build_error("1;2", "1;0", 3,
-			   "count: entry 2 is 0 (allowed: 1..125 registers for command 0x03)");
-	expect_build_error("0", "0", 2, "count: entry 1 is 0 (allowed: 1..2000 bits for command 0x02)");
+	expect_build_error("1;2", "1;0", 3, "count: entry 2 is 0 (allowed: 1..65535 registers)");
+	expect_build_error("0", "0", 2, "count: entry 1 is 0 (allowed: 1..65535 bits)");
 }
 
+/* Blocks longer than one request allows are accepted: the planner splits them. */
 static void test_build_limits(void **state)
 {
 	struct block *blocks = NULL;
@@ -241,25 +241,22 @@ static void test_build_limits(void **state)
 	char err[200];
 
 	(void)state;
-	/* Bits: 2000 per read for 0x01 and 0x02. */
-	assert_int_equal(build("0", "2000", 1, &blocks, &n, err, sizeof(err)), 0);
+	assert_int_equal(build("0", "2001", 1, &blocks, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(blocks[0].count, 2000);
+	assert_int_equal(blocks[0].count, 2001);
 	free(blocks);
-	assert_int_equal(build("0", "2000", 2, &blocks, &n, err, sizeof(err)), 0);
+	assert_int_equal(build("0;10", "1;200", 3, &blocks, &n, err, sizeof(err)), 0);
+	assert_int_equal(blocks[1].count, 200);
 	free(blocks);
-	expect_build_error("0", "2001", 1, "count: entry 1 (2001) exceeds 2000 bits per read for command 0x01");
+	assert_int_equal(build("0", "65535", 4, &blocks, &n, err, sizeof(err)), 0);
+	assert_int_equal(blocks[0].count, 65535);
+	free(blocks);
 
-	/* Registers: 125 per read for 0x03 and 0x04. */
-	assert_int_equal(build("0", "125", 3, &blocks, &n, err, sizeof(err)), 0);
-	assert_int_equal(blocks[0].count, 125);
+	/* All blocks together hold at most 65536 values (memory bound). */
+	assert_int_equal(build("0;0", "65535;1", 3, &blocks, &n, err, sizeof(err)), 0);
 	free(blocks);
-	assert_int_equal(build("0", "125", 4, &blocks, &n, err, sizeof(err)), 0);
-	free(blocks);
-	expect_build_error("0", "126", 3, "count: entry 1 (126) exceeds 125 registers per read for command 0x03");
-	expect_build_error("0;10", "1;200", 3,
-			   "count: entry 2 (200) exceeds 125 registers per read for command 0x03");
-	expect_build_error("0", "2000", 4, "count: entry 1 (2000) exceeds 125 registers per read for command 0x04");
+	expect_build_error("0;0", "65535;2", 3,
+			   "count: the blocks add up to 65537 registers (allowed: at most 65536 per device)");
 }
 
 static void test_build_address_space(void **state)

@@ -305,6 +305,14 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(d->type, REG_TYPE_WORD);
 	assert_int_equal(d->period_ms, 60000);
 	assert_true(d->logger);
+	/* Modbus depth defaults (docs/modbus.md). */
+	assert_int_equal(d->order, REG_ORDER_ABCD);
+	assert_true(d->optimize);
+	assert_int_equal(d->max_per_read, 0);
+	assert_int_equal(d->retries, 1);
+	assert_int_equal(d->backoff_max_ms, 60000);
+	assert_int_equal(cfg->serial_ports[0].silent_interval_ms, -1);
+	assert_int_equal(cfg->serial_ports[0].turnaround_ms, 5);
 
 	assert_string_equal(cfg->logger.id, "");
 	assert_int_equal(cfg->logger.send_mode, SEND_FIFO);
@@ -822,11 +830,53 @@ static void test_diags_accumulate(void **state)
 	free(warn);
 }
 
+/* Types, byte orders, the optimiser's keys, retries, back-off and line timing. */
+static void test_modbus_depth(void **state)
+{
+	struct config_diags diags = {0};
+	struct config *cfg;
+	const struct device_config *d;
+
+	(void)state;
+	cfg = load_good("good/modbus_depth.yaml", &diags);
+	assert_int_equal(diags.count, 0);
+	assert_int_equal(cfg->serial_ports[0].silent_interval_ms, 20);
+	assert_int_equal(cfg->serial_ports[0].turnaround_ms, 12);
+	assert_int_equal(cfg->serial_ports[1].silent_interval_ms, -1);
+	assert_int_equal(cfg->serial_ports[1].turnaround_ms, 5);
+
+	d = config_find_device(cfg, "energy");
+	assert_int_equal(d->function, 4);
+	assert_int_equal(d->type, REG_TYPE_FLOAT32);
+	assert_int_equal(d->order, REG_ORDER_CDAB);
+	assert_int_equal(d->max_per_read, 60);
+	assert_int_equal(d->retries, 3);
+	assert_int_equal(d->backoff_max_ms, 300000);
+	assert_true(d->optimize);
+
+	d = config_find_device(cfg, "counter");
+	assert_int_equal(d->type, REG_TYPE_UINT64);
+	assert_int_equal(d->order, REG_ORDER_DCBA);
+	assert_false(d->optimize);
+	assert_int_equal(d->blocks[0].count, 300); /* longer than one request: split when read */
+
+	d = config_find_device(cfg, "signed");
+	assert_int_equal(d->type, REG_TYPE_INT16);
+	assert_int_equal(d->retries, 0);
+
+	d = config_find_device(cfg, "coils");
+	assert_int_equal(d->blocks[0].count, 4000);
+	assert_int_equal(d->max_per_read, 1500);
+
+	config_free(cfg);
+	config_diags_free(&diags);
+}
+
 /* Bad files every build must cover; each has its exact .expected file. */
 static const char *const required_bad[] = {
 	"unknown_key", "syntax", "baudrate", "parity", "command", "start_count",
 	"unknown_serial", "duplicate_id", "broker_scheme", "ca_file", "password", "qos",
-	"keepalive", "many",
+	"keepalive", "many", "modbus_depth",
 };
 
 static void test_bad_file(void **state)
@@ -992,6 +1042,7 @@ int main(void)
 		cmocka_unit_test(test_required_bad_files),
 		cmocka_unit_test(test_many_errors_in_order),
 		cmocka_unit_test(test_find_device),
+		cmocka_unit_test(test_modbus_depth),
 		cmocka_unit_test(test_subst_imei),
 		cmocka_unit_test(test_free_null),
 	};

@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "message.h"
@@ -122,6 +124,62 @@ static void special_characters_are_escaped(void **state)
 	free(json);
 }
 
+/* A typed device: V holds the decoded values, NX still counts registers, PX indexes V. */
+static void float32_blocks_golden(void **state)
+{
+	(void)state;
+	struct block blocks[] = {{0, 4}, {100, 2}};
+	struct device_config dev = {
+		.id = "energy", .address_text = "3", .transport = TRANSPORT_RTU, .slave = 3,
+		.function = 4, .blocks = blocks, .block_count = 2, .type = REG_TYPE_FLOAT32,
+		.order = REG_ORDER_CDAB, .period_ms = 60000, .logger = true,
+	};
+	uint16_t regs[] = {0xE979, 0x42F6, 0x0000, 0xBFC0, 0x0000, 0x7FC0};
+	struct decoded_value dec[3];
+	assert_int_equal(decode_registers(dev.type, dev.order, regs, 6, dec), 3);
+	struct reading r = {.device = &dev, .ts_ms = TS_PLC1, .values = regs, .value_count = 6,
+			    .decoded = dec, .decoded_count = 3};
+	char *json = message_encode(&r, &seed_ctx);
+	assert_non_null(json);
+	/* 123.456, -1.5, and a NaN, which JSON can only say as null */
+	assert_matches_golden(json, "json/typed_float32.json");
+	free(json);
+
+	/* A failed typed read: the same header, ERR, no V. */
+	struct reading failed = {.device = &dev, .ts_ms = TS_PLC1};
+	snprintf(failed.error, sizeof(failed.error), "timeout");
+	json = message_encode(&failed, &seed_ctx);
+	assert_non_null(strstr(json, "\"PX\":[0,2],\"ERR\":\"timeout\",\"P\""));
+	free(json);
+}
+
+/* uint64 above INT64_MAX, one block: N counts registers, V holds one value. The id and
+ * the logger id contain the splice marker's characters, which must not confuse it. */
+static void uint64_single_block_and_splice(void **state)
+{
+	(void)state;
+	struct block blocks[] = {{10, 4}};
+	struct device_config dev = {
+		.id = "\"V\":[]", .address_text = "192.168.1.20:502", .transport = TRANSPORT_TCP,
+		.slave = 1, .function = 3, .blocks = blocks, .block_count = 1,
+		.type = REG_TYPE_UINT64, .order = REG_ORDER_ABCD, .period_ms = 60000,
+	};
+	uint16_t regs[] = {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFE};
+	struct decoded_value dec[1];
+	decode_value(dev.type, dev.order, regs, &dec[0]);
+	struct message_context ctx = seed_ctx;
+	ctx.logger_id = "x\"V\":[]";
+	struct reading r = {.device = &dev, .ts_ms = TS_PLC2, .values = regs, .value_count = 4,
+			    .decoded = dec, .decoded_count = 1};
+	char *json = message_encode(&r, &ctx);
+	assert_non_null(json);
+	assert_string_equal(json,
+		"{\"IMEI\":\"357299070082380\",\"TYPE\":\"MODB\",\"TS\":\"2022-07-15T10:14:02Z\","
+		"\"ID\":\"\\\"V\\\":[]\",\"A\":\"192.168.1.20:502\",\"ST\":\"10\",\"N\":\"4\","
+		"\"V\":[18446744073709551614],\"P\":\"x\\\"V\\\":[]\"}");
+	free(json);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -131,6 +189,8 @@ int main(void)
 		cmocka_unit_test(failed_read_has_err_and_no_v),
 		cmocka_unit_test(coils_over_tcp),
 		cmocka_unit_test(special_characters_are_escaped),
+		cmocka_unit_test(float32_blocks_golden),
+		cmocka_unit_test(uint64_single_block_and_splice),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
