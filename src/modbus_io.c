@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -183,6 +184,21 @@ static int link_open(struct mbio *io, char *reason, size_t len)
 		io->ctx = NULL;
 		return MB_ERR_MODBUS;
 	}
+	if (io->is_rtu && flock(modbus_get_socket(io->ctx), LOCK_EX | LOCK_NB) != 0) {
+		/* Two processes on one serial line would interleave their frames and read each
+		 * other's answers. The daemon holds this lock while it has the port open, so a
+		 * `modbridge read` or `modbridge at` started beside it is refused instead. */
+		int err = errno;
+		if (err == EWOULDBLOCK)
+			snprintf(reason, len, "%s is in use by another process (is the daemon running?)",
+				 io->port->device);
+		else
+			snprintf(reason, len, "cannot lock %s: %s", io->port->device, strerror(err));
+		modbus_close(io->ctx);
+		modbus_free(io->ctx);
+		io->ctx = NULL;
+		return MB_ERR_MODBUS;
+	}
 	if (io->is_rtu) {
 		/* On a real RS-485 UART this enables the kernel's direction control; a pty or
 		 * a USB adapter with automatic direction answers ENOTTY, which just means "not
@@ -252,5 +268,69 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
 		 * (EIO/ENXIO/EBADF); reopen it on the next read. */
 		link_close(io);
 	}
+	return MB_ERR_MODBUS;
+}
+
+/*
+ * After a failed request: the same recovery as in mbio_read (which keeps its own inline
+ * copy of these steps): a Modbus exception is a complete answer; otherwise drain and flush
+ * a serial line, or close a TCP connection, so a late reply cannot answer a later request.
+ */
+static void recover_after_failure(struct mbio *io, int err, int timeout_ms)
+{
+	if (err >= EMBXILFUN && err <= EMBXGTAR)
+		return;
+	if (io->is_rtu && err != EBADF && err != EIO && err != ENXIO) {
+		if (err == ETIMEDOUT || err == EMBBADCRC || err == EMBBADSLAVE || err == EMBBADDATA)
+			drain_line(io, timeout_ms);
+		modbus_flush(io->ctx);
+	} else {
+		link_close(io);
+	}
+}
+
+int mbio_write(struct mbio *io, int slave, int function, uint16_t address, uint16_t value,
+	       int timeout_ms, char *reason, size_t reason_len)
+{
+	int rc;
+
+	if (function != 5 && function != 6 && function != 15 && function != 16) {
+		snprintf(reason, reason_len, "unsupported write function 0x%02x", function);
+		return MB_ERR_INVAL;
+	}
+	if ((function == 5 || function == 15) && value > 1) {
+		snprintf(reason, reason_len, "a coil is 0 or 1, not %u", value);
+		return MB_ERR_INVAL;
+	}
+	if (!io->connected && link_open(io, reason, reason_len) != 0)
+		return MB_ERR_IO;
+
+	modbus_set_slave(io->ctx, slave);
+	modbus_set_response_timeout(io->ctx, (uint32_t)(timeout_ms / 1000),
+				    (uint32_t)(timeout_ms % 1000) * 1000);
+	if (io->is_rtu)
+		modbus_flush(io->ctx);
+
+	switch (function) {
+	case 5:
+		rc = modbus_write_bit(io->ctx, address, value);
+		break;
+	case 6:
+		rc = modbus_write_register(io->ctx, address, value);
+		break;
+	case 15: {
+		uint8_t bit = (uint8_t)value;
+		rc = modbus_write_bits(io->ctx, address, 1, &bit);
+		break;
+	}
+	default:
+		rc = modbus_write_registers(io->ctx, address, 1, &value);
+		break;
+	}
+	if (rc == 1)
+		return 0;
+	int err = rc == -1 ? errno : EMBBADDATA;
+	describe_error(err, reason, reason_len);
+	recover_after_failure(io, err, timeout_ms);
 	return MB_ERR_MODBUS;
 }
