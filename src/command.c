@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "certinfo.h"
 #include "error.h"
 #include "log.h"
 #include "modbus_io.h"
@@ -459,12 +460,13 @@ int command_parse(const char *text, size_t len, struct command *out, char *reaso
 	struct command c;
 	int rc;
 
-	if (!text)
-		len = 0;
+	/* First, before the text is even looked at: it may not have been kept. */
 	if (len > COMMAND_MAX_LEN) {
 		set_reason(reason, rlen, "command too long (%zu bytes; at most %d)", len, COMMAND_MAX_LEN);
 		return MB_ERR_INVAL;
 	}
+	if (!text)
+		len = 0;
 	while (len > 0 && is_space(text[0])) {
 		text++;
 		len--;
@@ -529,12 +531,12 @@ void command_audit_text(const char *text, size_t len, char *out, size_t out_len)
 	if (!out || out_len == 0)
 		return;
 	out[0] = '\0';
-	if (!text)
-		len = end = 0;
 	if (len > COMMAND_MAX_LEN) {
 		snprintf(out, out_len, "<%zu bytes>", len);
 		return;
 	}
+	if (!text)
+		len = end = 0;
 	while (start < end && is_space(text[start]))
 		start++;
 	while (end > start && is_space(text[end - 1]))
@@ -816,6 +818,32 @@ static void do_getconfig(const struct command_env *env, struct command_reply *r)
 	free(text);
 }
 
+/*
+ * The certificate checks of `modbridge check`: a file that loads but holds no certificate
+ * would only fail when the daemon starts, and then the gateway could not be reached.
+ */
+static int check_certificates(const struct config *cfg, struct command_reply *r)
+{
+	char why[512];
+	int problems = 0;
+
+	if (!cfg->mqtt.tls)
+		return 0;
+	const char *files[][2] = {{"mqtt.ca_file", cfg->mqtt.ca_file}, {"mqtt.cert_file", cfg->mqtt.cert_file}};
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		if (files[i][1] && certinfo_describe(files[i][1], why, sizeof(why)) != 0) {
+			add_line(r, "%s: %s", files[i][0], why);
+			problems++;
+		}
+	}
+	if (cfg->mqtt.cert_file && cfg->mqtt.key_file &&
+	    certinfo_check_key_pair(cfg->mqtt.cert_file, cfg->mqtt.key_file, why, sizeof(why)) != 0) {
+		add_line(r, "mqtt.key_file: %s", why);
+		problems++;
+	}
+	return problems;
+}
+
 /* Replaces every occurrence of from (the staged file's name) by to in a diagnostic. */
 static void add_diag(struct command_reply *r, const char *text, const char *from, const char *to)
 {
@@ -872,6 +900,13 @@ static void do_setparam(const struct command_env *env, const struct command *c,
 			     diags.errors == 1 ? "" : "s");
 		else
 			fail(r, "configuration not changed: %s", mb_strerror(rc));
+		goto out;
+	}
+	int problems = check_certificates(check, r);
+	if (problems) {
+		confedit_discard(staged);
+		fail(r, "configuration not changed: %s=%s would make it unusable (%d certificate problem%s)",
+		     c->key, confedit_is_secret(c->key) ? "***" : c->value, problems, problems == 1 ? "" : "s");
 		goto out;
 	}
 	if (confedit_commit(staged, path, why, sizeof(why)) != 0) {

@@ -71,7 +71,8 @@ struct command {
 };
 
 /*
- * Parses one command of len bytes (not necessarily NUL-terminated; may hold anything).
+ * Parses one command of len bytes (not necessarily NUL-terminated; may hold anything;
+ * text may be NULL when len > COMMAND_MAX_LEN: the payload was too long to keep).
  * Leading and trailing white space (CR and LF included) is ignored; names are not
  * case-sensitive. Returns 0 and fills *out, or MB_ERR_INVAL with a one-line reason
  * ("empty command", "not an AT command ...", "GETMODBUS needs ..."). Pure: no I/O, no

@@ -133,6 +133,7 @@ static void test_parse_bad_input(void **state)
 	parse_bad("", 0, "empty command");
 	BAD("   \r\n", "empty command");
 	parse_bad(NULL, 5, "empty command");
+	parse_bad(NULL, 1 << 20, "command too long (1048576 bytes; at most 4096)");
 	memset(big, 'A', sizeof(big));
 	parse_bad(big, sizeof(big), "command too long (4098 bytes; at most 4096)");
 	parse_bad("AT\0AT", 5, "binary data");
@@ -207,6 +208,8 @@ static void test_audit_text(void **state)
 	command_audit_text(big, 1000, out, 16);
 	assert_string_equal(out, "BBBBBBBBBBBB...");
 	assert_int_equal(strlen(out), 15);
+	command_audit_text(NULL, 1 << 20, out, sizeof(out));
+	assert_string_equal(out, "<1048576 bytes>");
 	command_audit_text(NULL, 3, out, sizeof(out));
 	assert_string_equal(out, "");
 }
