@@ -715,7 +715,8 @@ static bool permitted(const struct command_env *env, const struct command *c,
 			what = "REBOOT", key = "allow_reboot";
 		break;
 	case CMD_MODEM:
-		if (!p->allow_modem_passthrough)
+		/* Without a modem there is nothing to pass to: "unknown command" says more. */
+		if (env->modem && !p->allow_modem_passthrough)
 			what = "passing commands to the modem", key = "allow_modem_passthrough";
 		break;
 	default:
