@@ -64,6 +64,7 @@ struct mqtt_link {
 	bool got_connack;
 	char refusal[160];    /* CONNACK refusal text */
 	char tls_error[200];  /* the last OpenSSL error the library logged */
+	bool protocol_fallback; /* the broker refused MQTT 5: retry with 3.1.1 now */
 	char last_failure[400];
 };
 
@@ -178,9 +179,10 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 		/* An MQTT 3.1.1 broker: the next attempt speaks its protocol. */
 		atomic_store(&link->protocol, MQTT_PROTOCOL_V311);
 		mosquitto_int_option(link->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-		snprintf(link->refusal, sizeof(link->refusal),
-			 "the broker does not support MQTT 5; retrying with MQTT 3.1.1 (MQTT 5 "
-			 "response topics and correlation data are then not available)");
+		link->protocol_fallback = true;
+		log_warn("mqtt: %s does not support MQTT 5; connecting with MQTT 3.1.1 (MQTT 5 "
+			 "response topics and correlation data are then not available)",
+			 link->cfg->broker);
 		return;
 	}
 	if (rc != 0) {
@@ -309,6 +311,10 @@ static void *network_main(void *arg)
 		bool was_connected = atomic_exchange(&link->connected, false);
 		if (was_connected && link->ev.disconnected)
 			link->ev.disconnected(link->ctx);
+		if (link->protocol_fallback) {
+			link->protocol_fallback = false;
+			continue; /* at once, with MQTT 3.1.1: not a failure to report */
+		}
 		char reason[400];
 		explain_failure(link, rc, err, reason, sizeof(reason));
 		report_failure(link, was_connected, reason);

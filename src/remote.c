@@ -195,14 +195,16 @@ static void on_message(void *ctx, const struct mqtt_message *msg)
 		j->payload = malloc(msg->len + 1);
 		if (!j->payload)
 			goto nomem;
-		memcpy(j->payload, msg->payload, msg->len);
+		if (msg->len)
+			memcpy(j->payload, msg->payload, msg->len);
 		j->payload[msg->len] = '\0';
 	}
 	if (msg->correlation) {
 		j->correlation = malloc(msg->correlation_len ? msg->correlation_len : 1);
 		if (!j->correlation)
 			goto nomem;
-		memcpy(j->correlation, msg->correlation, msg->correlation_len);
+		if (msg->correlation_len)
+			memcpy(j->correlation, msg->correlation, msg->correlation_len);
 		j->correlation_len = msg->correlation_len;
 	}
 
