@@ -34,7 +34,8 @@ static void usage(FILE *out)
 		"store, and forwards them as JSON to an MQTT broker (TLS verified by default).\n"
 		"\n"
 		"Commands:\n"
-		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it)\n"
+		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it,\n"
+		"                          SIGHUP reloads the configuration)\n"
 		"  check  -c FILE          validate the configuration; print every error as\n"
 		"                          file:line: key: message, and certificate fingerprints\n"
 		"  read   -c FILE DEVICE   poll one device now and print the JSON it would send\n"
@@ -122,6 +123,18 @@ static int cmd_check(const char *path)
 				printf("  mqtt: the broker is verified against the system CA store\n");
 		}
 	}
+	if (cfg->mqtt.at_topic_count) {
+		const struct remote_config *r = &cfg->remote;
+		printf("  remote commands: %zu AT topic(s); allowed beyond reading:%s%s%s%s%s\n",
+		       cfg->mqtt.at_topic_count, r->allow_writes ? " writes" : "",
+		       r->allow_setparam ? " setparam" : "", r->allow_reboot ? " reboot" : "",
+		       r->allow_modem_passthrough ? " modem-passthrough" : "",
+		       r->allow_writes || r->allow_setparam || r->allow_reboot ||
+				       r->allow_modem_passthrough ? "" : " nothing");
+	}
+	if (cfg->modem.device)
+		printf("  modem: %s%s\n", cfg->modem.device,
+		       cfg->imei_configured ? "" : " (the identity is read from it at start-up)");
 	if (problems)
 		fprintf(stderr, "%s: %d certificate problem(s)\n", path, problems);
 	else
