@@ -15,8 +15,8 @@
  */
 #include "mqtt.h"
 
-#include <errno.h>
 #include <ctype.h>
+#include <errno.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <pthread.h>
