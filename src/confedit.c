@@ -66,12 +66,18 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 bool confedit_is_secret(const char *key)
 {
 	const char *name = key ? strrchr(key, '.') : NULL;
+	char lower[NAME_MAX_LEN + 1];
+	size_t n = 0;
 
 	name = name ? name + 1 : key;
 	if (!name)
 		return false;
-	return strstr(name, "password") || strstr(name, "secret") || strstr(name, "token") ||
-	       !strcmp(name, "psk");
+	/* Not case-sensitive: a mistyped "Password" must not put the value in the log. */
+	for (; name[n] && n < NAME_MAX_LEN; n++)
+		lower[n] = (char)tolower((unsigned char)name[n]);
+	lower[n] = '\0';
+	return strstr(lower, "password") || strstr(lower, "secret") || strstr(lower, "token") ||
+	       !strcmp(lower, "psk");
 }
 
 /* ---------------------------------------------------------------- key paths */

@@ -196,6 +196,8 @@ static void test_audit_text(void **state)
 	assert_string_equal(out, "AT+CSQ");
 	command_audit_text("AT^MTXTUNNEL=SETPARAM,mqtt.password,hunter2", 43, out, sizeof(out));
 	assert_string_equal(out, "AT^MTXTUNNEL=SETPARAM,mqtt.password,***");
+	command_audit_text("AT^MTXTUNNEL=SETPARAM,mqtt.PassWord,x y", 39, out, sizeof(out));
+	assert_string_equal(out, "AT^MTXTUNNEL=SETPARAM,mqtt.PassWord,***");
 	command_audit_text("at^mtxtunnel=setparam,mqtt.qos,2", 32, out, sizeof(out));
 	assert_string_equal(out, "at^mtxtunnel=setparam,mqtt.qos,2");
 	command_audit_text("AT+CPIN=\"1234\"", 14, out, sizeof(out));

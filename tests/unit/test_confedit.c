@@ -234,6 +234,7 @@ static void test_secrets_and_keys(void **state)
 	assert_true(confedit_is_secret("mqtt.password"));
 	assert_true(confedit_is_secret("password"));
 	assert_true(confedit_is_secret("x.api_token"));
+	assert_true(confedit_is_secret("mqtt.Password"));
 	assert_false(confedit_is_secret("mqtt.key_file"));
 	assert_false(confedit_is_secret("mqtt.username"));
 	assert_false(confedit_is_secret(NULL));
