@@ -237,6 +237,13 @@ remote:
         assert res.returncode == 1 and "not permitted" in res.stdout, res
         assert "local: 'AT^MTXTUNNEL=REBOOT' -> ERROR: not permitted" in res.stderr, res
 
+        # ---- a broker restart: the daemon reconnects, subscribes again, says online again
+        offset = daemon.log_offset()
+        broker.restart()
+        daemon.wait_log(rf"subscribed to '{IMEI}/AT'", 30, since=offset)
+        replies.wait_active()
+        assert ask("AT+CGSN") == [IMEI, "OK"]
+
         # ---- availability: retained online; offline after a clean stop
         status_sub = harness.Subscriber(broker, f"{IMEI}/status", qos=1)
         status_sub.start()
