@@ -75,7 +75,9 @@ struct obj {
 	yaml_node_t *val[MAX_KEYS];
 };
 
-static const char *const top_keys[] = {"gateway", "serial", "modbus", "logger", "mqtt"};
+static const char *const top_keys[] = {
+	"gateway", "serial", "modbus", "logger", "mqtt", "remote", "modem",
+};
 static const char *const gateway_keys[] = {"imei"};
 static const char *const serial_keys[] = {
 	"name", "device", "baudrate", "data_bits", "parity", "stop_bits", "timeout_ms",
@@ -94,9 +96,13 @@ static const char *const logger_keys[] = {
 static const char *const mqtt_keys[] = {
 	"enabled", "broker", "username", "password", "client_id", "qos", "keepalive",
 	"persistence", "ca_file", "ca_path", "cert_file", "key_file", "allow_all_certificates",
-	"at_topics",
+	"at_topics", "status_topic",
 };
 static const char *const at_topic_keys[] = {"topic", "response"};
+static const char *const remote_keys[] = {
+	"allow_writes", "allow_setparam", "allow_reboot", "allow_modem_passthrough",
+};
+static const char *const modem_keys[] = {"device", "baudrate", "timeout_ms"};
 
 _Static_assert(ARRAY_SIZE(mqtt_keys) <= MAX_KEYS && ARRAY_SIZE(logger_keys) <= MAX_KEYS &&
 	       ARRAY_SIZE(device_keys) <= MAX_KEYS && ARRAY_SIZE(serial_keys) <= MAX_KEYS,
@@ -915,6 +921,40 @@ static const char *filter_problem(const char *t)
 	return "";
 }
 
+/*
+ * MQTT topic matching (the broker's rules, '$' topics aside): '+' matches one level,
+ * '#' the rest, including the parent level itself ("a/#" matches "a").
+ */
+static bool topic_matches(const char *filter, const char *topic)
+{
+	const char *f = filter, *t = topic;
+
+	for (;;) {
+		if (f[0] == '#' && f[1] == '\0')
+			return true;
+		if (f[0] == '+' && (f[1] == '/' || f[1] == '\0')) {
+			while (*t && *t != '/')
+				t++;
+			f++;
+		} else {
+			while (*f && *f != '/' && *f == *t) {
+				f++;
+				t++;
+			}
+			if ((*f && *f != '/') || (*t && *t != '/'))
+				return false;
+		}
+		if (!*f && !*t)
+			return true;
+		if (*f == '/' && f[1] == '#' && f[2] == '\0' && !*t)
+			return true;
+		if (*f != '/' || *t != '/')
+			return false;
+		f++;
+		t++;
+	}
+}
+
 /* ---------------------------------------------------------------- sections */
 
 static void parse_gateway(struct ctx *c, const struct obj *top)
@@ -1655,6 +1695,8 @@ static void parse_at_topics(struct ctx *c, const struct obj *o, struct mqtt_conf
 			  kind_name(v));
 		return;
 	}
+	int response_line[CONFIG_MAX_AT_TOPICS] = {0}, topic_line[CONFIG_MAX_AT_TOPICS] = {0};
+
 	n = seq_len(v);
 	for (size_t i = 0; i < n; i++) {
 		yaml_node_t *item = seq_item(c, v, i);
@@ -1693,10 +1735,64 @@ static void parse_at_topics(struct ctx *c, const struct obj *o, struct mqtt_conf
 			c->nomem = true;
 		}
 		if (pair.topic && pair.response) {
+			response_line[m->at_topic_count] = obj_line(&p, "response");
+			topic_line[m->at_topic_count] = obj_line(&p, "topic");
 			m->at_topics[m->at_topic_count++] = pair;
 		} else {
 			free(pair.topic);
 			free(pair.response);
+		}
+	}
+	/* An answer landing on a command topic would be taken for a command: a loop. */
+	for (size_t i = 0; i < m->at_topic_count; i++) {
+		for (size_t j = 0; j < m->at_topic_count; j++) {
+			char path[KEY_LEN];
+
+			if (!topic_matches(m->at_topics[j].topic, m->at_topics[i].response))
+				continue;
+			snprintf(path, sizeof(path), "mqtt.at_topics[%zu].response", i);
+			report(c, CONFIG_ERROR, response_line[i], path,
+			       "'%.64s' is matched by the command topic '%.64s': replies would be taken for commands (use a topic outside it, such as [IMEI]/ATR)",
+			       m->at_topics[i].response, m->at_topics[j].topic);
+			break;
+		}
+		const char *logger_topic = c->cfg->logger.topic;
+		if (logger_topic && topic_matches(m->at_topics[i].topic, logger_topic)) {
+			char path[KEY_LEN];
+
+			snprintf(path, sizeof(path), "mqtt.at_topics[%zu].topic", i);
+			report(c, CONFIG_ERROR, topic_line[i], path,
+			       "'%.64s' matches the logger topic '%.64s': readings would be taken for commands (use a topic such as [IMEI]/AT)",
+			       m->at_topics[i].topic, logger_topic);
+		}
+	}
+}
+
+/* Reads mqtt.status_topic; blank disables it. Checked against the AT topics. */
+static void parse_status_topic(const struct obj *o, struct mqtt_config *m)
+{
+	const char *t, *why;
+	char *topic;
+
+	if (get_text(o, "status_topic", &t) == 1) {
+		if (!*t) {
+			free(m->status_topic);
+			m->status_topic = NULL;
+		} else if (*(why = publish_topic_problem(t))) {
+			obj_error(o, "status_topic", "%s", why);
+			return;
+		} else if (!(topic = strdup(t))) {
+			o->c->nomem = true;
+		} else {
+			free(m->status_topic);
+			m->status_topic = topic;
+		}
+	}
+	for (size_t j = 0; m->status_topic && j < m->at_topic_count; j++) {
+		if (topic_matches(m->at_topics[j].topic, m->status_topic)) {
+			obj_error(o, "status_topic", "'%.64s' is matched by the command topic '%.64s' (use a topic outside it)",
+				  m->status_topic, m->at_topics[j].topic);
+			break;
 		}
 	}
 }
@@ -1775,6 +1871,59 @@ static void parse_mqtt(struct ctx *c, const struct obj *top)
 	}
 
 	parse_at_topics(c, &o, m);
+	parse_status_topic(&o, m);
+}
+
+static void parse_remote(struct ctx *c, const struct obj *top)
+{
+	yaml_node_t *map = get_mapping(top, "remote", "remote command permissions (allow_writes, ...)");
+	struct remote_config *r = &c->cfg->remote;
+	struct obj o;
+
+	obj_scan(&o, c, map, "remote", obj_line(top, "remote"), remote_keys, ARRAY_SIZE(remote_keys));
+	get_bool(&o, "allow_writes", &r->allow_writes);
+	get_bool(&o, "allow_setparam", &r->allow_setparam);
+	get_bool(&o, "allow_reboot", &r->allow_reboot);
+	get_bool(&o, "allow_modem_passthrough", &r->allow_modem_passthrough);
+}
+
+static void parse_modem(struct ctx *c, const struct obj *top)
+{
+	yaml_node_t *map = get_mapping(top, "modem", "modem keys (device, baudrate, timeout_ms)");
+	struct modem_config *m = &c->cfg->modem;
+	struct obj o;
+	long long v;
+
+	obj_scan(&o, c, map, "modem", obj_line(top, "modem"), modem_keys, ARRAY_SIZE(modem_keys));
+	m->line = o.line;
+	if (!map)
+		return;
+	if (get_strdup(&o, "device", &m->device) == 0)
+		obj_error(&o, "device", "required (the modem's AT port, such as /dev/ttyUSB2; remove the modem section when there is none)");
+	else if (m->device && !*m->device)
+		obj_error(&o, "device", "must not be empty (the modem's AT port, such as /dev/ttyUSB2)");
+	for (size_t i = 0; m->device && i < c->cfg->serial_port_count; i++) {
+		const struct serial_port_config *p = &c->cfg->serial_ports[i];
+
+		if (p->device && !strcmp(p->device, m->device)) {
+			obj_error(&o, "device", "'%.64s' is already used by serial port '%s' (line %d)",
+				  m->device, p->name ? p->name : "?", p->line);
+			break;
+		}
+	}
+	if (get_ll(&o, "baudrate", LLONG_MIN, LLONG_MAX, "", &v) == 1) {
+		size_t i;
+
+		for (i = 0; i < ARRAY_SIZE(baudrates); i++)
+			if (v == baudrates[i])
+				break;
+		if (i < ARRAY_SIZE(baudrates))
+			m->baudrate = baudrates[i];
+		else
+			obj_error(&o, "baudrate", "%lld is not a supported baud rate (allowed: 1200 .. 921600, such as 9600 or 115200)",
+				  v);
+	}
+	get_int(&o, "timeout_ms", 100, 300000, " ms", &m->timeout_ms);
 }
 
 /* ---------------------------------------------------------------- load */
@@ -1800,8 +1949,11 @@ static int set_defaults(struct config *cfg)
 	cfg->logger.store_path = strdup("/var/lib/modbridge/store.db");
 	cfg->logger.topic = strdup("[IMEI]/logger");
 	cfg->mqtt.client_id = strdup("[IMEI]");
+	cfg->mqtt.status_topic = strdup("[IMEI]/status");
+	cfg->modem.baudrate = 115200;
+	cfg->modem.timeout_ms = 5000;
 	if (!cfg->logger.id || !cfg->logger.store_path || !cfg->logger.topic ||
-	    !cfg->mqtt.client_id)
+	    !cfg->mqtt.client_id || !cfg->mqtt.status_topic)
 		return MB_ERR_NOMEM;
 	return 0;
 }
@@ -1910,7 +2062,7 @@ static void parse_document(struct ctx *c)
 	if (root && root->type != YAML_MAPPING_NODE) {
 		/* Nothing below would make sense; one message is enough. */
 		report(c, CONFIG_ERROR, node_line(root), "top level",
-		       "expected a mapping of sections (gateway, serial, modbus, logger, mqtt), got %s",
+		       "expected a mapping of sections (gateway, serial, modbus, logger, mqtt, remote, modem), got %s",
 		       kind_name(root));
 		return;
 	}
@@ -1920,6 +2072,8 @@ static void parse_document(struct ctx *c)
 	parse_modbus(c, &top);
 	parse_logger(c, &top);
 	parse_mqtt(c, &top);
+	parse_remote(c, &top);
+	parse_modem(c, &top);
 }
 
 static int load(struct ctx *c, const unsigned char *buf, size_t len)
@@ -2052,6 +2206,8 @@ void config_free(struct config *cfg)
 		free(cfg->mqtt.at_topics[i].topic);
 		free(cfg->mqtt.at_topics[i].response);
 	}
+	free(cfg->mqtt.status_topic);
+	free(cfg->modem.device);
 	free(cfg);
 }
 
@@ -2075,6 +2231,21 @@ const struct device_config *config_find_device(const struct config *cfg, const c
 		if (cfg->devices[i].id && !strcmp(cfg->devices[i].id, id))
 			return &cfg->devices[i];
 	return NULL;
+}
+
+int config_set_imei(struct config *cfg, const char *imei)
+{
+	char *copy;
+
+	if (!cfg || !imei || !*imei)
+		return MB_ERR_INVAL;
+	copy = strdup(imei);
+	if (!copy)
+		return MB_ERR_NOMEM;
+	free(cfg->imei);
+	cfg->imei = copy;
+	cfg->imei_configured = false;
+	return 0;
 }
 
 char *config_subst_imei(const char *text, const char *imei)

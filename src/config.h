@@ -144,6 +144,29 @@ struct mqtt_config {
 	bool allow_all_certificates; /* disables peer + hostname verification; warns */
 	struct at_topic_pair at_topics[CONFIG_MAX_AT_TOPICS];
 	size_t at_topic_count;
+	/* Retained "online" on connect, "offline" as the last will and at a clean stop.
+	 * Default "[IMEI]/status" ([IMEI] not yet replaced); NULL when set blank (disabled). */
+	char *status_topic;
+};
+
+/*
+ * What remote (AT over MQTT) commands may change. Read-only commands are always allowed;
+ * everything here is off unless the file turns it on. docs/remote-commands.md lists which
+ * command needs which permission.
+ */
+struct remote_config {
+	bool allow_writes;            /* SETMODBUS: write a register or coil */
+	bool allow_setparam;          /* SETPARAM: change the configuration file */
+	bool allow_reboot;            /* REBOOT: restart the daemon */
+	bool allow_modem_passthrough; /* commands the gateway does not know go to the modem */
+};
+
+/* The cellular modem's AT port (optional). */
+struct modem_config {
+	char *device;    /* "/dev/ttyUSB2"; NULL when no modem is configured */
+	int baudrate;    /* default 115200 */
+	int timeout_ms;  /* how long one AT command may take, default 5000 */
+	int line;
 };
 
 struct config {
@@ -157,6 +180,8 @@ struct config {
 	size_t device_count;
 	struct logger_config logger;
 	struct mqtt_config mqtt;
+	struct remote_config remote;
+	struct modem_config modem;
 };
 
 enum config_severity { CONFIG_ERROR, CONFIG_WARNING };
@@ -189,6 +214,13 @@ void config_diags_free(struct config_diags *diags);
 
 /* Finds a device by its id, or NULL. */
 const struct device_config *config_find_device(const struct config *cfg, const char *id);
+
+/*
+ * Replaces the identity (cfg->imei), e.g. with the IMEI read from the modem at start-up;
+ * imei_configured becomes false. Only before the config is shared with other threads.
+ * Returns 0 or MB_ERR_NOMEM (cfg unchanged).
+ */
+int config_set_imei(struct config *cfg, const char *imei);
 
 /*
  * Returns a malloc'd copy of text with every "[IMEI]" replaced by imei (caller frees),

@@ -4,10 +4,19 @@
  * Signals are blocked in every thread (the mask is set before any thread starts) and
  * taken synchronously with sigwait() on the main thread, so no work happens in a
  * signal handler and no thread is interrupted mid-transaction.
+ *
+ * Restart (SIGHUP, or the REBOOT and SETPARAM remote commands): the configuration file is
+ * loaded again and checked first; when it is valid, every part is stopped as for SIGTERM
+ * (readings in flight stay in the store), and started again with it. The store file is
+ * kept, so nothing is lost. If the new configuration cannot start, the previous one is
+ * started again. A remote command asks for the restart by setting `restart_requested`
+ * and sending SIGUSR1 to the main thread, which is waiting in sigwait().
  */
 #include "daemon.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +25,10 @@
 #include "ingest.h"
 #include "log.h"
 #include "message.h"
+#include "modem.h"
 #include "mqtt.h"
 #include "poller.h"
+#include "remote.h"
 #include "store.h"
 
 /* How long SIGTERM waits for messages in flight to be confirmed. */
@@ -29,7 +40,57 @@ struct daemon_ctx {
 	struct ingest *ingest;
 	struct forwarder *fw;
 	struct message_context msg;
+	struct modem *modem;
+	struct remote *remote;
 };
+
+static pthread_t main_thread;
+static atomic_bool restart_requested;
+
+/* Runs on the remote command worker: wake the main thread, which does the restart. */
+static void request_restart(void *ctx)
+{
+	(void)ctx;
+	atomic_store(&restart_requested, true);
+	pthread_kill(main_thread, SIGUSR1);
+}
+
+/* With a modem and no gateway.imei, the modem's IMEI is the identity. */
+static void identity_from_modem(struct config *cfg, struct modem *modem)
+{
+	char imei[24], why[256];
+
+	if (!modem || cfg->imei_configured)
+		return;
+	if (modem_read_imei(modem, imei, sizeof(imei), why, sizeof(why)) != 0) {
+		log_warn("cannot read the IMEI from the modem %s: %s; using '%s' as the identity",
+			 modem_device(modem), why, cfg->imei);
+		return;
+	}
+	if (config_set_imei(cfg, imei) == 0)
+		log_info("identity %s read from the modem %s", imei, modem_device(modem));
+}
+
+/* Loads the file again for a restart; NULL (the problems logged) when it is not valid. */
+static struct config *reload(const char *path)
+{
+	struct config_diags diags = {0};
+	struct config *next = NULL;
+	int rc = config_load(path, &next, &diags);
+
+	for (size_t i = 0; i < diags.count; i++) {
+		if (diags.items[i].severity == CONFIG_ERROR)
+			log_error("%s", diags.items[i].text);
+		else
+			log_warn("%s", diags.items[i].text);
+	}
+	config_diags_free(&diags);
+	if (rc != 0) {
+		log_error("%s: %s; not restarting, the running configuration stays", path, mb_strerror(rc));
+		return NULL;
+	}
+	return next;
+}
 
 /* Runs on bus worker threads: encode, then hand over to the ingest (group commit). */
 static void store_reading(void *arg, const struct reading *r)
@@ -54,29 +115,34 @@ static void readings_committed(void *arg)
 		forwarder_notify(d->fw);
 }
 
-int daemon_run(const struct config *cfg)
+/*
+ * Starts every part with cfg, waits for a signal, stops everything. Returns 0 after a stop
+ * (*next set to a new, valid configuration when it was a restart), or a negative mb_error
+ * when start-up failed.
+ */
+static int run_once(struct config *cfg, const sigset_t *set, struct config **next)
 {
-	struct daemon_ctx d = {
-		.cfg = cfg,
-		.msg = {.imei = cfg->imei, .logger_id = cfg->logger.id, .time_format = cfg->logger.time_format},
-	};
+	struct daemon_ctx d = {.cfg = cfg};
 	struct poller *poller = NULL;
 	int rc;
 
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN); /* a broker closing the socket must not kill us */
-	signal(SIGXFSZ, SIG_IGN); /* a file size limit must be an error (EFBIG), not death */
+	*next = NULL;
+	if (cfg->modem.device) {
+		rc = modem_new(&cfg->modem, &d.modem);
+		if (rc)
+			return rc;
+		identity_from_modem(cfg, d.modem);
+	}
+	d.msg = (struct message_context){
+		.imei = cfg->imei, .logger_id = cfg->logger.id, .time_format = cfg->logger.time_format,
+	};
 
 	log_info("modbridge %s starting (identity %s%s)", MODBRIDGE_VERSION, cfg->imei,
-		 cfg->imei_configured ? "" : ", from the host name");
+		 cfg->imei_configured ? "" : d.modem ? ", from the modem or the host name" : ", from the host name");
 	rc = store_open(cfg->logger.store_path, &d.store);
 	if (rc) {
 		log_error("cannot open the store %s; not starting", cfg->logger.store_path);
+		modem_free(d.modem);
 		return rc;
 	}
 	struct store_limits limits = {
@@ -87,7 +153,11 @@ int daemon_run(const struct config *cfg)
 	store_set_limits(d.store, &limits);
 	mqtt_global_init();
 	if (cfg->mqtt.enabled) {
+		static const struct remote_hooks hooks = {.restart = request_restart};
 		rc = forwarder_new(cfg, d.store, &d.fw);
+		/* The remote commands share the forwarder's connection; they subscribe first. */
+		if (rc == 0 && cfg->mqtt.at_topic_count)
+			rc = remote_new(cfg, forwarder_link(d.fw), d.store, d.modem, &hooks, &d.remote);
 		if (rc == 0)
 			rc = forwarder_start(d.fw);
 		if (rc) {
@@ -96,6 +166,8 @@ int daemon_run(const struct config *cfg)
 		}
 	} else {
 		log_warn("mqtt.enabled is false: readings are stored but not sent");
+		if (cfg->mqtt.at_topic_count)
+			log_warn("mqtt.enabled is false: the AT topics are not subscribed");
 	}
 	struct ingest_options io = {
 		.memory_max_messages = (size_t)cfg->logger.memory_max_messages,
@@ -114,27 +186,83 @@ int daemon_run(const struct config *cfg)
 		log_error("cannot start polling: %s", mb_strerror(rc));
 		goto out;
 	}
+	if (d.remote && (rc = remote_start(d.remote, poller)) != 0) {
+		log_error("cannot start the remote commands: %s", mb_strerror(rc));
+		goto out;
+	}
 	log_info("running: %zu device(s), store %s", cfg->device_count, cfg->logger.store_path);
 
 	for (;;) {
 		int sig = 0;
-		if (sigwait(&set, &sig) != 0)
+		if (sigwait(set, &sig) != 0)
 			continue;
-		if (sig == SIGHUP) {
-			log_warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
-			continue;
+		if (sig == SIGUSR1 && !atomic_exchange(&restart_requested, false))
+			continue; /* not ours */
+		if (sig == SIGHUP || sig == SIGUSR1) {
+			log_info("%s: reloading %s", sig == SIGHUP ? "SIGHUP" : "remote command", cfg->path);
+			*next = reload(cfg->path);
+			if (!*next)
+				continue;
+			log_info("restarting with the configuration from %s", cfg->path);
+			break;
 		}
 		log_info("signal %d (%s): stopping", sig, strsignal(sig));
 		break;
 	}
 
 out:
+	/* Remote first (no new command), then the buses (a command waiting for one returns),
+	 * then MQTT; the remote worker is joined while the link still exists. */
+	remote_stop(d.remote);
 	poller_stop(poller);
 	ingest_stop(d.ingest, SHUTDOWN_FLUSH_MS); /* readings still in memory go to the store */
 	forwarder_stop(d.fw, SHUTDOWN_FLUSH_MS);
+	remote_free(d.remote);
 	forwarder_free(d.fw);
+	modem_free(d.modem);
 	store_close(d.store);
 	mqtt_global_cleanup();
-	log_info("stopped");
+	log_info(*next ? "stopped for a restart" : "stopped");
+	return rc;
+}
+
+int daemon_run(struct config *cfg)
+{
+	struct config *current = cfg, *previous = NULL;
+	int rc;
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a broker closing the socket must not kill us */
+	signal(SIGXFSZ, SIG_IGN); /* a file size limit must be an error (EFBIG), not death */
+	main_thread = pthread_self();
+
+	for (;;) {
+		struct config *next = NULL;
+		atomic_store(&restart_requested, false);
+		rc = run_once(current, &set, &next);
+		if (rc != 0 && previous) {
+			log_error("the new configuration could not be started; starting the previous one "
+				  "again (the file %s still holds the new one)", current->path);
+			config_free(current);
+			current = previous;
+			previous = NULL;
+			continue;
+		}
+		if (previous != cfg)
+			config_free(previous);
+		previous = NULL;
+		if (rc != 0 || !next)
+			break;
+		previous = current;
+		current = next;
+	}
+	if (current != cfg)
+		config_free(current);
 	return rc;
 }

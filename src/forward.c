@@ -330,6 +330,11 @@ int forwarder_new(const struct config *cfg, struct store *store, struct forwarde
 	return 0;
 }
 
+struct mqtt_link *forwarder_link(struct forwarder *fw)
+{
+	return fw->link;
+}
+
 int forwarder_start(struct forwarder *fw)
 {
 	if (pthread_create(&fw->thread, NULL, forward_main, fw) != 0)

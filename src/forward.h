@@ -17,9 +17,14 @@
 #include "store.h"
 
 struct forwarder;
+struct mqtt_link;
 
 /* Creates the forwarder and its MQTT link (TLS files are checked here). */
 int forwarder_new(const struct config *cfg, struct store *store, struct forwarder **out);
+
+/* The forwarder's MQTT link, for the remote commands that share the connection (they
+ * subscribe before forwarder_start). Valid until forwarder_free. */
+struct mqtt_link *forwarder_link(struct forwarder *fw);
 
 /* Starts the MQTT link and the forwarder thread. */
 int forwarder_start(struct forwarder *fw);

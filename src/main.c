@@ -1,5 +1,5 @@
 /*
- * main.c - the modbridge command line: run, check, read, queue.
+ * main.c - the modbridge command line: run, check, read, queue, at.
  *
  * Each subcommand loads the configuration the same way, so `check` reports exactly what
  * `run` would refuse. Exit codes: 0 success, 1 the command's check failed (a bad config
@@ -13,11 +13,13 @@
 
 #include "busplan.h"
 #include "certinfo.h"
+#include "command.h"
 #include "config.h"
 #include "daemon.h"
 #include "error.h"
 #include "log.h"
 #include "message.h"
+#include "modem.h"
 #include "poller.h"
 #include "store.h"
 #include "timeutil.h"
@@ -33,13 +35,17 @@ static void usage(FILE *out)
 		"store, and forwards them as JSON to an MQTT broker (TLS verified by default).\n"
 		"\n"
 		"Commands:\n"
-		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it)\n"
+		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it,\n"
+		"                          SIGHUP reloads the configuration)\n"
 		"  check  -c FILE          validate the configuration; print every error as\n"
 		"                          file:line: key: message, certificate fingerprints, and\n"
 		"                          each bus's requests per poll and estimated line time\n"
 		"  read   -c FILE DEVICE   poll one device now and print the JSON it would send\n"
 		"                          (nothing is stored or sent; the router's Test button)\n"
 		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent, dropped\n"
+		"  at     -c FILE 'AT...'  run one remote command here, as if it came over MQTT, and\n"
+		"                          print the reply (same permissions; the buses and the modem\n"
+		"                          are opened directly, so use MQTT while the daemon runs)\n"
 		"  help                    show this help\n"
 		"  version                 show the version\n"
 		"\n"
@@ -49,9 +55,10 @@ static void usage(FILE *out)
 		"  -q, --quiet             log warnings and errors only\n"
 		"  -h, --help              show this help\n"
 		"\n"
-		"Exit status: 0 success; 1 check found errors / read failed; 2 usage or start-up error.\n"
+		"Exit status: 0 success; 1 check found errors / read failed / the command's reply is\n"
+		"ERROR; 2 usage or start-up error.\n"
 		"Documentation: docs/configuration.md, docs/json-format.md, docs/modbus.md,\n"
-		"               docs/operations.md\n");
+		"               docs/logger.md, docs/operations.md, docs/remote-commands.md\n");
 }
 
 /* Loads the config and prints its diagnostics; returns NULL when it has errors. */
@@ -121,6 +128,18 @@ static int cmd_check(const char *path)
 	/* Requests per poll and line time per bus (docs/modbus.md); warnings do not fail. */
 	if (busplan_report(cfg, stdout, stderr) < 0)
 		fprintf(stderr, "%s: out of memory planning the buses\n", path);
+	if (cfg->mqtt.at_topic_count) {
+		const struct remote_config *r = &cfg->remote;
+		printf("  remote commands: %zu AT topic(s); allowed beyond reading:%s%s%s%s%s\n",
+		       cfg->mqtt.at_topic_count, r->allow_writes ? " writes" : "",
+		       r->allow_setparam ? " setparam" : "", r->allow_reboot ? " reboot" : "",
+		       r->allow_modem_passthrough ? " modem-passthrough" : "",
+		       r->allow_writes || r->allow_setparam || r->allow_reboot ||
+				       r->allow_modem_passthrough ? "" : " nothing");
+	}
+	if (cfg->modem.device)
+		printf("  modem: %s%s\n", cfg->modem.device,
+		       cfg->imei_configured ? "" : " (the identity is read from it at start-up)");
 	if (problems)
 		fprintf(stderr, "%s: %d certificate problem(s)\n", path, problems);
 	else
@@ -199,6 +218,49 @@ static int cmd_queue(const char *path)
 	return 0;
 }
 
+/* `modbridge at`: the remote command path, without MQTT and without a daemon. */
+static int cmd_at(const char *path, const char *text)
+{
+	struct config *cfg = load_config(path, true);
+	struct modem *modem = NULL;
+	if (!cfg)
+		return 2;
+	if (cfg->modem.device) {
+		if (modem_new(&cfg->modem, &modem) != 0) {
+			config_free(cfg);
+			return 2;
+		}
+		if (!cfg->imei_configured) {
+			char imei[24], why[256];
+			if (modem_read_imei(modem, imei, sizeof(imei), why, sizeof(why)) == 0)
+				config_set_imei(cfg, imei);
+			else
+				log_debug("identity: %s", why);
+		}
+	}
+	struct command_env env = {.cfg = cfg, .modem = modem, .daemon = false};
+	struct command_reply reply;
+	char shown[256];
+	size_t len = 0;
+	command_execute(&env, text, strlen(text), &reply);
+	command_audit_text(text, strlen(text), shown, sizeof(shown));
+	if (reply.ok && !reply.nomem)
+		log_info("local: '%s' -> OK", shown);
+	else
+		log_info("local: '%s' -> ERROR: %s", shown, reply.nomem ? "out of memory" : reply.error);
+	char *out = command_reply_text(&reply, "\n", &len);
+	int status = reply.ok && !reply.nomem ? 0 : 1;
+	if (out)
+		fwrite(out, 1, len, stdout);
+	else
+		status = 2;
+	free(out);
+	command_reply_clear(&reply);
+	modem_free(modem);
+	config_free(cfg);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -245,6 +307,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		return cmd_read(config_path, argv[optind]);
+	} else if (!strcmp(command, "at")) {
+		if (optind != argc - 1) {
+			fprintf(stderr, "modbridge at: give one command, quoted, such as 'AT+CSQ'\n");
+			return 2;
+		}
+		return cmd_at(config_path, argv[optind]);
 	} else if (!strcmp(command, "queue")) {
 		return optind == argc ? cmd_queue(config_path) : (usage(stderr), 2);
 	} else if (!strcmp(command, "run")) {

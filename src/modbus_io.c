@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -247,6 +248,21 @@ static int link_open(struct mbio *io, int timeout_ms, char *reason, size_t len)
 		io->ctx = NULL;
 		return MB_ERR_MODBUS;
 	}
+	if (io->is_rtu && flock(modbus_get_socket(io->ctx), LOCK_EX | LOCK_NB) != 0) {
+		/* Two processes on one serial line would interleave their frames and read each
+		 * other's answers. The daemon holds this lock while it has the port open, so a
+		 * `modbridge read` or `modbridge at` started beside it is refused instead. */
+		int err = errno;
+		if (err == EWOULDBLOCK)
+			snprintf(reason, len, "%s is in use by another process (is the daemon running?)",
+				 io->port->device);
+		else
+			snprintf(reason, len, "cannot lock %s: %s", io->port->device, strerror(err));
+		modbus_close(io->ctx);
+		modbus_free(io->ctx);
+		io->ctx = NULL;
+		return MB_ERR_MODBUS;
+	}
 	if (io->is_rtu) {
 		/* On a real RS-485 UART this enables the kernel's direction control; a pty or
 		 * a USB adapter with automatic direction answers ENOTTY, which just means "not
@@ -326,52 +342,18 @@ static void rtu_open_window(struct mbio *io, int slave, int function, uint16_t s
 	w->count = count;
 }
 
-int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t count,
-	      int timeout_ms, uint16_t *dest, char *reason, size_t reason_len)
+/*
+ * What every request does after libmodbus returns (err: 0, or the errno of the failure):
+ * classify the answer, keep the per-slave late-reply window (see the top of this file),
+ * and leave the link ready for the next request. Returns 0 or MB_ERR_MODBUS with reason.
+ */
+static int finish_request(struct mbio *io, int err, bool pending, int slave, int function,
+			  uint16_t start, uint16_t count, int timeout_ms, int64_t sent_ms,
+			  char *reason, size_t reason_len)
 {
-	bool pending = false;
-	int64_t sent_ms;
-	int rc;
-
-	io->last_exception = 0;
-	if (function < 1 || function > 4) {
-		snprintf(reason, reason_len, "unsupported function 0x%02x", function);
-		return MB_ERR_INVAL;
-	}
-	if (!io->connected && link_open(io, timeout_ms, reason, reason_len) != 0) {
-		io->lost = true;
-		return MB_ERR_IO;
-	}
-
-	modbus_set_slave(io->ctx, slave);
-	modbus_set_response_timeout(io->ctx, (uint32_t)(timeout_ms / 1000),
-				    (uint32_t)(timeout_ms % 1000) * 1000);
-	if (io->is_rtu)
-		pending = rtu_before_request(io, slave, function, start, count, timeout_ms);
-	sent_ms = time_mono_ms();
-
-	switch (function) {
-	case 1:
-	case 2: {
-		uint8_t bits[MODBUS_MAX_READ_BITS];
-		rc = function == 1 ? modbus_read_bits(io->ctx, start, count, bits)
-				   : modbus_read_input_bits(io->ctx, start, count, bits);
-		if (rc == count)
-			for (int i = 0; i < count; i++)
-				dest[i] = bits[i] ? 1 : 0;
-		break;
-	}
-	case 3:
-		rc = modbus_read_registers(io->ctx, start, count, dest);
-		break;
-	default:
-		rc = modbus_read_input_registers(io->ctx, start, count, dest);
-		break;
-	}
 	if (io->is_rtu)
 		io->last_activity_us = mono_us();
 
-	int err = rc == count ? 0 : rc == -1 ? errno : EMBBADDATA;
 	bool exception = err >= EMBXILFUN && err <= EMBXGTAR;
 	if (err == 0 || exception) {
 		/* A complete, well-formed answer: the link is in sync. But if an identical
@@ -414,4 +396,101 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
 	modbus_flush(io->ctx);
 	io->last_activity_us = mono_us();
 	return MB_ERR_MODBUS;
+}
+
+int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t count,
+	      int timeout_ms, uint16_t *dest, char *reason, size_t reason_len)
+{
+	bool pending = false;
+	int64_t sent_ms;
+	int rc;
+
+	io->last_exception = 0;
+	if (function < 1 || function > 4) {
+		snprintf(reason, reason_len, "unsupported function 0x%02x", function);
+		return MB_ERR_INVAL;
+	}
+	if (!io->connected && link_open(io, timeout_ms, reason, reason_len) != 0) {
+		io->lost = true;
+		return MB_ERR_IO;
+	}
+
+	modbus_set_slave(io->ctx, slave);
+	modbus_set_response_timeout(io->ctx, (uint32_t)(timeout_ms / 1000),
+				    (uint32_t)(timeout_ms % 1000) * 1000);
+	if (io->is_rtu)
+		pending = rtu_before_request(io, slave, function, start, count, timeout_ms);
+	sent_ms = time_mono_ms();
+
+	switch (function) {
+	case 1:
+	case 2: {
+		uint8_t bits[MODBUS_MAX_READ_BITS];
+		rc = function == 1 ? modbus_read_bits(io->ctx, start, count, bits)
+				   : modbus_read_input_bits(io->ctx, start, count, bits);
+		if (rc == count)
+			for (int i = 0; i < count; i++)
+				dest[i] = bits[i] ? 1 : 0;
+		break;
+	}
+	case 3:
+		rc = modbus_read_registers(io->ctx, start, count, dest);
+		break;
+	default:
+		rc = modbus_read_input_registers(io->ctx, start, count, dest);
+		break;
+	}
+	int err = rc == count ? 0 : rc == -1 ? errno : EMBBADDATA;
+	return finish_request(io, err, pending, slave, function, start, count, timeout_ms, sent_ms,
+			      reason, reason_len);
+}
+
+int mbio_write(struct mbio *io, int slave, int function, uint16_t address, uint16_t value,
+	       int timeout_ms, char *reason, size_t reason_len)
+{
+	bool pending = false;
+	int rc;
+
+	io->last_exception = 0;
+	if (function != 5 && function != 6 && function != 15 && function != 16) {
+		snprintf(reason, reason_len, "unsupported write function 0x%02x", function);
+		return MB_ERR_INVAL;
+	}
+	if ((function == 5 || function == 15) && value > 1) {
+		snprintf(reason, reason_len, "a coil is 0 or 1, not %u", value);
+		return MB_ERR_INVAL;
+	}
+	if (!io->connected && link_open(io, timeout_ms, reason, reason_len) != 0) {
+		io->lost = true;
+		return MB_ERR_IO;
+	}
+
+	modbus_set_slave(io->ctx, slave);
+	modbus_set_response_timeout(io->ctx, (uint32_t)(timeout_ms / 1000),
+				    (uint32_t)(timeout_ms % 1000) * 1000);
+	/* A write takes part in the late-reply windows like a read: a late echo of a write
+	 * to the same slave must not be taken for the answer to the next request. */
+	if (io->is_rtu)
+		pending = rtu_before_request(io, slave, function, address, 1, timeout_ms);
+	int64_t sent_ms = time_mono_ms();
+
+	switch (function) {
+	case 5:
+		rc = modbus_write_bit(io->ctx, address, value);
+		break;
+	case 6:
+		rc = modbus_write_register(io->ctx, address, value);
+		break;
+	case 15: {
+		uint8_t bit = (uint8_t)value;
+		rc = modbus_write_bits(io->ctx, address, 1, &bit);
+		break;
+	}
+	default:
+		rc = modbus_write_registers(io->ctx, address, 1, &value);
+		break;
+	}
+	int err = rc == 1 ? 0 : rc == -1 ? errno : EMBBADDATA;
+	return finish_request(io, err, pending, slave, function, address, 1, timeout_ms, sent_ms,
+			      reason, reason_len);
 }

@@ -48,4 +48,13 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
  */
 int mbio_last_exception(const struct mbio *io);
 
+/*
+ * Writes one value to slave: function 5 (a coil, value 0 or 1), 6 (a holding register),
+ * 15 or 16 (the same through the "multiple" functions, for devices that only know those).
+ * timeout_ms and the failure reporting are as for mbio_read; MB_ERR_INVAL when the
+ * function or value is not allowed (nothing was sent).
+ */
+int mbio_write(struct mbio *io, int slave, int function, uint16_t address, uint16_t value,
+	       int timeout_ms, char *reason, size_t reason_len);
+
 #endif

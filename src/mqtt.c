@@ -9,11 +9,16 @@
  * Threading: the network thread runs mosquitto_loop() and all libmosquitto callbacks;
  * other threads call mqtt_link_publish(), which libmosquitto allows once
  * mosquitto_threaded_set() is on (it wakes the loop through its internal socket pair).
+ * The subscription list and the message handler are set before the thread starts and
+ * only read afterwards. `protocol` is changed only on the network thread (when the broker
+ * refuses MQTT 5) and read atomically elsewhere.
  */
 #include "mqtt.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,10 +48,23 @@ struct mqtt_link {
 	pthread_mutex_t lock; /* guards the back-off sleep */
 	pthread_cond_t wake;
 
+	/* Subscriptions, the message handler and the status topic: fixed before start. */
+	struct subscription {
+		char *filter;
+		int qos;
+		int mid;      /* of the last SUBSCRIBE, to match the SUBACK (network thread) */
+	} *subs;
+	size_t sub_count;
+	mqtt_message_fn on_message;
+	void *message_ctx;
+	char *status_topic;   /* NULL: no status topic */
+	atomic_int protocol;  /* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
+
 	/* Per connection attempt, written and read on the network thread only. */
 	bool got_connack;
 	char refusal[160];    /* CONNACK refusal text */
 	char tls_error[200];  /* the last OpenSSL error the library logged */
+	bool protocol_fallback; /* the broker refused MQTT 5: retry with 3.1.1 now */
 	char last_failure[400];
 };
 
@@ -70,20 +88,115 @@ static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
 	return 0;
 }
 
+/* The status topic's retained state; QoS 1 so it survives a broker's quick restart. */
+static void publish_status(struct mqtt_link *link, const char *state)
+{
+	int rc = mosquitto_publish(link->mosq, NULL, link->status_topic, (int)strlen(state), state,
+				   1, true);
+	if (rc != MOSQ_ERR_SUCCESS)
+		log_warn("mqtt: cannot publish '%s' on the status topic %s: %s", state,
+			 link->status_topic, mosquitto_strerror(rc));
+}
+
+static void subscribe_all(struct mqtt_link *link)
+{
+	bool v5 = atomic_load(&link->protocol) == MQTT_PROTOCOL_V5;
+	for (size_t i = 0; i < link->sub_count; i++) {
+		struct subscription *sub = &link->subs[i];
+		/* No local: under MQTT 5 our own replies never come back as commands. */
+		int rc = mosquitto_subscribe_v5(link->mosq, &sub->mid, sub->filter, sub->qos,
+						v5 ? MQTT_SUB_OPT_NO_LOCAL : 0, NULL);
+		if (rc != MOSQ_ERR_SUCCESS)
+			log_error("mqtt: cannot subscribe to '%s': %s", sub->filter, mosquitto_strerror(rc));
+	}
+}
+
+static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_count,
+			 const int *granted)
+{
+	struct mqtt_link *link = obj;
+	(void)mosq;
+	for (size_t i = 0; i < link->sub_count; i++) {
+		if (link->subs[i].mid != mid)
+			continue;
+		/* 0x80 (MQTT 3.1.1) or a reason code >= 0x80 (MQTT 5) is a refusal. */
+		if (qos_count < 1 || granted[0] >= 0x80)
+			log_error("mqtt: the broker refused the subscription to '%s' (reason %d); "
+				  "commands on it will not arrive", link->subs[i].filter,
+				  qos_count < 1 ? -1 : granted[0]);
+		else
+			log_info("mqtt: subscribed to '%s'", link->subs[i].filter);
+		return;
+	}
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m,
+		       const mosquitto_property *props)
+{
+	struct mqtt_link *link = obj;
+	char *response_topic = NULL;
+	void *correlation = NULL;
+	uint16_t correlation_len = 0;
+	(void)mosq;
+	if (!link->on_message)
+		return;
+	mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &response_topic, false);
+	mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &correlation,
+				       &correlation_len, false);
+	struct mqtt_message msg = {
+		.topic = m->topic,
+		.payload = m->payload,
+		.len = m->payloadlen > 0 ? (size_t)m->payloadlen : 0,
+		.response_topic = response_topic,
+		.correlation = correlation,
+		.correlation_len = correlation ? correlation_len : 0,
+	};
+	link->on_message(link->message_ctx, &msg);
+	free(response_topic);
+	free(correlation);
+}
+
+/* A CONNACK refusal in words: MQTT 5 reason codes and 3.1.1 return codes differ. */
+static void refusal_text(struct mqtt_link *link, int rc, char *out, size_t len)
+{
+	if (atomic_load(&link->protocol) == MQTT_PROTOCOL_V5) {
+		char reason[96];
+		snprintf(reason, sizeof(reason), "%s", mosquitto_reason_string(rc));
+		reason[0] = (char)tolower((unsigned char)reason[0]);
+		snprintf(out, len, "broker refused the connection: %s (reason code %d)", reason, rc);
+	} else {
+		snprintf(out, len, "broker refused the connection: %s", mosquitto_connack_string(rc));
+	}
+}
+
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
 	struct mqtt_link *link = obj;
 	(void)mosq;
 	link->got_connack = true;
+	if (rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION &&
+	    atomic_load(&link->protocol) == MQTT_PROTOCOL_V5) {
+		/* An MQTT 3.1.1 broker: the next attempt speaks its protocol. */
+		atomic_store(&link->protocol, MQTT_PROTOCOL_V311);
+		mosquitto_int_option(link->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+		link->protocol_fallback = true;
+		log_warn("mqtt: %s does not support MQTT 5; connecting with MQTT 3.1.1 (MQTT 5 "
+			 "response topics and correlation data are then not available)",
+			 link->cfg->broker);
+		return;
+	}
 	if (rc != 0) {
-		snprintf(link->refusal, sizeof(link->refusal), "broker refused the connection: %s",
-			 mosquitto_connack_string(rc));
+		refusal_text(link, rc, link->refusal, sizeof(link->refusal));
 		return;
 	}
 	atomic_store(&link->connected, true);
 	link->last_failure[0] = '\0';
-	log_info("mqtt: connected to %s as client id '%s'", link->cfg->broker,
-		 link->client_id ? link->client_id : "(random)");
+	log_info("mqtt: connected to %s as client id '%s' (MQTT %s)", link->cfg->broker,
+		 link->client_id ? link->client_id : "(random)",
+		 atomic_load(&link->protocol) == MQTT_PROTOCOL_V5 ? "5" : "3.1.1");
+	if (link->status_topic)
+		publish_status(link, "online");
+	subscribe_all(link);
 	if (link->cfg->tls && link->cfg->allow_all_certificates)
 		log_warn("mqtt: INSECURE: allow_all_certificates is on; the broker's certificate "
 			 "and host name were NOT verified. Anyone on the path can read and forge "
@@ -198,6 +311,10 @@ static void *network_main(void *arg)
 		bool was_connected = atomic_exchange(&link->connected, false);
 		if (was_connected && link->ev.disconnected)
 			link->ev.disconnected(link->ctx);
+		if (link->protocol_fallback) {
+			link->protocol_fallback = false;
+			continue; /* at once, with MQTT 3.1.1: not a failure to report */
+		}
 		char reason[400];
 		explain_failure(link, rc, err, reason, sizeof(reason));
 		report_failure(link, was_connected, reason);
@@ -209,6 +326,9 @@ static void *network_main(void *arg)
 	}
 
 	if (atomic_exchange(&link->connected, false)) {
+		/* A clean DISCONNECT makes the broker drop the will: say "offline" ourselves. */
+		if (link->status_topic)
+			publish_status(link, "offline");
 		mosquitto_disconnect(link->mosq);
 		/* Let the DISCONNECT packet out before the socket closes. */
 		for (int i = 0; i < 5 && mosquitto_want_write(link->mosq); i++)
@@ -271,11 +391,26 @@ int mqtt_link_new(const struct mqtt_config *cfg, const char *imei, const struct 
 	if (!link->mosq)
 		goto nomem;
 	mosquitto_threaded_set(link->mosq, true);
-	mosquitto_int_option(link->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+	atomic_store(&link->protocol, cfg->persistence ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
+	mosquitto_int_option(link->mosq, MOSQ_OPT_PROTOCOL_VERSION, atomic_load(&link->protocol));
+	if (cfg->status_topic) {
+		link->status_topic = config_subst_imei(cfg->status_topic, imei);
+		if (!link->status_topic)
+			goto nomem;
+		/* Retained, so a dashboard that subscribes later still sees the state. */
+		if (mosquitto_will_set(link->mosq, link->status_topic, 7, "offline", 1, true) !=
+		    MOSQ_ERR_SUCCESS) {
+			log_error("mqtt: cannot use '%s' as the status topic", link->status_topic);
+			mqtt_link_free(link);
+			return MB_ERR_CONFIG;
+		}
+	}
 	/* The forwarder bounds what is in flight; don't let the library queue behind it. */
 	mosquitto_max_inflight_messages_set(link->mosq, 0);
 	mosquitto_connect_callback_set(link->mosq, on_connect);
 	mosquitto_publish_callback_set(link->mosq, on_publish);
+	mosquitto_subscribe_callback_set(link->mosq, on_subscribe);
+	mosquitto_message_v5_callback_set(link->mosq, on_message);
 	mosquitto_log_callback_set(link->mosq, on_log);
 	if (cfg->username &&
 	    mosquitto_username_pw_set(link->mosq, cfg->username, cfg->password) != MOSQ_ERR_SUCCESS)
@@ -312,6 +447,65 @@ int mqtt_link_publish(struct mqtt_link *link, const char *topic, const void *pay
 	return 0;
 }
 
+int mqtt_link_subscribe(struct mqtt_link *link, const char *filter, int qos)
+{
+	struct subscription *grown = realloc(link->subs, (link->sub_count + 1) * sizeof(*grown));
+	if (!grown)
+		return MB_ERR_NOMEM;
+	link->subs = grown;
+	char *copy = strdup(filter);
+	if (!copy)
+		return MB_ERR_NOMEM;
+	link->subs[link->sub_count++] = (struct subscription){.filter = copy, .qos = qos, .mid = -1};
+	return 0;
+}
+
+void mqtt_link_on_message(struct mqtt_link *link, mqtt_message_fn fn, void *ctx)
+{
+	link->on_message = fn;
+	link->message_ctx = ctx;
+}
+
+int mqtt_link_publish_reply(struct mqtt_link *link, const char *topic, const void *payload,
+			    size_t len, int qos, const void *correlation, size_t correlation_len,
+			    int *mid)
+{
+	mosquitto_property *props = NULL;
+	int rc;
+
+	if (!atomic_load(&link->connected))
+		return MB_ERR_MQTT;
+	if (correlation && correlation_len <= UINT16_MAX &&
+	    atomic_load(&link->protocol) == MQTT_PROTOCOL_V5 &&
+	    mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, correlation,
+					  (uint16_t)correlation_len) != MOSQ_ERR_SUCCESS)
+		return MB_ERR_NOMEM;
+	rc = mosquitto_publish_v5(link->mosq, mid, topic, (int)len, payload, qos, false, props);
+	mosquitto_property_free_all(&props);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		log_debug("mqtt: publish to %s failed: %s", topic, mosquitto_strerror(rc));
+		return MB_ERR_MQTT;
+	}
+	return 0;
+}
+
+int mqtt_link_protocol(struct mqtt_link *link)
+{
+	return atomic_load(&link->protocol) == MQTT_PROTOCOL_V5 ? 5 : 4;
+}
+
+bool mqtt_topic_matches(const char *filter, const char *topic)
+{
+	bool result = false;
+	return mosquitto_topic_matches_sub(filter, topic, &result) == MOSQ_ERR_SUCCESS && result;
+}
+
+bool mqtt_topic_publishable(const char *topic)
+{
+	return topic && *topic && mosquitto_pub_topic_check(topic) == MOSQ_ERR_SUCCESS &&
+	       mosquitto_validate_utf8(topic, (int)strlen(topic)) == MOSQ_ERR_SUCCESS;
+}
+
 bool mqtt_link_connected(struct mqtt_link *link)
 {
 	return atomic_load(&link->connected);
@@ -338,6 +532,10 @@ void mqtt_link_free(struct mqtt_link *link)
 		mosquitto_destroy(link->mosq);
 	pthread_mutex_destroy(&link->lock);
 	pthread_cond_destroy(&link->wake);
+	for (size_t i = 0; i < link->sub_count; i++)
+		free(link->subs[i].filter);
+	free(link->subs);
+	free(link->status_topic);
 	free(link->client_id);
 	free(link);
 }

@@ -9,6 +9,14 @@
  *
  * Errors are logged once per change of state ("connected", "cannot connect: ...",
  * "connection lost: ..."), never once per retry. Passwords are never logged.
+ *
+ * The link speaks MQTT 5 (so a request's response topic and correlation data can be
+ * honoured), or MQTT 3.1.1 when a persistent session is configured (libmosquitto 2.0
+ * cannot send the session expiry an MQTT 5 persistent session needs on an asynchronous
+ * connect) or when the broker turns MQTT 5 down. With a status topic configured, the
+ * broker holds "offline" as the last will, and the link publishes a retained "online"
+ * after each connection and a retained "offline" before a clean disconnect.
+ * Subscriptions (mqtt_link_subscribe) are made again after every reconnection.
  */
 #ifndef MODBRIDGE_MQTT_H
 #define MODBRIDGE_MQTT_H
@@ -27,6 +35,19 @@ struct mqtt_events {
 	 * written to the socket (QoS 0). */
 	void (*published)(void *ctx, int mid);
 };
+
+/* A message received on one of the link's subscriptions; borrowed for the callback. */
+struct mqtt_message {
+	const char *topic;
+	const void *payload;
+	size_t len;
+	const char *response_topic; /* MQTT 5 "response topic" property, NULL when absent */
+	const void *correlation;    /* MQTT 5 "correlation data" property, NULL when absent */
+	size_t correlation_len;
+};
+
+/* Runs on the network thread: must be short (copy what is kept, hand the work over). */
+typedef void (*mqtt_message_fn)(void *ctx, const struct mqtt_message *msg);
 
 /* Library set-up and tear-down; call once per process. */
 void mqtt_global_init(void);
@@ -48,6 +69,33 @@ int mqtt_link_start(struct mqtt_link *link);
  */
 int mqtt_link_publish(struct mqtt_link *link, const char *topic, const void *payload, size_t len,
 		      int qos, int *mid);
+
+/*
+ * Before mqtt_link_start: subscribe to filter (copied) at qos after every connection.
+ * Under MQTT 5 with the "no local" option, so the link never receives its own messages.
+ * Returns 0 or MB_ERR_NOMEM.
+ */
+int mqtt_link_subscribe(struct mqtt_link *link, const char *filter, int qos);
+
+/* Before mqtt_link_start: where messages of the subscriptions go. */
+void mqtt_link_on_message(struct mqtt_link *link, mqtt_message_fn fn, void *ctx);
+
+/*
+ * Like mqtt_link_publish (never retained), adding the correlation data (when not NULL)
+ * under MQTT 5; under MQTT 3.1.1 it is left out. Any thread, callbacks included.
+ */
+int mqtt_link_publish_reply(struct mqtt_link *link, const char *topic, const void *payload,
+			    size_t len, int qos, const void *correlation, size_t correlation_len,
+			    int *mid);
+
+/* 5 or 4 (MQTT 3.1.1): the protocol of the current or next connection. */
+int mqtt_link_protocol(struct mqtt_link *link);
+
+/* True when topic matches the subscription filter (wildcards + and #). */
+bool mqtt_topic_matches(const char *filter, const char *topic);
+
+/* True when topic is a valid topic to publish to (UTF-8, no wildcards, not empty). */
+bool mqtt_topic_publishable(const char *topic);
 
 /* True while a CONNACK-accepted session is up. */
 bool mqtt_link_connected(struct mqtt_link *link);

@@ -20,6 +20,12 @@
  * not polled, until it answers ("back" is logged once). Within one instant, devices in
  * good standing are read before failing ones, so a dead device never delays a healthy
  * device that is due at the same instant.
+ *
+ * Remote requests (poller_execute) are queued on the bus under its lock; the worker
+ * serves them before each device read, and signals `done`.
+ * The per-device status is written by the worker and read by poller_device_status(), both
+ * under the bus lock. poller_stop() fails the requests still queued and waits until no
+ * caller is inside poller_execute() before it frees the buses.
  */
 #include "poller.h"
 
@@ -60,7 +66,10 @@ struct scheduled_device {
 	char last_error[READING_ERROR_MAX];
 	size_t requests;            /* requests sent by the last read (retries included) */
 	bool refused;               /* the last read failed on an exception: the device answered */
+	struct poll_device_status status; /* for remote status; guarded by the bus lock */
 };
+
+enum { REQ_QUEUED, REQ_RUNNING, REQ_DONE };
 
 struct bus {
 	struct poller *owner;
@@ -72,6 +81,8 @@ struct bus {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool stop;
+	pthread_cond_t done;               /* a remote request finished */
+	struct poll_request *queue, *queue_tail;
 };
 
 struct poller {
@@ -79,6 +90,10 @@ struct poller {
 	size_t bus_count;
 	poll_sink_fn sink;
 	void *sink_ctx;
+	pthread_mutex_t users_lock; /* callers inside poller_execute, so stop can wait for them */
+	pthread_cond_t users_gone;
+	int users;
+	bool stopping;
 };
 
 static int device_timeout_ms(const struct device_config *dev)
@@ -283,6 +298,46 @@ static void skip_reading(struct scheduled_device *sd, struct reading *r)
 		 sd->last_error);
 }
 
+/* Called with the bus lock held; returns with it held. Runs queued remote requests. */
+static void serve_requests(struct bus *bus)
+{
+	while (bus->queue && !bus->stop) {
+		struct poll_request *req = bus->queue;
+		bus->queue = req->next;
+		if (!bus->queue)
+			bus->queue_tail = NULL;
+		req->state = REQ_RUNNING;
+		pthread_mutex_unlock(&bus->lock);
+		req->reason[0] = '\0';
+		if (req->write)
+			req->rc = mbio_write(bus->io, req->slave, req->function, req->address,
+					     req->values[0], req->timeout_ms, req->reason,
+					     sizeof(req->reason));
+		else
+			req->rc = mbio_read(bus->io, req->slave, req->function, req->address,
+					    req->count, req->timeout_ms, req->values, req->reason,
+					    sizeof(req->reason));
+		pthread_mutex_lock(&bus->lock);
+		req->state = REQ_DONE;
+		pthread_cond_broadcast(&bus->done);
+	}
+}
+
+static void record_status(struct bus *bus, struct scheduled_device *sd, const struct reading *r)
+{
+	pthread_mutex_lock(&bus->lock);
+	sd->status.reads++;
+	sd->status.last_read_ms = r->ts_ms;
+	if (r->error[0]) {
+		sd->status.failures++;
+		snprintf(sd->status.last_error, sizeof(sd->status.last_error), "%s", r->error);
+	} else {
+		sd->status.last_ok_ms = r->ts_ms;
+		sd->status.last_error[0] = '\0';
+	}
+	pthread_mutex_unlock(&bus->lock);
+}
+
 static void schedule_next(struct scheduled_device *sd)
 {
 	int64_t now = time_now_ms();
@@ -324,6 +379,7 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 				  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
 				  sd->requests);
 			note_result(bus->io, sd, &r, instant);
+			record_status(bus, sd, &r);
 			p->sink(p->sink_ctx, &r);
 		}
 	}
@@ -337,6 +393,9 @@ static void *bus_main(void *arg)
 
 	pthread_mutex_lock(&bus->lock);
 	while (!bus->stop) {
+		serve_requests(bus);
+		if (bus->stop)
+			break;
 		int64_t now = time_now_ms();
 		int64_t due = INT64_MAX;
 		for (size_t i = 0; i < bus->device_count; i++)
@@ -362,17 +421,32 @@ static void *bus_main(void *arg)
 		 * Read every due device, one request at a time: first those in good standing,
 		 * then those that failed last time, each pass in configuration order, so a
 		 * device that times out never delays a healthy one due at the same instant.
+		 * Queued remote requests are served before each device read, so one waits for
+		 * at most one read and is never interleaved with a poll on the line.
 		 */
 		for (int pass = 0; pass < 2; pass++) {
 			for (size_t i = 0; i < bus->device_count; i++) {
 				struct scheduled_device *sd = &bus->devices[i];
 				if (sd->next_ms > now || (sd->fail_streak > 0) != (pass == 1))
 					continue;
+				pthread_mutex_lock(&bus->lock);
+				serve_requests(bus);
+				pthread_mutex_unlock(&bus->lock);
 				poll_due_device(bus, sd);
 			}
 		}
 		pthread_mutex_lock(&bus->lock);
 	}
+	/* Requests still queued will never run: tell their callers. */
+	while (bus->queue) {
+		struct poll_request *req = bus->queue;
+		bus->queue = req->next;
+		req->rc = MB_ERR_IO;
+		snprintf(req->reason, sizeof(req->reason), "the gateway is stopping");
+		req->state = REQ_DONE;
+	}
+	bus->queue_tail = NULL;
+	pthread_cond_broadcast(&bus->done);
 	pthread_mutex_unlock(&bus->lock);
 	return NULL;
 }
@@ -399,6 +473,7 @@ static int bus_init(struct bus *bus, struct poller *p, const struct device_confi
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&bus->wake, &attr);
+	pthread_cond_init(&bus->done, &attr);
 	pthread_condattr_destroy(&attr);
 	return 0;
 }
@@ -410,6 +485,8 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 		return MB_ERR_NOMEM;
 	p->sink = sink;
 	p->sink_ctx = sink_ctx;
+	pthread_mutex_init(&p->users_lock, NULL);
+	pthread_cond_init(&p->users_gone, NULL);
 	p->buses = calloc(cfg->device_count ? cfg->device_count : 1, sizeof(struct bus));
 	if (!p->buses)
 		goto nomem;
@@ -460,6 +537,9 @@ void poller_stop(struct poller *p)
 {
 	if (!p)
 		return;
+	pthread_mutex_lock(&p->users_lock);
+	p->stopping = true;
+	pthread_mutex_unlock(&p->users_lock);
 	for (size_t b = 0; b < p->bus_count; b++) {
 		struct bus *bus = &p->buses[b];
 		pthread_mutex_lock(&bus->lock);
@@ -471,14 +551,25 @@ void poller_stop(struct poller *p)
 		struct bus *bus = &p->buses[b];
 		if (bus->started)
 			pthread_join(bus->thread, NULL);
+	}
+	/* Every request is done now; let its caller leave before the bus goes away. */
+	pthread_mutex_lock(&p->users_lock);
+	while (p->users > 0)
+		pthread_cond_wait(&p->users_gone, &p->users_lock);
+	pthread_mutex_unlock(&p->users_lock);
+	for (size_t b = 0; b < p->bus_count; b++) {
+		struct bus *bus = &p->buses[b];
 		mbio_free(bus->io);
 		for (size_t i = 0; i < bus->device_count; i++)
 			unplan_device(&bus->devices[i]);
 		free(bus->devices);
 		pthread_mutex_destroy(&bus->lock);
 		pthread_cond_destroy(&bus->wake);
+		pthread_cond_destroy(&bus->done);
 	}
 	free(p->buses);
+	pthread_mutex_destroy(&p->users_lock);
+	pthread_cond_destroy(&p->users_gone);
 	free(p);
 }
 
@@ -496,4 +587,103 @@ int poll_device_now(const struct device_config *dev, struct reading *out)
 	unplan_device(&sd);
 	mbio_free(io);
 	return rc;
+}
+
+static struct bus *find_bus(struct poller *p, const struct serial_port_config *port,
+			    const char *host, int tcp_port)
+{
+	for (size_t b = 0; b < p->bus_count; b++) {
+		const struct device_config *d = p->buses[b].devices[0].dev;
+		if (port && d->transport == TRANSPORT_RTU && d->serial == port)
+			return &p->buses[b];
+		if (!port && host && d->transport == TRANSPORT_TCP && d->port == tcp_port &&
+		    strcmp(d->host, host) == 0)
+			return &p->buses[b];
+	}
+	return NULL;
+}
+
+int poller_execute(struct poller *p, const struct serial_port_config *port, const char *host,
+		   int tcp_port, struct poll_request *req, int wait_ms)
+{
+	struct bus *bus = p ? find_bus(p, port, host, tcp_port) : NULL;
+	int rc = 0;
+
+	if (!bus)
+		return MB_ERR_NOTFOUND;
+	pthread_mutex_lock(&p->users_lock);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->users_lock);
+		return MB_ERR_IO;
+	}
+	p->users++;
+	pthread_mutex_unlock(&p->users_lock);
+
+	pthread_mutex_lock(&bus->lock);
+	if (bus->stop) {
+		rc = MB_ERR_IO;
+	} else {
+		req->state = REQ_QUEUED;
+		req->next = NULL;
+		if (bus->queue_tail)
+			bus->queue_tail->next = req;
+		else
+			bus->queue = req;
+		bus->queue_tail = req;
+		pthread_cond_signal(&bus->wake);
+		int64_t deadline = time_mono_ms() + wait_ms;
+		while (req->state != REQ_DONE) {
+			int64_t left = deadline - time_mono_ms();
+			if (req->state == REQ_QUEUED && left <= 0) {
+				/* Withdraw it: a command answered "busy" must not run later. */
+				struct poll_request **pp = &bus->queue;
+				bus->queue_tail = NULL;
+				while (*pp) {
+					if (*pp == req) {
+						*pp = req->next;
+						continue;
+					}
+					bus->queue_tail = *pp;
+					pp = &(*pp)->next;
+				}
+				rc = MB_ERR_IO;
+				break;
+			}
+			/* While it runs, wait for the worker: its own time-out bounds the wait. */
+			int64_t step = req->state == REQ_QUEUED && left < 1000 ? left : 1000;
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)(step / 1000);
+			ts.tv_nsec += (long)(step % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&bus->done, &bus->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&bus->lock);
+
+	pthread_mutex_lock(&p->users_lock);
+	if (--p->users == 0)
+		pthread_cond_broadcast(&p->users_gone);
+	pthread_mutex_unlock(&p->users_lock);
+	return rc;
+}
+
+int poller_device_status(struct poller *p, const struct device_config *dev,
+			 struct poll_device_status *out)
+{
+	for (size_t b = 0; p && b < p->bus_count; b++) {
+		struct bus *bus = &p->buses[b];
+		for (size_t i = 0; i < bus->device_count; i++) {
+			if (bus->devices[i].dev != dev)
+				continue;
+			pthread_mutex_lock(&bus->lock);
+			*out = bus->devices[i].status;
+			pthread_mutex_unlock(&bus->lock);
+			return 0;
+		}
+	}
+	return MB_ERR_NOTFOUND;
 }

@@ -20,6 +20,9 @@
 #ifndef MODBRIDGE_POLLER_H
 #define MODBRIDGE_POLLER_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "config.h"
 #include "message.h"
 
@@ -42,5 +45,53 @@ void poller_stop(struct poller *p);
  * taken (out->error tells whether the device answered), or MB_ERR_NOMEM.
  */
 int poll_device_now(const struct device_config *dev, struct reading *out);
+
+/*
+ * A remote read or write (the GETMODBUS and SETMODBUS commands), executed by the worker
+ * that owns the bus, between two device reads: never interleaved with a poll on the line.
+ */
+struct poll_request {
+	bool write;           /* false: read count values into values; true: write values[0] */
+	int slave;            /* RTU slave address or TCP unit id */
+	int function;         /* read: 1..4; write: 5, 6, 15 or 16 (see mbio_write) */
+	uint16_t address;
+	uint16_t count;       /* read: how many values; write: 1 */
+	uint16_t *values;     /* caller's buffer of count entries */
+	int timeout_ms;       /* response time-out of the request */
+	/* The outcome, valid after poller_execute returned 0. */
+	int rc;               /* 0, MB_ERR_IO (link not open), MB_ERR_MODBUS, MB_ERR_INVAL */
+	char reason[READING_ERROR_MAX]; /* why it failed: "timeout", "exception 2 ..." */
+	/* Private to the poller. */
+	int state;
+	struct poll_request *next;
+};
+
+/*
+ * Hands req to the worker that serves the serial port port (when not NULL) or the Modbus
+ * TCP endpoint host:tcp_port, and waits until it has been executed. Returns 0 with the
+ * outcome in req->rc and req->reason; MB_ERR_NOTFOUND when no worker serves that bus (no
+ * polled device on it: the caller may use the bus itself); MB_ERR_IO when the poller is
+ * stopping, or when the request waited wait_ms for its turn without starting (it is then
+ * withdrawn, never executed late). Any thread; req is borrowed until the call returns.
+ */
+int poller_execute(struct poller *p, const struct serial_port_config *port, const char *host,
+		   int tcp_port, struct poll_request *req, int wait_ms);
+
+/* What the worker knows about one device, for the status command. */
+struct poll_device_status {
+	uint64_t reads;                     /* polls since the poller started */
+	uint64_t failures;                  /* of which failed */
+	int64_t last_read_ms;               /* wall clock of the last poll, 0: none yet */
+	int64_t last_ok_ms;                 /* last successful poll, 0: none yet */
+	char last_error[READING_ERROR_MAX]; /* reason of the last poll's failure, "" if it worked */
+};
+
+/*
+ * Copies the status of dev (a device of the poller's config) into *out. Returns 0, or
+ * MB_ERR_NOTFOUND when the device is not polled (logger off, or Modbus disabled). Any
+ * thread.
+ */
+int poller_device_status(struct poller *p, const struct device_config *dev,
+			 struct poll_device_status *out);
 
 #endif

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -472,7 +473,7 @@ static void test_router_forms(void **state)
 	assert_string_equal(cfg->mqtt.at_topics[0].topic, "[IMEI]/AT/+");
 	assert_string_equal(cfg->mqtt.at_topics[0].response, "[IMEI]/ATR");
 	assert_string_equal(cfg->mqtt.at_topics[1].topic, "all/#");
-	assert_string_equal(cfg->mqtt.at_topics[1].response, "all/ATR");
+	assert_string_equal(cfg->mqtt.at_topics[1].response, "all-answers/ATR");
 
 	config_free(cfg);
 	config_diags_free(&diags);
@@ -762,7 +763,7 @@ static void test_unknown_top_level_key(void **state)
 				  &cfg, &diags), MB_ERR_CONFIG);
 	assert_int_equal(diags.count, 3);
 	assert_diag(&diags, 0, t.dir,
-		    "c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt); did you mean 'mqtt'?");
+		    "c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt, remote, modem); did you mean 'mqtt'?");
 	assert_diag(&diags, 1, t.dir, "warning: c.yaml:4: modbus.devices: no devices configured");
 	assert_diag(&diags, 2, t.dir,
 		    "c.yaml:7: logger.sendmode: unknown key 'sendmode' (allowed: id, send_mode, time_format, array, array_max_count, array_max_bytes, error_messages, store, mode, topic, use_script, inflight_window, max_messages, max_bytes, full_policy, memory_max_messages, memory_max_bytes); did you mean 'send_mode'?");
@@ -958,6 +959,90 @@ static void test_many_errors_in_order(void **state)
 	free(path);
 }
 
+/* ---------------------------------------------------------------- remote, modem */
+
+static void test_remote_and_modem(void **state)
+{
+	struct config_diags diags = {0};
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_good("good/remote.yaml", &diags);
+	assert_int_equal(diags.count, 0);
+	assert_int_equal(cfg->mqtt.at_topic_count, 3);
+	assert_string_equal(cfg->mqtt.at_topics[1].topic, "group/+/AT");
+	assert_string_equal(cfg->mqtt.at_topics[2].response, "all/ATR");
+	assert_string_equal(cfg->mqtt.status_topic, "gw/[IMEI]/state");
+	assert_true(cfg->remote.allow_writes);
+	assert_true(cfg->remote.allow_setparam);
+	assert_false(cfg->remote.allow_reboot);
+	assert_true(cfg->remote.allow_modem_passthrough);
+	assert_string_equal(cfg->modem.device, "/dev/ttyUSB2");
+	assert_int_equal(cfg->modem.baudrate, 9600);
+	assert_int_equal(cfg->modem.timeout_ms, 3000);
+	config_free(cfg);
+	config_diags_free(&diags);
+
+	/* Defaults: every permission off, no modem, the status topic on. */
+	cfg = load_good("good/minimal.yaml", &diags);
+	assert_false(cfg->remote.allow_writes);
+	assert_false(cfg->remote.allow_setparam);
+	assert_false(cfg->remote.allow_reboot);
+	assert_false(cfg->remote.allow_modem_passthrough);
+	assert_null(cfg->modem.device);
+	assert_int_equal(cfg->modem.baudrate, 115200);
+	assert_int_equal(cfg->modem.timeout_ms, 5000);
+	assert_string_equal(cfg->mqtt.status_topic, "[IMEI]/status");
+	assert_int_equal(config_set_imei(cfg, "490154203237518"), 0);
+	assert_string_equal(cfg->imei, "490154203237518");
+	assert_false(cfg->imei_configured);
+	assert_int_equal(config_set_imei(cfg, ""), MB_ERR_INVAL);
+	config_free(cfg);
+	config_diags_free(&diags);
+}
+
+/* Topic matching as the broker does it decides which answers would loop back. */
+static void test_at_topic_loops(void **state)
+{
+	static const struct {
+		const char *topic, *response;
+		bool loops;
+	} cases[] = {
+		{"[IMEI]/AT", "[IMEI]/ATR", false},
+		{"[IMEI]/AT", "[IMEI]/AT", true},
+		{"x/#", "x", true},
+		{"x/#", "x/y/z", true},
+		{"#", "anything/at/all", true},
+		{"x/+", "x/y", true},
+		{"x/+", "x/y/z", false},
+		{"x/+/z", "x//z", true},
+		{"+/AT", "AT", false},
+		{"a/b", "a/bc", false},
+		{"a/bc", "a/b", false},
+		{"a/+/#", "a/b", true},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config_diags diags = {0};
+		struct config *cfg = NULL;
+		char yaml[512];
+		struct tmp t;
+
+		snprintf(yaml, sizeof(yaml),
+			 "mqtt:\n  broker: tcp://h\n  status_topic: \"\"\n  at_topics:\n"
+			 "    - { topic: \"%s\", response: \"%s\" }\n",
+			 cases[i].topic, cases[i].response);
+		int rc = tmp_load(&t, yaml, &cfg, &diags);
+		if (cases[i].loops != (rc == MB_ERR_CONFIG))
+			fail_msg("topic %s response %s: expected %s", cases[i].topic, cases[i].response,
+				 cases[i].loops ? "an error" : "no error");
+		config_free(cfg);
+		config_diags_free(&diags);
+		tmp_cleanup(&t, NULL);
+	}
+}
+
 /* ---------------------------------------------------------------- helpers */
 
 static void test_find_device(void **state)
@@ -1041,6 +1126,8 @@ int main(void)
 		cmocka_unit_test(test_diags_accumulate),
 		cmocka_unit_test(test_required_bad_files),
 		cmocka_unit_test(test_many_errors_in_order),
+		cmocka_unit_test(test_remote_and_modem),
+		cmocka_unit_test(test_at_topic_loops),
 		cmocka_unit_test(test_find_device),
 		cmocka_unit_test(test_modbus_depth),
 		cmocka_unit_test(test_subst_imei),

@@ -1,0 +1,83 @@
+/*
+ * confedit.h - reading and editing one key of the configuration file's text.
+ *
+ * The remote commands GETPARAM, SETPARAM and GETCONFIG work on the YAML file itself, not
+ * on the loaded struct config: SETPARAM must change one value and leave the rest of the
+ * file (comments, order, quoting, layout) exactly as the user wrote it. libyaml tells
+ * where each value is in the text; an edit replaces that span, or inserts a new
+ * "key: value" line into the mapping that should hold it. Every edit is checked by
+ * parsing the result again and reading the key back.
+ *
+ * Keys are written as dotted paths with list positions: "mqtt.qos", "serial[0].baudrate",
+ * "modbus.devices[1].period", "mqtt.at_topics[0].topic" (the same paths as the config
+ * loader's diagnostics).
+ *
+ * Pure functions over text, except confedit_write_atomic. No global state; thread-safe.
+ * Returned strings are malloc'd and freed by the caller. On failure a one-line reason is
+ * written to err (errlen bytes) and nothing is returned.
+ */
+#ifndef MODBRIDGE_CONFEDIT_H
+#define MODBRIDGE_CONFEDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Longest key path accepted. */
+#define CONFEDIT_KEY_MAX 160
+
+/* True when the key's last name holds a secret (password and the like): never shown. */
+bool confedit_is_secret(const char *key);
+
+/*
+ * Checks the syntax of a key path (names of letters, digits and '_', each optionally
+ * followed by "[index]", joined by '.'). Returns 0 or MB_ERR_INVAL with the reason.
+ */
+int confedit_check_key(const char *key, char *err, size_t errlen);
+
+/*
+ * Reads the single value at key from the YAML text. Returns 0 and a malloc'd copy in
+ * *value; MB_ERR_NOTFOUND when the key is not in the file (err says so); MB_ERR_INVAL
+ * when the key names a section or a list, or the text is not YAML; MB_ERR_NOMEM.
+ */
+int confedit_get(const char *text, size_t len, const char *key, char **value, char *err,
+		 size_t errlen);
+
+/*
+ * Returns in *out (malloc'd, NUL-terminated, length in *out_len) a copy of text in
+ * which key holds value: the existing value is replaced in place, or a new key is added
+ * to the mapping (creating missing sections) that should hold it. Everything else is
+ * kept byte for byte. The value is written plain when YAML would read it back unchanged,
+ * else double-quoted. Refuses (MB_ERR_INVAL) keys that name a section or a list, list
+ * positions that do not exist, block scalars (| and >) and values shared through YAML
+ * aliases.
+ */
+int confedit_set(const char *text, size_t len, const char *key, const char *value, char **out,
+		 size_t *out_len, char *err, size_t errlen);
+
+/*
+ * The document re-written by libyaml with every secret replaced by "***". Comments are
+ * left out on purpose: they are free text that could hold anything. Returns 0 and a
+ * malloc'd NUL-terminated text in *out.
+ */
+int confedit_dump_redacted(const char *text, size_t len, char **out, char *err, size_t errlen);
+
+/*
+ * Writes text to a new temporary file next to the file at path (in the same directory,
+ * so a later rename is atomic and relative paths in it resolve the same), with the old
+ * file's permission bits, and fsyncs it. A symbolic link at path is followed. Returns 0
+ * and the temporary file's malloc'd name in *tmp_path, or MB_ERR_IO.
+ */
+int confedit_stage(const char *path, const char *text, size_t len, char **tmp_path, char *err,
+		   size_t errlen);
+
+/*
+ * Renames a staged file over path (following a symbolic link at path) and fsyncs the
+ * directory: a crash leaves either the old or the new file, never a mix. Returns 0 or
+ * MB_ERR_IO (the staged file is then removed).
+ */
+int confedit_commit(const char *tmp_path, const char *path, char *err, size_t errlen);
+
+/* Removes a staged file that is not wanted. Accepts NULL. */
+void confedit_discard(const char *tmp_path);
+
+#endif
