@@ -1,0 +1,236 @@
+/*
+ * mbsim.c - a fast Modbus TCP slave for benchmarks (libmodbus).
+ *
+ * The benchmark polls hundreds of devices, each at its own host:port, the way a plant
+ * looks to a gateway. The Python simulator of the integration tests cannot answer that
+ * fast without becoming the bottleneck, so this one is a single C process: one thread,
+ * one poll() loop over many listening sockets and their accepted connections, and one
+ * libmodbus context that is pointed at whichever socket has a request
+ * (modbus_set_socket) before modbus_receive()/modbus_reply().
+ *
+ * The data model is the same on every port and for every unit id: holding and input
+ * register N hold N, coil and discrete input N hold N & 1. A benchmark can therefore check
+ * any value it receives without asking the simulator.
+ *
+ * Stopping: modbus_receive() restarts on EINTR and would ignore SIGTERM, so the loop
+ * never blocks inside libmodbus waiting for a request; it waits in poll() on a signalfd
+ * together with the sockets and calls modbus_receive() only on a readable socket.
+ *
+ * Output on stdout, for the runner: "LISTEN <index> <port>" per listening socket, then
+ * "READY"; at exit "requests <n> connections <n>".
+ *
+ * This is a benchmark tool, not part of the gateway, so it may include <modbus.h>.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <modbus.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#define MBSIM_SPACE 65536 /* every address of each table */
+
+struct mbsim {
+	struct pollfd *fds;  /* [0] signalfd, [1..nlisten] listeners, then clients */
+	size_t nfds, cap;
+	size_t nlisten;
+	modbus_t *ctx;
+	modbus_mapping_t *map;
+	unsigned long long requests, connections;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: mbsim [-a ADDRESS] [-p BASE_PORT] [-n PORTS]\n"
+		"\n"
+		"A Modbus TCP slave for benchmarks: listens on PORTS ports (default 1) starting\n"
+		"at BASE_PORT (default 0: each port picked by the kernel) on ADDRESS (default\n"
+		"127.0.0.1). Register N holds N, coil N holds N & 1, for every unit id.\n"
+		"Prints \"LISTEN <index> <port>\" per port, then \"READY\". SIGTERM/SIGINT stop it.\n");
+}
+
+static int add_fd(struct mbsim *s, int fd)
+{
+	if (s->nfds == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct pollfd *grown = realloc(s->fds, cap * sizeof(*grown));
+		if (!grown)
+			return -1;
+		s->fds = grown;
+		s->cap = cap;
+	}
+	s->fds[s->nfds++] = (struct pollfd){.fd = fd, .events = POLLIN};
+	return 0;
+}
+
+static int listen_on(const char *address, int port, int *bound_port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	socklen_t len = sizeof(sa);
+	int one = 1;
+	int fd;
+
+	if (inet_pton(AF_INET, address, &sa.sin_addr) != 1) {
+		fprintf(stderr, "mbsim: '%s' is not an IPv4 address\n", address);
+		return -1;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 64) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+		fprintf(stderr, "mbsim: cannot listen on %s:%d: %s\n", address, port,
+			strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*bound_port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static void fill_map(modbus_mapping_t *map)
+{
+	for (int i = 0; i < MBSIM_SPACE; i++) {
+		map->tab_registers[i] = (uint16_t)i;
+		map->tab_input_registers[i] = (uint16_t)i;
+		map->tab_bits[i] = (uint8_t)(i & 1);
+		map->tab_input_bits[i] = (uint8_t)(i & 1);
+	}
+}
+
+static void accept_client(struct mbsim *s, int lfd)
+{
+	int one = 1;
+	int fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		return;
+	/* Replies are small and the client waits for each: never let Nagle hold one back. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (add_fd(s, fd) != 0) {
+		close(fd);
+		return;
+	}
+	s->connections++;
+}
+
+/* Answers one request on fds[i]; returns -1 when the connection is finished. */
+static int serve(struct mbsim *s, size_t i)
+{
+	uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
+	modbus_set_socket(s->ctx, s->fds[i].fd);
+	int rc = modbus_receive(s->ctx, query);
+	if (rc > 0) {
+		s->requests++;
+		if (modbus_reply(s->ctx, query, rc, s->map) < 0)
+			return -1;
+		return 0;
+	}
+	return rc == 0 ? 0 : -1;
+}
+
+static void drop_client(struct mbsim *s, size_t i)
+{
+	close(s->fds[i].fd);
+	s->fds[i] = s->fds[--s->nfds];
+}
+
+int main(int argc, char **argv)
+{
+	const char *address = "127.0.0.1";
+	int base_port = 0, ports = 1, c, rc = 1;
+	struct mbsim s = {0};
+	sigset_t mask;
+
+	static const struct option opts[] = {
+		{"address", required_argument, NULL, 'a'},
+		{"port", required_argument, NULL, 'p'},
+		{"ports", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	while ((c = getopt_long(argc, argv, "a:p:n:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a': address = optarg; break;
+		case 'p': base_port = atoi(optarg); break;
+		case 'n': ports = atoi(optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || ports < 1 || ports > 60000 || base_port < 0 ||
+	    base_port + (base_port ? ports - 1 : 0) > 65535) {
+		usage(stderr);
+		return 2;
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a gateway closing its socket must not kill us */
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0 || add_fd(&s, sfd) != 0) {
+		perror("mbsim: signalfd");
+		goto out;
+	}
+
+	s.ctx = modbus_new_tcp(address, 502); /* never connects: only frames requests */
+	s.map = modbus_mapping_new(MBSIM_SPACE, MBSIM_SPACE, MBSIM_SPACE, MBSIM_SPACE);
+	if (!s.ctx || !s.map) {
+		fprintf(stderr, "mbsim: %s\n", modbus_strerror(errno));
+		goto out;
+	}
+	fill_map(s.map);
+
+	for (int i = 0; i < ports; i++) {
+		int bound = 0;
+		int fd = listen_on(address, base_port ? base_port + i : 0, &bound);
+		if (fd < 0 || add_fd(&s, fd) != 0)
+			goto out;
+		s.nlisten++;
+		printf("LISTEN %d %d\n", i, bound);
+	}
+	printf("READY\n");
+	fflush(stdout);
+
+	for (;;) {
+		int n = poll(s.fds, s.nfds, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("mbsim: poll");
+			goto out;
+		}
+		if (s.fds[0].revents)
+			break; /* SIGTERM or SIGINT */
+		for (size_t i = 1; i <= s.nlisten; i++)
+			if (s.fds[i].revents & POLLIN)
+				accept_client(&s, s.fds[i].fd);
+		/* Walk backwards so drop_client()'s swap with the last entry skips nothing. */
+		for (size_t i = s.nfds; i-- > 1 + s.nlisten;) {
+			if (!s.fds[i].revents)
+				continue;
+			if ((s.fds[i].revents & (POLLIN | POLLHUP | POLLERR)) && serve(&s, i) != 0)
+				drop_client(&s, i);
+		}
+	}
+	rc = 0;
+out:
+	printf("requests %llu connections %llu\n", s.requests, s.connections);
+	for (size_t i = 0; i < s.nfds; i++)
+		close(s.fds[i].fd);
+	free(s.fds);
+	modbus_mapping_free(s.map);
+	modbus_free(s.ctx);
+	return rc;
+}
