@@ -108,8 +108,7 @@ char *message_encode(const struct reading *r, const struct message_context *ctx)
 		return NULL;
 
 	if (ctx->time_format == TIME_UNIX) {
-		int64_t secs = r->ts_ms >= 0 ? r->ts_ms / 1000 : (r->ts_ms - 999) / 1000;
-		snprintf(ts, sizeof(ts), "%" PRId64, secs);
+		snprintf(ts, sizeof(ts), "%" PRId64, time_floor_s(r->ts_ms));
 	} else if (time_format_iso8601(r->ts_ms, ts, sizeof(ts)) != 0) {
 		goto fail;
 	}

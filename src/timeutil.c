@@ -31,9 +31,15 @@ int64_t time_next_aligned_ms(int64_t now_ms, int64_t period_ms)
 	return base + period_ms;
 }
 
+int64_t time_floor_s(int64_t ms)
+{
+	/* Not (ms - 999) / 1000: that overflows for the most negative values. */
+	return ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
+}
+
 int time_format_iso8601(int64_t ms, char *buf, size_t len)
 {
-	time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	time_t secs = (time_t)time_floor_s(ms);
 	struct tm tm;
 	if (!gmtime_r(&secs, &tm))
 		return MB_ERR_INVAL;

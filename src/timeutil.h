@@ -21,6 +21,12 @@ int64_t time_mono_ms(void);
  */
 int64_t time_next_aligned_ms(int64_t now_ms, int64_t period_ms);
 
+/*
+ * Whole seconds at or before ms (floor division: -1 ms is second -1), for every int64
+ * without overflow.
+ */
+int64_t time_floor_s(int64_t ms);
+
 /* Writes "yyyy-mm-ddTHH:MM:SSZ" (UTC, seconds precision) into buf; returns 0 or MB_ERR_INVAL. */
 int time_format_iso8601(int64_t ms, char *buf, size_t len);
 

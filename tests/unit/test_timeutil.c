@@ -25,6 +25,19 @@ static void sub_second_periods(void **state)
 	assert_int_equal(time_next_aligned_ms(0, 1000), 1000);
 }
 
+static void floor_seconds(void **state)
+{
+	(void)state;
+	assert_int_equal(time_floor_s(1999), 1);
+	assert_int_equal(time_floor_s(0), 0);
+	assert_int_equal(time_floor_s(-1), -1);
+	assert_int_equal(time_floor_s(-1000), -1);
+	assert_int_equal(time_floor_s(-1001), -2);
+	/* Found by fuzz/fuzz_message: the old (ms - 999) / 1000 overflowed here. */
+	assert_true(time_floor_s(INT64_MIN) == -9223372036854776LL);
+	assert_true(time_floor_s(INT64_MAX) == 9223372036854775LL);
+}
+
 static void iso8601_format(void **state)
 {
 	(void)state;
@@ -41,6 +54,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(ten_minute_period_aligns_to_the_clock),
 		cmocka_unit_test(sub_second_periods),
+		cmocka_unit_test(floor_seconds),
 		cmocka_unit_test(iso8601_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
