@@ -1,5 +1,5 @@
 /*
- * test_fuzz_corpus.c - replays fuzz/corpus/command/ through the fuzz target's checks
+ * test_fuzz_corpus.c - replays fuzz/corpus/fuzz_command/ through the fuzz target's checks
  * (fuzz/fuzz_command.c) without libFuzzer, so every normal, ASan and valgrind run of the
  * test suite covers the inputs the fuzzer found. Any trap or sanitizer report fails it.
  */
@@ -20,8 +20,8 @@ int main(void)
 	size_t files = 0;
 	DIR *d;
 
-	/* tests/data -> fuzz/corpus/command */
-	snprintf(dir, sizeof(dir), "%s/../../fuzz/corpus/command", root ? root : "tests/data");
+	/* tests/data -> fuzz/corpus/fuzz_command */
+	snprintf(dir, sizeof(dir), "%s/../../fuzz/corpus/fuzz_command", root ? root : "tests/data");
 	d = opendir(dir);
 	if (!d) {
 		fprintf(stderr, "cannot open %s: %s\n", dir, strerror(errno));
