@@ -37,7 +37,7 @@ int certinfo_describe(const char *path, char *buf, size_t len)
 	if (!cert)
 		return MB_ERR_TLS;
 	if (X509_digest(cert, EVP_sha1(), md, &mdlen) == 1) {
-		for (unsigned int i = 0; i < mdlen; i++)
+		for (size_t i = 0; i < mdlen; i++)
 			snprintf(fp + i * 3, sizeof(fp) - i * 3, "%02X%s", md[i], i + 1 < mdlen ? ":" : "");
 	}
 	X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
