@@ -1583,7 +1583,7 @@ static void parse_logger(struct ctx *c, const struct obj *top)
 	get_bool(&o, "error_messages", &l->error_messages);
 	get_path(&o, "store", false, false, &l->store_path);
 
-	if (get_text(&o, "mode", &t) == 1 && strcasecmp(t, "mqtt")) {
+	if (get_text(&o, "mode", &t) == 1 && strcasecmp(t, "mqtt") != 0) {
 		if (!strcasecmp(t, "http") || !strcasecmp(t, "ftp"))
 			obj_error(&o, "mode", "'%s' is not supported yet (allowed: mqtt)", t);
 		else
@@ -1674,12 +1674,12 @@ static void parse_broker(const struct obj *o, struct mqtt_config *m, bool *tls_k
 		return;
 	}
 	rc = parse_host_port(hostport, schemes[i].port, &m->host, &m->port, err, sizeof(err));
+	if (rc == 0 && !(m->broker = strdup(t)))
+		rc = MB_ERR_NOMEM;
 	if (rc == MB_ERR_NOMEM)
 		o->c->nomem = true;
 	else if (rc < 0)
 		obj_error(o, "broker", "%s", err);
-	else if (!(m->broker = strdup(t)))
-		o->c->nomem = true;
 	free(hostport);
 }
 
