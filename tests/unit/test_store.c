@@ -24,13 +24,19 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/modbridge-store-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (!f)
 		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/modbridge-store-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
 	/* A sub-directory that does not exist yet: store_open creates it. */
 	snprintf(f->path, sizeof(f->path), "%s/state/store.db", f->dir);
-	if (store_open(f->path, &f->s) != 0)
+	if (store_open(f->path, &f->s) != 0) {
+		free(f);
 		return -1;
+	}
 	*state = f;
 	return 0;
 }
