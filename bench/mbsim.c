@@ -58,6 +58,18 @@ static void usage(FILE *out)
 		"Prints \"LISTEN <index> <port>\" per port, then \"READY\". SIGTERM/SIGINT stop it.\n");
 }
 
+/* Parses a whole decimal number within [min, max]; returns -1 when it is not one. */
+static int parse_int(const char *text, int min, int max, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
 static int add_fd(struct mbsim *s, int fd)
 {
 	if (s->nfds == s->cap) {
@@ -161,14 +173,23 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "a:p:n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a': address = optarg; break;
-		case 'p': base_port = atoi(optarg); break;
-		case 'n': ports = atoi(optarg); break;
+		case 'p':
+			if (parse_int(optarg, 0, 65535, &base_port) != 0) {
+				fprintf(stderr, "mbsim: -p: '%s' is not a port (0..65535)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'n':
+			if (parse_int(optarg, 1, 60000, &ports) != 0) {
+				fprintf(stderr, "mbsim: -n: '%s' is not a count (1..60000)\n", optarg);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind != argc || ports < 1 || ports > 60000 || base_port < 0 ||
-	    base_port + (base_port ? ports - 1 : 0) > 65535) {
+	if (optind != argc || (base_port && base_port + ports - 1 > 65535)) {
 		usage(stderr);
 		return 2;
 	}
