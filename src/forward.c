@@ -124,6 +124,8 @@ static void process_acks(struct forwarder *fw)
 		for (size_t i = 0; i < fw->ninflight; i++) {
 			if (fw->inflight[i].mid != fw->acked[a])
 				continue;
+			/* False positive: a freed entry is replaced by the last one, never
+			 * visited again. NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
 			memcpy(ids + nids, fw->inflight[i].ids, fw->inflight[i].nids * sizeof(int64_t));
 			nids += fw->inflight[i].nids;
 			free(fw->inflight[i].ids);
@@ -378,6 +380,8 @@ void forwarder_free(struct forwarder *fw)
 	forwarder_stop(fw, 0);
 	mqtt_link_free(fw->link);
 	for (size_t i = 0; i < fw->ninflight; i++)
+		/* False positive: ninflight is 0 when inflight could not be allocated.
+		 * NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 		free(fw->inflight[i].ids);
 	free(fw->inflight);
 	free(fw->acked);

@@ -408,6 +408,7 @@ int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_
 	sqlite3_stmt *st = mode == SEND_LIFO ? s->fetch_lifo : s->fetch_fifo;
 	sqlite3_reset(st);
 	/* In-flight readings are still in the table; ask for enough rows to skip them. */
+	/* NOLINTNEXTLINE(bugprone-misplaced-widening-cast): both are small counts. */
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)(max + nskip));
 	while (filled < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
