@@ -10,6 +10,7 @@ PKGS=(
   mosquitto mosquitto-clients openssl
   python3 python3-pymodbus python3-serial
   socat valgrind
+  clang clang-format clang-tidy cppcheck libclang-rt-14-dev
 )
 
 missing=()

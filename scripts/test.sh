@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the tests need, then builds and runs the whole test suite three ways:
+# Installs what the tests need, builds and runs the whole test suite three ways, then
+# checks the sources statically and fuzzes them:
 #   1. a normal build (-Werror): unit + integration tests;
 #   2. an ASan+UBSan build: unit + integration tests (the daemon under test is sanitized);
-#   3. valgrind over the unit tests.
+#   3. valgrind over the unit tests;
+#   4. static analysis: clang-format check, cppcheck, clang-tidy (scripts/lint.sh);
+#   5. every libFuzzer target for FUZZ_SECONDS (default 20) each (fuzz/run.sh).
 # Any failure stops the script with a non-zero exit code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,5 +36,11 @@ for t in build/tests/test_*; do
   valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
     --track-origins=yes "$t" >/dev/null
 done
+
+echo "== static analysis (scripts/lint.sh) =="
+bash scripts/lint.sh
+
+echo "== fuzzing (fuzz/run.sh, ${FUZZ_SECONDS:-20} s per target) =="
+bash fuzz/run.sh "${FUZZ_SECONDS:-20}"
 
 echo "== all test stages passed =="
