@@ -236,9 +236,13 @@ class Env:
     def config(self, name, devices, period_ms):
         lines = ['gateway: { imei: "%s" }' % name, "modbus:", "  devices:"]
         for i in range(devices):
-            lines.append('    - { id: "d%04d", address: "127.0.0.1:%d", command: 3, '
+            # --one-endpoint: every device behind one host:port (a gateway with many unit
+            # ids), so the daemon runs one bus worker instead of one per device.
+            port = self.sim_ports[0 if self.args.one_endpoint else i]
+            unit = ", unit_id: %d" % (i % 247 + 1) if self.args.one_endpoint else ""
+            lines.append('    - { id: "d%04d", address: "127.0.0.1:%d"%s, command: 3, '
                          'start: "0", count: "%d", period: %dms }'
-                         % (i, self.sim_ports[i], REGISTERS, period_ms))
+                         % (i, port, unit, REGISTERS, period_ms))
         lines += [
             "logger:",
             "  store: %s" % (self.wd.path / ("%s.db" % name)),
@@ -390,19 +394,22 @@ def run_workload(env, devices, period_ms, duration_s, warmup_s, daemon_cpu=None,
         "duplicates": received - len(keys) if period_ms >= 1000 else 0,
         "errors": errors,
         # Bus workers that overran their period (the poller then skips instants).
-        "overrun_devices": log_text.count("read took longer than its period"),
+        "overrun_warnings": log_text.count("read took longer than its period"),
         "arrived_per_s": (lines1 - lines0) / duration_s,
         "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
         "max_ms": max(lat) if lat else float("nan"),
     }
     res["us_per_reading"] = 1e6 * cpu_s / res["delivered"] if res["delivered"] else float("nan")
     res["ctxsw_per_reading"] = (cs1 - cs0) / res["delivered"] if res["delivered"] else float("nan")
+    if prof and env.profile and res["arrived_per_s"]:
+        readings = res["arrived_per_s"] * env.profile["seconds"]
+        env.profile["per_reading"] = {k: v / readings for k, v in env.profile["counts"].items()}
     res["delivered_pct"] = 100.0 * res["delivered"] / expected if expected else float("nan")
     note("  %d dev, %d ms: CPU %.2f%% (u %.2f s %.2f), HWM %.1f MB, delivered %d/%d, "
          "p50 %.0f ms p99 %.0f ms, %.0f us/reading, %d overrun warning(s), %d ERR"
          % (devices, period_ms, res["cpu_pct"], res["user_pct"], res["sys_pct"],
             hwm / 1024.0, res["delivered"], expected, res["p50_ms"], res["p99_ms"],
-            res["us_per_reading"], res["overrun_devices"], errors))
+            res["us_per_reading"], res["overrun_warnings"], errors))
     return res
 
 
@@ -416,12 +423,24 @@ def note(text):
 # --------------------------------------------------------------------------- #
 # Profile (perf record on the running daemon)
 # --------------------------------------------------------------------------- #
+# System calls counted (tracepoints) during the profile, reported per reading.
+COUNTED_SYSCALLS = ("fdatasync", "fsync", "pwrite64", "fcntl", "futex", "pselect6", "sendto",
+                    "recvfrom", "write", "read")
+
+
 def profile_start(env, pid, seconds):
     data = env.wd.path / "perf.data"
+    counts = env.wd.path / "perf-stat.csv"
     proc = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g",
                              "-p", str(pid), "-o", data, "--", "sleep", str(seconds)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return {"proc": proc, "data": data, "env": env}
+    events = ",".join(["syscalls:sys_enter_" + n for n in COUNTED_SYSCALLS] +
+                      ["sched:sched_switch"])
+    stat = subprocess.Popen(["perf", "stat", "-x", ",", "-e", events, "-p", str(pid), "-o",
+                             counts, "--", "sleep", str(seconds)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return {"proc": proc, "stat": stat, "counts": counts, "data": data, "env": env,
+            "seconds": seconds}
 
 
 def perf_rows(data, *args):
@@ -437,6 +456,7 @@ def perf_rows(data, *args):
 
 def profile_finish(prof):
     prof["proc"].wait()
+    prof["stat"].wait()
     data = prof["data"]
     out = {
         "dso": perf_rows(data, "--no-children", "--sort", "dso", "--percent-limit", "0.3"),
@@ -453,6 +473,12 @@ def profile_finish(prof):
     m = re.search(r"# Samples: ([\d.]+)([KM]?)", res.stdout)
     scale = {"": 1, "K": 1000, "M": 1000000}
     out["samples"] = int(float(m.group(1)) * scale[m.group(2)]) if m else 0
+    out["seconds"] = prof["seconds"]
+    out["counts"] = {}
+    for line in read_file(prof["counts"]).splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[0].isdigit():
+            out["counts"][fields[2].split(":")[-1].replace("sys_enter_", "")] = int(fields[0])
     prof["env"].profile = out
 
 
@@ -531,10 +557,12 @@ def report(results, args):
     if n:
         w("### Neuron's workload")
         w("")
-        w("%d Modbus TCP devices (one port each on `bench/mbsim`) × %d holding registers, "
+        w("%d Modbus TCP devices (%s on `bench/mbsim`) × %d holding registers, "
           "period 1 s, %d s window, every reading committed to the store (WAL, "
           "`synchronous=FULL`) and published over TLS with a client certificate at QoS 1 to "
-          "a local mosquitto, deleted on PUBACK." % (n["devices"], REGISTERS, n["duration_s"]))
+          "a local mosquitto, deleted on PUBACK." % (
+              n["devices"], "all behind one port" if args.one_endpoint else "one port each",
+              REGISTERS, n["duration_s"]))
         w("")
         w("| gateway | CPU (one core) | peak RSS | delivered / expected | latency p50 / p99 |")
         w("|---|---|---|---|---|")
@@ -608,10 +636,17 @@ def report(results, args):
     if prof:
         w("### Profile (Neuron's workload)")
         w("")
-        w("`perf record -e cpu-clock -F 999 -g -p PID` for %d s of the first run (%d samples; "
+        w("`perf record -e cpu-clock -F 999 -g -p PID` for %d s of a separate run (%d samples; "
           "this machine has no hardware counters, so the clock is sampled); shares of the "
           "daemon's CPU samples." % (args.profile, prof["samples"]))
         w("")
+        per = prof.get("per_reading", {})
+        if per:
+            w("Events per reading, counted with `perf stat` (tracepoints) over the same %d s: %s."
+              % (prof["seconds"], ", ".join("%s %.2f" % (k, per[k]) for k in
+                                            list(COUNTED_SYSCALLS) + ["sched_switch"]
+                                            if k in per)))
+            w("")
         w("| kernel time by system call (incl. what it calls) | share |")
         w("|---|---|")
         for pct, name in prof["syscalls"][:12]:
@@ -671,7 +706,7 @@ def main():
     ap.add_argument("--scale-duration", type=int, default=30, help="scaling window, s")
     ap.add_argument("--scale", default="10,100,500,1000", help="device counts for scaling")
     ap.add_argument("--tp-duration", type=int, default=20, help="throughput step window, s")
-    ap.add_argument("--tp-devices", default="100,200,400,600,800,1000",
+    ap.add_argument("--tp-devices", default="100,150,200,300,400,600,800",
                     help="device counts of the throughput ramp (period 100 ms)")
     ap.add_argument("--startup-devices", type=int, default=500)
     ap.add_argument("--only", default="neuron,scaling,throughput,startup,size",
@@ -679,6 +714,9 @@ def main():
     ap.add_argument("--profile", type=int, default=0, metavar="S",
                     help="also perf-record the daemon for S s on the Neuron workload")
     ap.add_argument("--daemon-cpu", default="1", help="CPU for the daemon in the throughput test")
+    ap.add_argument("--one-endpoint", action="store_true",
+                    help="put every device behind one host:port (one bus worker); for "
+                         "experiments, not the standard tables")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/performance.md")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "modbridge"))
     ap.add_argument("--mbsim", default=os.path.join(ROOT, "build", "bench", "mbsim"))
@@ -690,7 +728,7 @@ def main():
         args.scale_duration = min(args.scale_duration, 10)
         args.scale = "10,100,500"
         args.tp_duration = min(args.tp_duration, 8)
-        args.tp_devices = "100,400,800"
+        args.tp_devices = "100,200,400,800"
     only = set(args.only.split(","))
     others_cpu = "0" if (os.cpu_count() or 1) > 1 else None
     daemon_cpu = args.daemon_cpu if others_cpu else None
@@ -701,15 +739,18 @@ def main():
         env = Env(wd, args)
         env.profile = None
         neuron_runs = []
-        if "neuron" in only or args.profile:
+        if "neuron" in only:
             note("== Neuron's workload: 500 devices x 30 registers, 1 s, %d s, %d run(s)"
                  % (args.duration, args.runs))
-            for i in range(args.runs):
-                neuron_runs.append(run_workload(env, 500, 1000, args.duration, warmup,
-                                                profile_s=args.profile if i == 0 else 0))
+            for _ in range(args.runs):
+                neuron_runs.append(run_workload(env, 500, 1000, args.duration, warmup))
             keys = neuron_runs[0].keys()
             results["neuron"] = {k: med(neuron_runs, k) for k in keys}
             results["neuron_runs"] = neuron_runs
+        if args.profile:
+            # A run of its own: sampling slows the daemon, so its figures are not used above.
+            note("== profile: Neuron's workload, perf record for %d s" % args.profile)
+            run_workload(env, 500, 1000, args.profile + 4, warmup, profile_s=args.profile)
             results["profile"] = env.profile
         if "scaling" in only:
             rows = []
