@@ -5,16 +5,20 @@
  * looks to a gateway. The Python simulator of the integration tests cannot answer that
  * fast without becoming the bottleneck, so this one is a single C process: one thread,
  * one poll() loop over many listening sockets and their accepted connections, and one
- * libmodbus context that is pointed at whichever socket has a request
- * (modbus_set_socket) before modbus_receive()/modbus_reply().
+ * libmodbus context that is pointed at whichever socket has a complete request
+ * (modbus_set_socket) before modbus_reply() answers it from the register map.
+ *
+ * Requests are framed here, not with modbus_receive(): libmodbus waits for data with
+ * select(), which aborts the process ("bit out of range 0 - FD_SETSIZE") once a socket's
+ * descriptor reaches 1024, and a thousand ports with their connections go past that. The
+ * framing is the MBAP header's length field; each connection keeps its partial request,
+ * so a client that sends half a frame never stalls the others.
  *
  * The data model is the same on every port and for every unit id: holding and input
  * register N hold N, coil and discrete input N hold N & 1. A benchmark can therefore check
  * any value it receives without asking the simulator.
  *
- * Stopping: modbus_receive() restarts on EINTR and would ignore SIGTERM, so the loop
- * never blocks inside libmodbus waiting for a request; it waits in poll() on a signalfd
- * together with the sockets and calls modbus_receive() only on a readable socket.
+ * Stopping: SIGTERM and SIGINT arrive on a signalfd that is polled with the sockets.
  *
  * Output on stdout, for the runner: "LISTEN <index> <port>" per listening socket, then
  * "READY"; at exit "requests <n> connections <n>".
@@ -22,6 +26,7 @@
  * This is a benchmark tool, not part of the gateway, so it may include <modbus.h>.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <modbus.h>
 #include <netinet/in.h>
@@ -38,8 +43,15 @@
 
 #define MBSIM_SPACE 65536 /* every address of each table */
 
+/* A connection's bytes not yet answered: at most one request and the start of the next. */
+struct conn {
+	uint8_t buf[2 * MODBUS_TCP_MAX_ADU_LENGTH];
+	size_t len;
+};
+
 struct mbsim {
 	struct pollfd *fds;  /* [0] signalfd, [1..nlisten] listeners, then clients */
+	struct conn **conns; /* parallel to fds; NULL for the signalfd and listeners */
 	size_t nfds, cap;
 	size_t nlisten;
 	modbus_t *ctx;
@@ -70,17 +82,23 @@ static int parse_int(const char *text, int min, int max, int *out)
 	return 0;
 }
 
-static int add_fd(struct mbsim *s, int fd)
+static int add_fd(struct mbsim *s, int fd, struct conn *conn)
 {
 	if (s->nfds == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct pollfd *grown = realloc(s->fds, cap * sizeof(*grown));
-		if (!grown)
+		struct pollfd *fds = realloc(s->fds, cap * sizeof(*fds));
+		if (fds)
+			s->fds = fds;
+		struct conn **conns = realloc(s->conns, cap * sizeof(*conns));
+		if (conns)
+			s->conns = conns;
+		if (!fds || !conns)
 			return -1;
-		s->fds = grown;
 		s->cap = cap;
 	}
-	s->fds[s->nfds++] = (struct pollfd){.fd = fd, .events = POLLIN};
+	s->fds[s->nfds] = (struct pollfd){.fd = fd, .events = POLLIN};
+	s->conns[s->nfds] = conn;
+	s->nfds++;
 	return 0;
 }
 
@@ -128,32 +146,52 @@ static void accept_client(struct mbsim *s, int lfd)
 		return;
 	/* Replies are small and the client waits for each: never let Nagle hold one back. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (add_fd(s, fd) != 0) {
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	struct conn *conn = calloc(1, sizeof(*conn));
+	if (!conn || add_fd(s, fd, conn) != 0) {
+		free(conn);
 		close(fd);
 		return;
 	}
 	s->connections++;
 }
 
-/* Answers one request on fds[i]; returns -1 when the connection is finished. */
+/* Reads what fds[i] has and answers every complete request; -1 when the connection ends. */
 static int serve(struct mbsim *s, size_t i)
 {
-	uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
-	modbus_set_socket(s->ctx, s->fds[i].fd);
-	int rc = modbus_receive(s->ctx, query);
-	if (rc > 0) {
-		s->requests++;
-		if (modbus_reply(s->ctx, query, rc, s->map) < 0)
+	struct conn *c = s->conns[i];
+	ssize_t got = read(s->fds[i].fd, c->buf + c->len, sizeof(c->buf) - c->len);
+	if (got == 0)
+		return -1;
+	if (got < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	c->len += (size_t)got;
+
+	/* MBAP header: transaction id (2), protocol id (2), length (2), unit id (1). */
+	while (c->len >= 7) {
+		size_t length = (size_t)c->buf[4] << 8 | c->buf[5];
+		if (length < 2 || length > MODBUS_TCP_MAX_ADU_LENGTH - 6)
+			return -1; /* not Modbus TCP: drop the connection */
+		size_t total = 6 + length;
+		if (c->len < total)
+			break;
+		modbus_set_socket(s->ctx, s->fds[i].fd);
+		if (modbus_reply(s->ctx, c->buf, (int)total, s->map) < 0)
 			return -1;
-		return 0;
+		s->requests++;
+		memmove(c->buf, c->buf + total, c->len - total);
+		c->len -= total;
 	}
-	return rc == 0 ? 0 : -1;
+	return 0;
 }
 
 static void drop_client(struct mbsim *s, size_t i)
 {
 	close(s->fds[i].fd);
-	s->fds[i] = s->fds[--s->nfds];
+	free(s->conns[i]);
+	s->nfds--;
+	s->fds[i] = s->fds[s->nfds];
+	s->conns[i] = s->conns[s->nfds];
 }
 
 int main(int argc, char **argv)
@@ -175,13 +213,15 @@ int main(int argc, char **argv)
 		case 'a': address = optarg; break;
 		case 'p':
 			if (parse_int(optarg, 0, 65535, &base_port) != 0) {
-				fprintf(stderr, "mbsim: -p: '%s' is not a port (0..65535)\n", optarg);
+				fprintf(stderr, "mbsim: -p: '%s' is not a port (0..65535)\n",
+					optarg);
 				return 2;
 			}
 			break;
 		case 'n':
 			if (parse_int(optarg, 1, 60000, &ports) != 0) {
-				fprintf(stderr, "mbsim: -n: '%s' is not a count (1..60000)\n", optarg);
+				fprintf(stderr, "mbsim: -n: '%s' is not a count (1..60000)\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -200,7 +240,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN); /* a gateway closing its socket must not kill us */
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (sfd < 0 || add_fd(&s, sfd) != 0) {
+	if (sfd < 0 || add_fd(&s, sfd, NULL) != 0) {
 		perror("mbsim: signalfd");
 		goto out;
 	}
@@ -216,7 +256,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < ports; i++) {
 		int bound = 0;
 		int fd = listen_on(address, base_port ? base_port + i : 0, &bound);
-		if (fd < 0 || add_fd(&s, fd) != 0)
+		if (fd < 0 || add_fd(&s, fd, NULL) != 0)
 			goto out;
 		s.nlisten++;
 		printf("LISTEN %d %d\n", i, bound);
@@ -248,9 +288,12 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	printf("requests %llu connections %llu\n", s.requests, s.connections);
-	for (size_t i = 0; i < s.nfds; i++)
+	for (size_t i = 0; i < s.nfds; i++) {
 		close(s.fds[i].fd);
+		free(s.conns[i]);
+	}
 	free(s.fds);
+	free(s.conns);
 	modbus_mapping_free(s.map);
 	modbus_free(s.ctx);
 	return rc;
