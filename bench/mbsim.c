@@ -89,6 +89,7 @@ static int add_fd(struct mbsim *s, int fd, struct conn *conn)
 		struct pollfd *fds = realloc(s->fds, cap * sizeof(*fds));
 		if (fds)
 			s->fds = fds;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, on purpose */
 		struct conn **conns = realloc(s->conns, cap * sizeof(*conns));
 		if (conns)
 			s->conns = conns;

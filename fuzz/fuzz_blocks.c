@@ -82,8 +82,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (size_t i = 0; i < n; i++) {
 				check(blocks[i].start == starts[i] && blocks[i].count == counts[i],
 				      "blocks keep the numbers");
-				check(blocks[i].count >= 1 && blocks[i].count <= limit, "count limit");
-				check((uint32_t)blocks[i].start + blocks[i].count <= 65536, "address space");
+				check(blocks[i].count >= 1 && blocks[i].count <= limit,
+				      "count limit");
+				check((uint32_t)blocks[i].start + blocks[i].count <= 65536,
+				      "address space");
 				total += blocks[i].count;
 			}
 			check(blocks_total(blocks, n) == total, "blocks_total");

@@ -15,24 +15,23 @@
 #include "command.h"
 #include "confedit.h"
 
-static const char sample[] =
-	"gateway:\n"
-	"  imei: \"357299070082380\"\n"
-	"serial:\n"
-	"  - { name: com2, device: /dev/ttyS1, baudrate: 9600 }\n"
-	"modbus:\n"
-	"  devices:\n"
-	"    - id: \"1\"\n"
-	"      address: 1\n"
-	"      start: \"1;10;55\"   # blocks\n"
-	"      count: \"1;3;2\"\n"
-	"logger: { id: ID-1234 }\n"
-	"mqtt:\n"
-	"  broker: ssl://test.mosquitto.org:8884\n"
-	"  password: secret\n"
-	"  at_topics:\n"
-	"    - { topic: \"[IMEI]/AT\", response: \"[IMEI]/ATR\" }\n"
-	"remote:\n";
+static const char sample[] = "gateway:\n"
+			     "  imei: \"357299070082380\"\n"
+			     "serial:\n"
+			     "  - { name: com2, device: /dev/ttyS1, baudrate: 9600 }\n"
+			     "modbus:\n"
+			     "  devices:\n"
+			     "    - id: \"1\"\n"
+			     "      address: 1\n"
+			     "      start: \"1;10;55\"   # blocks\n"
+			     "      count: \"1;3;2\"\n"
+			     "logger: { id: ID-1234 }\n"
+			     "mqtt:\n"
+			     "  broker: ssl://test.mosquitto.org:8884\n"
+			     "  password: secret\n"
+			     "  at_topics:\n"
+			     "    - { topic: \"[IMEI]/AT\", response: \"[IMEI]/ATR\" }\n"
+			     "remote:\n";
 
 static void check_terminated(const char *s, size_t cap)
 {
@@ -78,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case CMD_GETPARAM: {
 		char *value = NULL;
-		if (confedit_get(sample, sizeof(sample) - 1, c.key, &value, why, sizeof(why)) == 0 &&
+		if (confedit_get(sample, sizeof(sample) - 1, c.key, &value, why, sizeof(why)) ==
+			    0 &&
 		    !value)
 			__builtin_trap();
 		free(value);
@@ -99,8 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(out);
 		break;
 	}
-	default:
-		break;
+	default: break;
 	}
 	return 0;
 }

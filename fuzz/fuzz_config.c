@@ -43,7 +43,8 @@ static void check_config(const struct config *cfg)
 		check(d->period_ms >= 100, "period >= 100 ms");
 		size_t limit = d->function <= 2 ? BLOCKS_MAX_BITS : BLOCKS_MAX_REGISTERS;
 		for (size_t b = 0; b < d->block_count; b++) {
-			check(d->blocks[b].count >= 1 && d->blocks[b].count <= limit, "count in range");
+			check(d->blocks[b].count >= 1 && d->blocks[b].count <= limit,
+			      "count in range");
 			check((uint32_t)d->blocks[b].start + d->blocks[b].count <= 65536,
 			      "block inside the address space");
 		}

@@ -145,7 +145,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_string(obj, "P", ctx.logger_id ? ctx.logger_id : "");
 		check(json_is_string(json_object_get(obj, "TS")), "TS");
 		if (ctx.time_format == TIME_UNIX) {
-			int64_t secs = r.ts_ms >= 0 ? r.ts_ms / 1000 : -((-(r.ts_ms + 1)) / 1000) - 1;
+			int64_t secs =
+				r.ts_ms >= 0 ? r.ts_ms / 1000 : -((-(r.ts_ms + 1)) / 1000) - 1;
 			char want[24];
 			snprintf(want, sizeof(want), "%" PRId64, secs);
 			check_string(obj, "TS", want);
@@ -168,7 +169,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			json_t *v = json_object_get(obj, "V");
 			check(json_is_array(v) && json_array_size(v) == total, "V length");
 			for (size_t i = 0; i < total; i++)
-				check(json_integer_value(json_array_get(v, i)) == r.values[i], "V values");
+				check(json_integer_value(json_array_get(v, i)) == r.values[i],
+				      "V values");
 			check(json_object_get(obj, "ERR") == NULL, "no ERR with V");
 		}
 		json_decref(obj);

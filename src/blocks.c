@@ -64,7 +64,8 @@ int blocks_parse_list(const char *text, uint32_t **out, size_t *n, char *err, si
 	while (is_blank(*p))
 		p++;
 	if (*p == '\0') {
-		set_err(err, errlen, "empty list (expected numbers separated by ';', such as 1;10;55)");
+		set_err(err, errlen,
+			"empty list (expected numbers separated by ';', such as 1;10;55)");
 		return MB_ERR_INVAL;
 	}
 
@@ -74,7 +75,8 @@ int blocks_parse_list(const char *text, uint32_t **out, size_t *n, char *err, si
 		if (*p == ';')
 			entries++;
 	if (entries > BLOCKS_MAX_ENTRIES) {
-		set_err(err, errlen, "%zu entries (allowed: at most %d)", entries, BLOCKS_MAX_ENTRIES);
+		set_err(err, errlen, "%zu entries (allowed: at most %d)", entries,
+			BLOCKS_MAX_ENTRIES);
 		return MB_ERR_INVAL;
 	}
 	vals = malloc(entries * sizeof(*vals));
@@ -111,15 +113,18 @@ int blocks_parse_list(const char *text, uint32_t **out, size_t *n, char *err, si
 			while (end > num && is_blank(end[-1]))
 				end--;
 			if (*num == '-')
-				set_err(err, errlen, "%sentry %zu ('%.*s') is negative (allowed: 0..65535)",
-					q, count + 1, (int)(end - num), num);
+				set_err(err, errlen,
+					"%sentry %zu ('%.*s') is negative (allowed: 0..65535)", q,
+					count + 1, (int)(end - num), num);
 			else
-				set_err(err, errlen, "%sentry %zu ('%.*s') is not a number (allowed: 0..65535)",
+				set_err(err, errlen,
+					"%sentry %zu ('%.*s') is not a number (allowed: 0..65535)",
 					q, count + 1, (int)(end - num), num);
 			goto fail;
 		}
 		if (digits == 0) {
-			set_err(err, errlen, "%sempty entry %zu (expected a number 0..65535)", q, count + 1);
+			set_err(err, errlen, "%sempty entry %zu (expected a number 0..65535)", q,
+				count + 1);
 			goto fail;
 		}
 		if (big || v > 65535) {
@@ -155,15 +160,12 @@ int blocks_build(const uint32_t *starts, size_t nstarts, const uint32_t *counts,
 	}
 	switch (function) {
 	case 1:
-	case 2:
-		unit = "bits";
-		break;
+	case 2: unit = "bits"; break;
 	case 3:
-	case 4:
-		unit = "registers";
-		break;
+	case 4: unit = "registers"; break;
 	default:
-		set_err(err, errlen, "function %d is not a read function (allowed: 1..4)", function);
+		set_err(err, errlen, "function %d is not a read function (allowed: 1..4)",
+			function);
 		return MB_ERR_INVAL;
 	}
 	if (nstarts == 0) {
@@ -188,7 +190,8 @@ int blocks_build(const uint32_t *starts, size_t nstarts, const uint32_t *counts,
 			return MB_ERR_INVAL;
 		}
 		if (counts[i] == 0) {
-			set_err(err, errlen, "count: entry %zu is 0 (allowed: 1..65535 %s)", i + 1, unit);
+			set_err(err, errlen, "count: entry %zu is 0 (allowed: 1..65535 %s)", i + 1,
+				unit);
 			return MB_ERR_INVAL;
 		}
 		if (starts[i] + counts[i] > 65536) {
@@ -201,7 +204,8 @@ int blocks_build(const uint32_t *starts, size_t nstarts, const uint32_t *counts,
 	}
 	/* Bounds the memory one reading takes, whatever the file says. */
 	if (total > BLOCKS_MAX_VALUES) {
-		set_err(err, errlen, "count: the blocks add up to %zu %s (allowed: at most %d per device)",
+		set_err(err, errlen,
+			"count: the blocks add up to %zu %s (allowed: at most %d per device)",
 			total, unit, BLOCKS_MAX_VALUES);
 		return MB_ERR_INVAL;
 	}

@@ -55,8 +55,8 @@ static void print_device(FILE *out, const struct device_config *dev, const struc
 {
 	char period[32];
 	fmt_period(dev->period_ms, period, sizeof(period));
-	fprintf(out, "    device %s: every %s: %zu block%s -> %zu request%s per poll", dev->id, period,
-		dev->block_count, dev->block_count == 1 ? "" : "s", c->transactions,
+	fprintf(out, "    device %s: every %s: %zu block%s -> %zu request%s per poll", dev->id,
+		period, dev->block_count, dev->block_count == 1 ? "" : "s", c->transactions,
 		c->transactions == 1 ? "" : "s");
 	if (c->transactions != unmerged)
 		fprintf(out, " (%zu without merging)", unmerged);
@@ -68,8 +68,8 @@ static void print_device(FILE *out, const struct device_config *dev, const struc
 	fprintf(out, "\n");
 }
 
-static int report_serial(const struct config *cfg, const struct serial_port_config *port,
-			 FILE *out, FILE *warn)
+static int report_serial(const struct config *cfg, const struct serial_port_config *port, FILE *out,
+			 FILE *warn)
 {
 	struct line_timing line;
 	int64_t periods[64];
@@ -84,9 +84,11 @@ static int report_serial(const struct config *cfg, const struct serial_port_conf
 		if (dev->transport != TRANSPORT_RTU || dev->serial != port || !dev->logger)
 			continue;
 		if (devices++ == 0)
-			fprintf(out, "  bus %s (%s): %d baud, %d%c%d (%d bits per character), time-out %d ms\n",
-				port->name, port->device, port->baudrate, port->data_bits, port->parity,
-				port->stop_bits, planner_char_bits(port), port->timeout_ms);
+			fprintf(out,
+				"  bus %s (%s): %d baud, %d%c%d (%d bits per character), time-out %d ms\n",
+				port->name, port->device, port->baudrate, port->data_bits,
+				port->parity, port->stop_bits, planner_char_bits(port),
+				port->timeout_ms);
 		struct plan_cost c;
 		size_t unmerged;
 		int rc = plan_cost(dev, &line, &c, &unmerged);
@@ -115,8 +117,8 @@ static int report_serial(const struct config *cfg, const struct serial_port_conf
 		int64_t ns = 0;
 		for (size_t i = 0; i < cfg->device_count; i++) {
 			const struct device_config *dev = &cfg->devices[i];
-			if (dev->transport != TRANSPORT_RTU || dev->serial != port || !dev->logger ||
-			    dev->period_ms != periods[k])
+			if (dev->transport != TRANSPORT_RTU || dev->serial != port ||
+			    !dev->logger || dev->period_ms != periods[k])
 				continue;
 			struct plan_cost c;
 			size_t unmerged;
@@ -128,24 +130,30 @@ static int report_serial(const struct config *cfg, const struct serial_port_conf
 		}
 		char period[32];
 		fmt_period(periods[k], period, sizeof(period));
-		fprintf(out, "    every %s: %zu request%s, %.1f ms of line time (%.2f %% of the period)\n",
+		fprintf(out,
+			"    every %s: %zu request%s, %.1f ms of line time (%.2f %% of the period)\n",
 			period, requests, requests == 1 ? "" : "s", (double)ns / 1e6,
 			100.0 * (double)ns / 1e6 / (double)periods[k]);
 	}
 	if (nperiods > 1)
-		fprintf(out, "    in all: %.2f %% of the line's time; %.1f ms when all devices are due at once\n",
+		fprintf(out,
+			"    in all: %.2f %% of the line's time; %.1f ms when all devices are due at once\n",
 			100.0 * share, (double)burst_ns / 1e6);
-	fprintf(out, "    a device that does not answer costs up to %" PRId64 " ms per poll (time-out x attempts)\n",
+	fprintf(out,
+		"    a device that does not answer costs up to %" PRId64
+		" ms per poll (time-out x attempts)\n",
 		worst_dead_ms);
 
 	char shortest[32];
 	fmt_period(shortest_ms, shortest, sizeof(shortest));
 	if (share > 1.0) {
-		fprintf(warn, "%s:%d: bus %s: the schedule cannot fit: its polls need %.0f %% of the line's time (fewer blocks, longer periods or a faster baud rate would help) (warning)\n",
+		fprintf(warn,
+			"%s:%d: bus %s: the schedule cannot fit: its polls need %.0f %% of the line's time (fewer blocks, longer periods or a faster baud rate would help) (warning)\n",
 			cfg->path, port->line, port->name, 100.0 * share);
 		warnings++;
 	} else if (burst_ns / 1000000 > shortest_ms) {
-		fprintf(warn, "%s:%d: bus %s: when all devices are due at once a scan takes %.1f ms, longer than the shortest period (%s): instants will be skipped then (warning)\n",
+		fprintf(warn,
+			"%s:%d: bus %s: when all devices are due at once a scan takes %.1f ms, longer than the shortest period (%s): instants will be skipped then (warning)\n",
 			cfg->path, port->line, port->name, (double)burst_ns / 1e6, shortest);
 		warnings++;
 	}

@@ -38,7 +38,8 @@ int certinfo_describe(const char *path, char *buf, size_t len)
 		return MB_ERR_TLS;
 	if (X509_digest(cert, EVP_sha1(), md, &mdlen) == 1) {
 		for (size_t i = 0; i < mdlen; i++)
-			snprintf(fp + i * 3, sizeof(fp) - i * 3, "%02X%s", md[i], i + 1 < mdlen ? ":" : "");
+			snprintf(fp + i * 3, sizeof(fp) - i * 3, "%02X%s", md[i],
+				 i + 1 < mdlen ? ":" : "");
 	}
 	X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
 	struct tm tm;
@@ -68,8 +69,8 @@ int certinfo_check_key_pair(const char *cert_path, const char *key_path, char *b
 		snprintf(buf, len, "'%s' holds no unencrypted PEM private key", key_path);
 		rc = MB_ERR_TLS;
 	} else if (X509_check_private_key(cert, key) != 1) {
-		snprintf(buf, len, "the key in '%s' does not belong to the certificate in '%s'", key_path,
-			 cert_path);
+		snprintf(buf, len, "the key in '%s' does not belong to the certificate in '%s'",
+			 key_path, cert_path);
 		rc = MB_ERR_TLS;
 	}
 	ERR_clear_error();

@@ -194,14 +194,16 @@ static int parse_target(const char *s, size_t len, struct command_target *t, cha
 	memset(t, 0, sizeof(*t));
 	t->unit = -1;
 	if (len == 0) {
-		set_reason(reason, rlen, "empty device address (a slave address such as 1, com2/1, or host:port)");
+		set_reason(reason, rlen,
+			   "empty device address (a slave address such as 1, com2/1, or host:port)");
 		return MB_ERR_INVAL;
 	}
 	if (s[0] == '[') {
 		const char *close = memchr(s, ']', hostpart);
 
 		if (!close || close + 1 >= s + hostpart || close[1] != ':') {
-			set_reason(reason, rlen, "address '%.*s': expected [ipv6]:port", (int)(len > 64 ? 64 : len), s);
+			set_reason(reason, rlen, "address '%.*s': expected [ipv6]:port",
+				   (int)(len > 64 ? 64 : len), s);
 			return MB_ERR_INVAL;
 		}
 		colon = close + 1;
@@ -218,15 +220,18 @@ static int parse_target(const char *s, size_t len, struct command_target *t, cha
 
 		t->kind = TARGET_TCP;
 		if (hl == 0 || !copy_field(t->host, sizeof(t->host), hs, hl)) {
-			set_reason(reason, rlen, "address '%.*s': bad host", (int)(len > 64 ? 64 : len), s);
+			set_reason(reason, rlen, "address '%.*s': bad host",
+				   (int)(len > 64 ? 64 : len), s);
 			return MB_ERR_INVAL;
 		}
 		for (size_t i = 0; i < hl; i++)
 			if (!isalnum((unsigned char)hs[i]) && !strchr(".-_:", hs[i])) {
-				set_reason(reason, rlen, "address '%.*s': bad host", (int)(len > 64 ? 64 : len), s);
+				set_reason(reason, rlen, "address '%.*s': bad host",
+					   (int)(len > 64 ? 64 : len), s);
 				return MB_ERR_INVAL;
 			}
-		if (!parse_uint(colon + 1, (size_t)(s + hostpart - colon - 1), 65535, &v) || v == 0) {
+		if (!parse_uint(colon + 1, (size_t)(s + hostpart - colon - 1), 65535, &v) ||
+		    v == 0) {
 			set_reason(reason, rlen, "address '%.*s': the TCP port must be 1..65535",
 				   (int)(len > 64 ? 64 : len), s);
 			return MB_ERR_INVAL;
@@ -234,7 +239,8 @@ static int parse_target(const char *s, size_t len, struct command_target *t, cha
 		t->tcp_port = (int)v;
 		if (slash) {
 			if (!parse_uint(slash + 1, len - hostpart - 1, 255, &v)) {
-				set_reason(reason, rlen, "address '%.*s': the unit id must be 0..255",
+				set_reason(reason, rlen,
+					   "address '%.*s': the unit id must be 0..255",
 					   (int)(len > 64 ? 64 : len), s);
 				return MB_ERR_INVAL;
 			}
@@ -245,13 +251,15 @@ static int parse_target(const char *s, size_t len, struct command_target *t, cha
 	t->kind = TARGET_RTU;
 	if (slash) {
 		if (hostpart == 0 || !copy_field(t->port_name, sizeof(t->port_name), s, hostpart)) {
-			set_reason(reason, rlen, "address '%.*s': expected <port>/<slave>, such as com2/1",
+			set_reason(reason, rlen,
+				   "address '%.*s': expected <port>/<slave>, such as com2/1",
 				   (int)(len > 64 ? 64 : len), s);
 			return MB_ERR_INVAL;
 		}
 		for (size_t i = 0; i < hostpart; i++)
 			if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i])) {
-				set_reason(reason, rlen, "address '%.*s': bad port name", (int)(len > 64 ? 64 : len), s);
+				set_reason(reason, rlen, "address '%.*s': bad port name",
+					   (int)(len > 64 ? 64 : len), s);
 				return MB_ERR_INVAL;
 			}
 	}
@@ -279,25 +287,28 @@ static int parse_getmodbus(const char *a, size_t alen, struct command *c, char *
 	int rc;
 
 	if (n < 2 || n > 4) {
-		set_reason(reason, rlen, "%s (got %zu field%s)", getmodbus_usage, n > 4 ? (size_t)5 : n,
-			   n == 1 ? "" : "s");
+		set_reason(reason, rlen, "%s (got %zu field%s)", getmodbus_usage,
+			   n > 4 ? (size_t)5 : n, n == 1 ? "" : "s");
 		return MB_ERR_INVAL;
 	}
 	rc = parse_target(f[0], fl[0], &c->target, reason, rlen);
 	if (rc)
 		return rc;
 	if (!parse_uint(f[1], fl[1], 65535, &reg)) {
-		set_reason(reason, rlen, "register '%.*s' is not 0..65535", (int)(fl[1] > 32 ? 32 : fl[1]), f[1]);
+		set_reason(reason, rlen, "register '%.*s' is not 0..65535",
+			   (int)(fl[1] > 32 ? 32 : fl[1]), f[1]);
 		return MB_ERR_INVAL;
 	}
 	if (n >= 4 && (!parse_uint(f[3], fl[3], 255, &fn) || fn < 1 || fn > 4)) {
-		set_reason(reason, rlen, "function '%.*s' is not a read function (allowed: 1 coils, 2 discrete inputs, 3 holding registers, 4 input registers)",
+		set_reason(reason, rlen,
+			   "function '%.*s' is not a read function (allowed: 1 coils, 2 discrete inputs, 3 holding registers, 4 input registers)",
 			   (int)(fl[3] > 32 ? 32 : fl[3]), f[3]);
 		return MB_ERR_INVAL;
 	}
 	unsigned long max = fn <= 2 ? 2000 : 125;
 	if (n >= 3 && (!parse_uint(f[2], fl[2], 65535, &count) || count < 1 || count > max)) {
-		set_reason(reason, rlen, "count '%.*s' is out of range (allowed: 1..%lu for function %lu)",
+		set_reason(reason, rlen,
+			   "count '%.*s' is out of range (allowed: 1..%lu for function %lu)",
 			   (int)(fl[2] > 32 ? 32 : fl[2]), f[2], max, fn);
 		return MB_ERR_INVAL;
 	}
@@ -320,31 +331,36 @@ static int parse_setmodbus(const char *a, size_t alen, struct command *c, char *
 	int rc;
 
 	if (n < 3 || n > 4) {
-		set_reason(reason, rlen, "%s (got %zu field%s)", setmodbus_usage, n > 4 ? (size_t)5 : n,
-			   n == 1 ? "" : "s");
+		set_reason(reason, rlen, "%s (got %zu field%s)", setmodbus_usage,
+			   n > 4 ? (size_t)5 : n, n == 1 ? "" : "s");
 		return MB_ERR_INVAL;
 	}
 	rc = parse_target(f[0], fl[0], &c->target, reason, rlen);
 	if (rc)
 		return rc;
 	if (!parse_uint(f[1], fl[1], 65535, &reg)) {
-		set_reason(reason, rlen, "register '%.*s' is not 0..65535", (int)(fl[1] > 32 ? 32 : fl[1]), f[1]);
+		set_reason(reason, rlen, "register '%.*s' is not 0..65535",
+			   (int)(fl[1] > 32 ? 32 : fl[1]), f[1]);
 		return MB_ERR_INVAL;
 	}
-	if (n == 4 && (!parse_uint(f[3], fl[3], 255, &fn) || (fn != 5 && fn != 6 && fn != 15 && fn != 16))) {
-		set_reason(reason, rlen, "function '%.*s' is not a write function (allowed: 5 coil, 6 register, 15 coils, 16 registers)",
+	if (n == 4 &&
+	    (!parse_uint(f[3], fl[3], 255, &fn) || (fn != 5 && fn != 6 && fn != 15 && fn != 16))) {
+		set_reason(reason, rlen,
+			   "function '%.*s' is not a write function (allowed: 5 coil, 6 register, 15 coils, 16 registers)",
 			   (int)(fl[3] > 32 ? 32 : fl[3]), f[3]);
 		return MB_ERR_INVAL;
 	}
 	if (fn == 5 || fn == 15) {
 		if (!parse_uint(f[2], fl[2], 1, &v)) {
-			set_reason(reason, rlen, "a coil value is 0 or 1, not '%.*s'", (int)(fl[2] > 32 ? 32 : fl[2]), f[2]);
+			set_reason(reason, rlen, "a coil value is 0 or 1, not '%.*s'",
+				   (int)(fl[2] > 32 ? 32 : fl[2]), f[2]);
 			return MB_ERR_INVAL;
 		}
 	} else if (fl[2] > 0 && f[2][0] == '-') {
 		/* Negative values are written in two's complement, as a signed register holds them. */
 		if (!parse_uint(f[2] + 1, fl[2] - 1, 32768, &v) || v == 0) {
-			set_reason(reason, rlen, "value '%.*s' is out of range (allowed: -32768..65535)",
+			set_reason(reason, rlen,
+				   "value '%.*s' is out of range (allowed: -32768..65535)",
 				   (int)(fl[2] > 32 ? 32 : fl[2]), f[2]);
 			return MB_ERR_INVAL;
 		}
@@ -375,9 +391,9 @@ static int parse_tunnel(const char *s, size_t len, struct command *c, char *reas
 		enum command_kind kind;
 		bool args;
 	} subs[] = {
-		{"VERSION", CMD_VERSION, false},     {"GETCONFIG", CMD_GETCONFIG, false},
-		{"REBOOT", CMD_REBOOT, false},       {"GETPARAM", CMD_GETPARAM, true},
-		{"SETPARAM", CMD_SETPARAM, true},    {"GETMODBUS", CMD_GETMODBUS, true},
+		{"VERSION", CMD_VERSION, false},    {"GETCONFIG", CMD_GETCONFIG, false},
+		{"REBOOT", CMD_REBOOT, false},      {"GETPARAM", CMD_GETPARAM, true},
+		{"SETPARAM", CMD_SETPARAM, true},   {"GETMODBUS", CMD_GETMODBUS, true},
 		{"SETMODBUS", CMD_SETMODBUS, true},
 	};
 	size_t i;
@@ -406,17 +422,17 @@ static int parse_tunnel(const char *s, size_t len, struct command *c, char *reas
 		else if (c->kind == CMD_GETPARAM)
 			set_reason(reason, rlen, "GETPARAM needs a key, such as GETPARAM,mqtt.qos");
 		else
-			set_reason(reason, rlen, "SETPARAM needs a key and a value, such as SETPARAM,mqtt.qos,1");
+			set_reason(reason, rlen,
+				   "SETPARAM needs a key and a value, such as SETPARAM,mqtt.qos,1");
 		return MB_ERR_INVAL;
 	}
 	switch (c->kind) {
-	case CMD_GETMODBUS:
-		return parse_getmodbus(args, alen, c, reason, rlen);
-	case CMD_SETMODBUS:
-		return parse_setmodbus(args, alen, c, reason, rlen);
+	case CMD_GETMODBUS: return parse_getmodbus(args, alen, c, reason, rlen);
+	case CMD_SETMODBUS: return parse_setmodbus(args, alen, c, reason, rlen);
 	case CMD_GETPARAM:
 		if (memchr(args, ',', alen)) {
-			set_reason(reason, rlen, "GETPARAM takes one key (to change a value, use SETPARAM,<key>,<value>)");
+			set_reason(reason, rlen,
+				   "GETPARAM takes one key (to change a value, use SETPARAM,<key>,<value>)");
 			return MB_ERR_INVAL;
 		}
 		if (!copy_field(c->key, sizeof(c->key), args, alen)) {
@@ -431,7 +447,8 @@ static int parse_tunnel(const char *s, size_t len, struct command *c, char *reas
 		size_t vlen = comma2 ? alen - klen - 1 : 0;
 
 		if (!comma2) {
-			set_reason(reason, rlen, "SETPARAM needs a key and a value, such as SETPARAM,mqtt.qos,1");
+			set_reason(reason, rlen,
+				   "SETPARAM needs a key and a value, such as SETPARAM,mqtt.qos,1");
 			return MB_ERR_INVAL;
 		}
 		if (!copy_field(c->key, sizeof(c->key), args, klen)) {
@@ -462,7 +479,8 @@ int command_parse(const char *text, size_t len, struct command *out, char *reaso
 
 	/* First, before the text is even looked at: it may not have been kept. */
 	if (len > COMMAND_MAX_LEN) {
-		set_reason(reason, rlen, "command too long (%zu bytes; at most %d)", len, COMMAND_MAX_LEN);
+		set_reason(reason, rlen, "command too long (%zu bytes; at most %d)", len,
+			   COMMAND_MAX_LEN);
 		return MB_ERR_INVAL;
 	}
 	if (!text)
@@ -478,11 +496,13 @@ int command_parse(const char *text, size_t len, struct command *out, char *reaso
 		return MB_ERR_INVAL;
 	}
 	if (!is_text_line(text, len)) {
-		set_reason(reason, rlen, "not a command: binary data or control characters (a command is one line of text)");
+		set_reason(reason, rlen,
+			   "not a command: binary data or control characters (a command is one line of text)");
 		return MB_ERR_INVAL;
 	}
 	if (!starts_with(text, len, "AT")) {
-		set_reason(reason, rlen, "not an AT command (commands start with AT, such as AT+CSQ)");
+		set_reason(reason, rlen,
+			   "not an AT command (commands start with AT, such as AT+CSQ)");
 		return MB_ERR_INVAL;
 	}
 	memset(&c, 0, sizeof(c));
@@ -502,7 +522,8 @@ int command_parse(const char *text, size_t len, struct command *out, char *reaso
 		size_t rlen2 = len - 12;
 
 		if (rlen2 == 0 || rest[0] != '=') {
-			set_reason(reason, rlen, "AT^MTXTUNNEL needs =<command> (known: %s)", tunnel_names);
+			set_reason(reason, rlen, "AT^MTXTUNNEL needs =<command> (known: %s)",
+				   tunnel_names);
 			return MB_ERR_INVAL;
 		}
 		rc = parse_tunnel(rest + 1, rlen2 - 1, &c, reason, rlen);
@@ -511,7 +532,8 @@ int command_parse(const char *text, size_t len, struct command *out, char *reaso
 	} else {
 		c.kind = CMD_MODEM;
 		if (!copy_field(c.modem_line, sizeof(c.modem_line), text, len)) {
-			set_reason(reason, rlen, "command too long for the modem (%zu characters; at most %d)",
+			set_reason(reason, rlen,
+				   "command too long for the modem (%zu characters; at most %d)",
 				   len, MODEM_COMMAND_MAX);
 			return MB_ERR_INVAL;
 		}
@@ -536,7 +558,7 @@ void command_audit_text(const char *text, size_t len, char *out, size_t out_len)
 		return;
 	}
 	if (!text)
-		len = end = 0;
+		end = 0;
 	while (start < end && is_space(text[start]))
 		start++;
 	while (end > start && is_space(text[end - 1]))
@@ -588,7 +610,8 @@ void command_audit_text(const char *text, size_t len, char *out, size_t out_len)
 
 /* ---------------------------------------------------------------- replies */
 
-static void add_line(struct command_reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_line(struct command_reply *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void add_line(struct command_reply *r, const char *fmt, ...)
 {
@@ -632,9 +655,10 @@ static void add_lines(struct command_reply *r, const char *text)
 	}
 }
 
-static void fail(struct command_reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply_error(struct command_reply *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
-static void fail(struct command_reply *r, const char *fmt, ...)
+static void reply_error(struct command_reply *r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -719,12 +743,11 @@ static bool permitted(const struct command_env *env, const struct command *c,
 		if (env->modem && !p->allow_modem_passthrough)
 			what = "passing commands to the modem", key = "allow_modem_passthrough";
 		break;
-	default:
-		break;
+	default: break;
 	}
 	if (!what)
 		return true;
-	fail(r, "not permitted: %s needs remote.%s: true in the configuration", what, key);
+	reply_error(r, "not permitted: %s needs remote.%s: true in the configuration", what, key);
 	return false;
 }
 
@@ -743,7 +766,8 @@ static char *read_config_file(const char *path, size_t *len, char *reason, size_
 			char *grown;
 
 			if (cap >= (size_t)CONFIG_FILE_MAX) {
-				set_reason(reason, rlen, "%s is larger than %ld bytes", path, CONFIG_FILE_MAX);
+				set_reason(reason, rlen, "%s is larger than %ld bytes", path,
+					   CONFIG_FILE_MAX);
 				goto fail;
 			}
 			cap = cap ? cap * 2 : 4096;
@@ -758,7 +782,8 @@ static char *read_config_file(const char *path, size_t *len, char *reason, size_
 		n += got;
 		if (got == 0) {
 			if (ferror(f)) {
-				set_reason(reason, rlen, "cannot read %s: %s", path, strerror(errno ? errno : EIO));
+				set_reason(reason, rlen, "cannot read %s: %s", path,
+					   strerror(errno ? errno : EIO));
 				goto fail;
 			}
 			break;
@@ -786,11 +811,11 @@ static void do_getparam(const struct command_env *env, const struct command *c,
 
 	text = read_config_file(env->cfg->path, &len, why, sizeof(why));
 	if (!text) {
-		fail(r, "%s", why);
+		reply_error(r, "%s", why);
 		return;
 	}
 	if (confedit_get(text, len, c->key, &value, why, sizeof(why)) != 0) {
-		fail(r, "%s", why);
+		reply_error(r, "%s", why);
 	} else {
 		add_line(r, "%s", confedit_is_secret(c->key) ? "***" : value);
 		r->ok = true;
@@ -806,11 +831,11 @@ static void do_getconfig(const struct command_env *env, struct command_reply *r)
 
 	text = read_config_file(env->cfg->path, &len, why, sizeof(why));
 	if (!text) {
-		fail(r, "%s", why);
+		reply_error(r, "%s", why);
 		return;
 	}
 	if (confedit_dump_redacted(text, len, &dump, why, sizeof(why)) != 0) {
-		fail(r, "%s", why);
+		reply_error(r, "%s", why);
 	} else {
 		add_lines(r, dump);
 		r->ok = true;
@@ -830,7 +855,8 @@ static int check_certificates(const struct config *cfg, struct command_reply *r)
 
 	if (!cfg->mqtt.tls)
 		return 0;
-	const char *files[][2] = {{"mqtt.ca_file", cfg->mqtt.ca_file}, {"mqtt.cert_file", cfg->mqtt.cert_file}};
+	const char *files[][2] = {{"mqtt.ca_file", cfg->mqtt.ca_file},
+				  {"mqtt.cert_file", cfg->mqtt.cert_file}};
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		if (files[i][1] && certinfo_describe(files[i][1], why, sizeof(why)) != 0) {
 			add_line(r, "%s: %s", files[i][0], why);
@@ -838,7 +864,8 @@ static int check_certificates(const struct config *cfg, struct command_reply *r)
 		}
 	}
 	if (cfg->mqtt.cert_file && cfg->mqtt.key_file &&
-	    certinfo_check_key_pair(cfg->mqtt.cert_file, cfg->mqtt.key_file, why, sizeof(why)) != 0) {
+	    certinfo_check_key_pair(cfg->mqtt.cert_file, cfg->mqtt.key_file, why, sizeof(why)) !=
+		    0) {
 		add_line(r, "mqtt.key_file: %s", why);
 		problems++;
 	}
@@ -867,25 +894,28 @@ static void do_setparam(const struct command_env *env, const struct command *c,
 
 	/* The permissions are the gateway owner's decision, made on the gateway. */
 	if (!strncmp(c->key, "remote.", 7) || !strcmp(c->key, "remote")) {
-		fail(r, "%s can only be changed in the configuration file on the gateway", c->key);
+		reply_error(r, "%s can only be changed in the configuration file on the gateway",
+			    c->key);
 		return;
 	}
 	text = read_config_file(path, &len, why, sizeof(why));
 	if (!text) {
-		fail(r, "%s", why);
+		reply_error(r, "%s", why);
 		return;
 	}
-	if (confedit_get(text, len, c->key, &old, why, sizeof(why)) == 0 && !strcmp(old, c->value)) {
-		add_line(r, "%s is already %s", c->key, confedit_is_secret(c->key) ? "***" : c->value);
+	if (confedit_get(text, len, c->key, &old, why, sizeof(why)) == 0 &&
+	    !strcmp(old, c->value)) {
+		add_line(r, "%s is already %s", c->key,
+			 confedit_is_secret(c->key) ? "***" : c->value);
 		r->ok = true;
 		goto out;
 	}
 	if (confedit_set(text, len, c->key, c->value, &edited, &elen, why, sizeof(why)) != 0) {
-		fail(r, "%s", why);
+		reply_error(r, "%s", why);
 		goto out;
 	}
 	if (confedit_stage(path, edited, elen, &staged, why, sizeof(why)) != 0) {
-		fail(r, "configuration not changed: %s", why);
+		reply_error(r, "configuration not changed: %s", why);
 		goto out;
 	}
 	/* The exact bytes that would be committed go through the full loader first. */
@@ -896,22 +926,25 @@ static void do_setparam(const struct command_env *env, const struct command *c,
 				add_diag(r, diags.items[i].text, staged, path);
 		confedit_discard(staged);
 		if (rc == MB_ERR_CONFIG)
-			fail(r, "configuration not changed: %s=%s would make it invalid (%zu error%s)",
-			     c->key, confedit_is_secret(c->key) ? "***" : c->value, diags.errors,
-			     diags.errors == 1 ? "" : "s");
+			reply_error(r,
+				    "configuration not changed: %s=%s would make it invalid (%zu error%s)",
+				    c->key, confedit_is_secret(c->key) ? "***" : c->value,
+				    diags.errors, diags.errors == 1 ? "" : "s");
 		else
-			fail(r, "configuration not changed: %s", mb_strerror(rc));
+			reply_error(r, "configuration not changed: %s", mb_strerror(rc));
 		goto out;
 	}
 	int problems = check_certificates(check, r);
 	if (problems) {
 		confedit_discard(staged);
-		fail(r, "configuration not changed: %s=%s would make it unusable (%d certificate problem%s)",
-		     c->key, confedit_is_secret(c->key) ? "***" : c->value, problems, problems == 1 ? "" : "s");
+		reply_error(r,
+			    "configuration not changed: %s=%s would make it unusable (%d certificate problem%s)",
+			    c->key, confedit_is_secret(c->key) ? "***" : c->value, problems,
+			    problems == 1 ? "" : "s");
 		goto out;
 	}
 	if (confedit_commit(staged, path, why, sizeof(why)) != 0) {
-		fail(r, "%s", why);
+		reply_error(r, "%s", why);
 		goto out;
 	}
 	add_line(r, "%s=%s", c->key, confedit_is_secret(c->key) ? "***" : c->value);
@@ -933,8 +966,8 @@ out:
 
 /* A configured Modbus bus, found from what the command names. */
 struct bus_ref {
-	const struct serial_port_config *port;  /* RTU */
-	const char *host;                       /* TCP */
+	const struct serial_port_config *port; /* RTU */
+	const char *host;                      /* TCP */
 	int tcp_port;
 	int unit;
 	int timeout_ms;
@@ -948,20 +981,23 @@ static bool resolve_target(const struct config *cfg, const struct command_target
 	if (t->kind == TARGET_RTU) {
 		if (t->port_name[0]) {
 			for (size_t i = 0; i < cfg->serial_port_count && !b->port; i++)
-				if (cfg->serial_ports[i].name && !strcmp(cfg->serial_ports[i].name, t->port_name))
+				if (cfg->serial_ports[i].name &&
+				    !strcmp(cfg->serial_ports[i].name, t->port_name))
 					b->port = &cfg->serial_ports[i];
 			if (!b->port) {
-				fail(r, "no serial port named '%s' in the configuration", t->port_name);
+				reply_error(r, "no serial port named '%s' in the configuration",
+					    t->port_name);
 				return false;
 			}
 		} else if (cfg->serial_port_count == 1) {
 			b->port = &cfg->serial_ports[0];
 		} else if (cfg->serial_port_count == 0) {
-			fail(r, "no serial port is configured (for Modbus TCP write host:port)");
+			reply_error(r,
+				    "no serial port is configured (for Modbus TCP write host:port)");
 			return false;
 		} else {
-			fail(r, "%zu serial ports are configured: name one, such as %s/%d",
-			     cfg->serial_port_count, cfg->serial_ports[0].name, t->unit);
+			reply_error(r, "%zu serial ports are configured: name one, such as %s/%d",
+				    cfg->serial_port_count, cfg->serial_ports[0].name, t->unit);
 			return false;
 		}
 		b->unit = t->unit;
@@ -973,7 +1009,8 @@ static bool resolve_target(const struct config *cfg, const struct command_target
 	for (size_t i = 0; i < cfg->device_count; i++) {
 		const struct device_config *d = &cfg->devices[i];
 
-		if (d->transport != TRANSPORT_TCP || d->port != t->tcp_port || strcmp(d->host, t->host))
+		if (d->transport != TRANSPORT_TCP || d->port != t->tcp_port ||
+		    strcmp(d->host, t->host) != 0)
 			continue;
 		b->host = d->host;
 		b->tcp_port = d->port;
@@ -982,7 +1019,8 @@ static bool resolve_target(const struct config *cfg, const struct command_target
 		snprintf(b->name, sizeof(b->name), "unit %d at %s:%d", b->unit, d->host, d->port);
 		return true;
 	}
-	fail(r, "%s:%d is not the address of a configured Modbus TCP device", t->host, t->tcp_port);
+	reply_error(r, "%s:%d is not the address of a configured Modbus TCP device", t->host,
+		    t->tcp_port);
 	return false;
 }
 
@@ -1030,16 +1068,18 @@ static void do_modbus(const struct command_env *env, const struct command *c,
 		values[0] = c->write_value;
 
 	/* Behind the bus worker's polls when there is one; otherwise nobody else uses it. */
-	rc = env->poller ? poller_execute(env->poller, b.port, b.host, b.tcp_port, &req, QUEUE_WAIT_MS)
-			 : MB_ERR_NOTFOUND;
+	rc = env->poller
+		     ? poller_execute(env->poller, b.port, b.host, b.tcp_port, &req, QUEUE_WAIT_MS)
+		     : MB_ERR_NOTFOUND;
 	if (rc == MB_ERR_NOTFOUND)
 		rc = direct_request(&b, &req);
 	if (rc == MB_ERR_IO) {
-		fail(r, "%s: the bus is busy or stopping; nothing was sent (try again)", b.name);
+		reply_error(r, "%s: the bus is busy or stopping; nothing was sent (try again)",
+			    b.name);
 	} else if (rc) {
-		fail(r, "%s", mb_strerror(rc));
+		reply_error(r, "%s", mb_strerror(rc));
 	} else if (req.rc) {
-		fail(r, "%s: %s", b.name, req.reason);
+		reply_error(r, "%s: %s", b.name, req.reason);
 	} else if (req.write) {
 		r->ok = true;
 	} else {
@@ -1051,8 +1091,8 @@ static void do_modbus(const struct command_env *env, const struct command *c,
 			r->nomem = true;
 		} else {
 			for (size_t i = 0; i < req.count; i++)
-				used += (size_t)snprintf(line + used, cap - used, "%s%u", i ? "," : "",
-							 values[i]);
+				used += (size_t)snprintf(line + used, cap - used, "%s%u",
+							 i ? "," : "", values[i]);
 			add_line(r, "%s", line);
 			free(line);
 			r->ok = true;
@@ -1073,7 +1113,9 @@ static void do_modem(const struct command_env *env, const struct command *c,
 			add_line(r, "+CSQ: 99,99");
 			r->ok = true;
 		} else {
-			fail(r, "unknown command '%s' (no modem is configured to pass it to)", c->modem_line);
+			reply_error(r,
+				    "unknown command '%s' (no modem is configured to pass it to)",
+				    c->modem_line);
 		}
 		return;
 	}
@@ -1083,13 +1125,13 @@ static void do_modem(const struct command_env *env, const struct command *c,
 		return;
 	}
 	if (modem_command(env->modem, c->modem_line, mr, why, sizeof(why)) != 0) {
-		fail(r, "%s", why);
+		reply_error(r, "%s", why);
 	} else {
 		add_lines(r, mr->text);
 		if (mr->ok)
 			r->ok = true;
 		else
-			fail(r, "the modem answered %s", mr->final);
+			reply_error(r, "the modem answered %s", mr->final);
 	}
 	free(mr);
 }
@@ -1116,7 +1158,8 @@ static void do_status(const struct command_env *env, struct command_reply *r)
 	else if (!env->link)
 		add_line(r, "mqtt: no link in this process");
 	else
-		add_line(r, "mqtt: %s", mqtt_link_connected(env->link) ? "connected" : "not connected");
+		add_line(r, "mqtt: %s",
+			 mqtt_link_connected(env->link) ? "connected" : "not connected");
 
 	if (!s && store_open(cfg->logger.store_path, &own) == 0)
 		s = own;
@@ -1149,10 +1192,14 @@ static void do_status(const struct command_env *env, struct command_reply *r)
 		if (ds.reads == 0)
 			add_line(r, "device %s: waiting for its first poll", d->id);
 		else if (ds.last_error[0])
-			add_line(r, "device %s: failing: %s (last good read %s; %" PRIu64 " of %" PRIu64 " polls failed)",
+			add_line(r,
+				 "device %s: failing: %s (last good read %s; %" PRIu64
+				 " of %" PRIu64 " polls failed)",
 				 d->id, ds.last_error, last, ds.failures, ds.reads);
 		else
-			add_line(r, "device %s: ok (last read %s; %" PRIu64 " of %" PRIu64 " polls failed)",
+			add_line(r,
+				 "device %s: ok (last read %s; %" PRIu64 " of %" PRIu64
+				 " polls failed)",
 				 d->id, last, ds.failures, ds.reads);
 	}
 	r->ok = true;
@@ -1170,7 +1217,7 @@ void command_execute(const struct command_env *env, const char *text, size_t len
 		return;
 	}
 	if (command_parse(text, len, c, why, sizeof(why)) != 0) {
-		fail(r, "%s", why);
+		reply_error(r, "%s", why);
 		free(c);
 		return;
 	}
@@ -1179,9 +1226,7 @@ void command_execute(const struct command_env *env, const char *text, size_t len
 		return;
 	}
 	switch (c->kind) {
-	case CMD_AT:
-		r->ok = true;
-		break;
+	case CMD_AT: r->ok = true; break;
 	case CMD_ATI:
 	case CMD_VERSION:
 		add_line(r, "modbridge %s", MODBRIDGE_VERSION);
@@ -1192,32 +1237,22 @@ void command_execute(const struct command_env *env, const char *text, size_t len
 		r->ok = true;
 		break;
 	case CMD_CSQ:
-	case CMD_MODEM:
-		do_modem(env, c, r);
-		break;
-	case CMD_STATUS:
-		do_status(env, r);
-		break;
-	case CMD_GETPARAM:
-		do_getparam(env, c, r);
-		break;
-	case CMD_SETPARAM:
-		do_setparam(env, c, r);
-		break;
-	case CMD_GETCONFIG:
-		do_getconfig(env, r);
-		break;
+	case CMD_MODEM: do_modem(env, c, r); break;
+	case CMD_STATUS: do_status(env, r); break;
+	case CMD_GETPARAM: do_getparam(env, c, r); break;
+	case CMD_SETPARAM: do_setparam(env, c, r); break;
+	case CMD_GETCONFIG: do_getconfig(env, r); break;
 	case CMD_GETMODBUS:
-	case CMD_SETMODBUS:
-		do_modbus(env, c, r);
-		break;
+	case CMD_SETMODBUS: do_modbus(env, c, r); break;
 	case CMD_REBOOT:
 		if (env->daemon) {
 			add_line(r, "restarting");
 			r->ok = true;
 			r->restart = true;
 		} else {
-			fail(r, "REBOOT restarts a running daemon, and there is none in this process (use systemctl restart modbridge)");
+			reply_error(
+				r,
+				"REBOOT restarts a running daemon, and there is none in this process (use systemctl restart modbridge)");
 		}
 		break;
 	}

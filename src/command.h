@@ -46,27 +46,27 @@ enum command_kind {
 
 /* Where a GETMODBUS/SETMODBUS goes, as written; resolved against the config on execution. */
 enum command_target_kind {
-	TARGET_RTU,      /* "<slave>": the only serial port; "<port>/<slave>": a named one */
-	TARGET_TCP,      /* "<host>:<port>[/<unit>]": a configured Modbus TCP endpoint */
+	TARGET_RTU, /* "<slave>": the only serial port; "<port>/<slave>": a named one */
+	TARGET_TCP, /* "<host>:<port>[/<unit>]": a configured Modbus TCP endpoint */
 };
 
 struct command_target {
 	enum command_target_kind kind;
-	char port_name[65];  /* RTU: "" for the only serial port */
-	char host[256];      /* TCP: host name or address (IPv6 without brackets) */
-	int tcp_port;        /* TCP */
-	int unit;            /* RTU slave 1..247; TCP unit 0..255, -1: the configured one */
+	char port_name[65]; /* RTU: "" for the only serial port */
+	char host[256];     /* TCP: host name or address (IPv6 without brackets) */
+	int tcp_port;       /* TCP */
+	int unit;           /* RTU slave 1..247; TCP unit 0..255, -1: the configured one */
 };
 
 struct command {
 	enum command_kind kind;
-	char key[CONFEDIT_KEY_MAX + 1];     /* GETPARAM, SETPARAM */
-	char value[COMMAND_VALUE_MAX + 1];  /* SETPARAM */
-	struct command_target target;       /* GETMODBUS, SETMODBUS */
-	uint16_t reg;                       /* first register or coil address */
-	uint16_t count;                     /* GETMODBUS: values to read */
-	int function;                       /* GETMODBUS: 1..4; SETMODBUS: 5, 6, 15, 16 */
-	uint16_t write_value;               /* SETMODBUS */
+	char key[CONFEDIT_KEY_MAX + 1];         /* GETPARAM, SETPARAM */
+	char value[COMMAND_VALUE_MAX + 1];      /* SETPARAM */
+	struct command_target target;           /* GETMODBUS, SETMODBUS */
+	uint16_t reg;                           /* first register or coil address */
+	uint16_t count;                         /* GETMODBUS: values to read */
+	int function;                           /* GETMODBUS: 1..4; SETMODBUS: 5, 6, 15, 16 */
+	uint16_t write_value;                   /* SETMODBUS */
 	char modem_line[MODEM_COMMAND_MAX + 1]; /* CMD_MODEM and CMD_CSQ: the line for the modem */
 };
 
@@ -95,20 +95,20 @@ struct mqtt_link;
 
 /* What a command can reach. Everything but cfg may be NULL. */
 struct command_env {
-	const struct config *cfg;   /* the running configuration (cfg->path is the file) */
-	struct poller *poller;      /* NULL: open the buses directly (no daemon here) */
-	struct store *store;        /* NULL: open cfg's store for the status command */
-	struct modem *modem;        /* NULL: no modem configured */
-	struct mqtt_link *link;     /* for the status command; NULL: none */
-	bool daemon;                /* running inside the daemon: REBOOT and SETPARAM restart it */
+	const struct config *cfg; /* the running configuration (cfg->path is the file) */
+	struct poller *poller;    /* NULL: open the buses directly (no daemon here) */
+	struct store *store;      /* NULL: open cfg's store for the status command */
+	struct modem *modem;      /* NULL: no modem configured */
+	struct mqtt_link *link;   /* for the status command; NULL: none */
+	bool daemon;              /* running inside the daemon: REBOOT and SETPARAM restart it */
 };
 
 struct command_reply {
-	char *lines;       /* information lines, '\n'-separated, NULL when none */
+	char *lines; /* information lines, '\n'-separated, NULL when none */
 	size_t lines_len;
 	bool ok;
-	char error[512];   /* reason when !ok */
-	bool restart;      /* the daemon should restart once the reply is sent */
+	char error[512]; /* reason when !ok */
+	bool restart;    /* the daemon should restart once the reply is sent */
 	bool nomem;
 };
 

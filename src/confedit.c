@@ -42,8 +42,8 @@ struct key_path {
 struct parsed {
 	const char *text;
 	size_t len;
-	size_t bom;          /* bytes of a UTF-8 byte order mark at the start */
-	size_t *offsets;     /* offsets[i]: byte offset of character i (after the BOM) */
+	size_t bom;      /* bytes of a UTF-8 byte order mark at the start */
+	size_t *offsets; /* offsets[i]: byte offset of character i (after the BOM) */
 	size_t nchars;
 	yaml_document_t doc;
 	bool have_doc;
@@ -73,7 +73,7 @@ bool confedit_is_secret(const char *key)
 	if (!name)
 		return false;
 	/* Not case-sensitive: a mistyped "Password" must not put the value in the log. */
-	for (; name[n] && n < NAME_MAX_LEN; n++)
+	for (; n < NAME_MAX_LEN && name[n]; n++)
 		lower[n] = (char)tolower((unsigned char)name[n]);
 	lower[n] = '\0';
 	return strstr(lower, "password") || strstr(lower, "secret") || strstr(lower, "token") ||
@@ -121,7 +121,8 @@ static int parse_key(const char *key, struct key_path *kp, char *err, size_t err
 
 			p++;
 			if (!isdigit((unsigned char)*p)) {
-				set_err(err, errlen, "'%s': expected a list position such as [0]", key);
+				set_err(err, errlen, "'%s': expected a list position such as [0]",
+					key);
 				return MB_ERR_INVAL;
 			}
 			while (isdigit((unsigned char)*p)) {
@@ -133,7 +134,8 @@ static int parse_key(const char *key, struct key_path *kp, char *err, size_t err
 				p++;
 			}
 			if (*p != ']') {
-				set_err(err, errlen, "'%s': expected ']' after the list position", key);
+				set_err(err, errlen, "'%s': expected ']' after the list position",
+					key);
 				return MB_ERR_INVAL;
 			}
 			p++;
@@ -169,8 +171,8 @@ static void key_prefix(const struct key_path *kp, size_t upto, char *buf, size_t
 		int w;
 
 		if (kp->seg[i].index >= 0)
-			w = snprintf(buf + used, len - used, "%s%s[%ld]", i ? "." : "", kp->seg[i].name,
-				     kp->seg[i].index);
+			w = snprintf(buf + used, len - used, "%s%s[%ld]", i ? "." : "",
+				     kp->seg[i].name, kp->seg[i].index);
 		else
 			w = snprintf(buf + used, len - used, "%s%s", i ? "." : "", kp->seg[i].name);
 		if (w < 0)
@@ -192,13 +194,14 @@ static void parsed_free(struct parsed *p)
 static int parse_text(const char *text, size_t len, struct parsed *p, char *err, size_t errlen)
 {
 	yaml_parser_t parser;
-	int rc = 0;
+	int rc;
 
 	memset(p, 0, sizeof(*p));
 	p->text = text;
 	p->len = len;
 	if (memchr(text, '\0', len)) {
-		set_err(err, errlen, "the configuration file contains NUL bytes (only UTF-8 text can be edited)");
+		set_err(err, errlen,
+			"the configuration file contains NUL bytes (only UTF-8 text can be edited)");
 		return MB_ERR_INVAL;
 	}
 	if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
@@ -254,10 +257,12 @@ static bool is_null_scalar(const yaml_node_t *n)
 /* The pair of mapping m whose key is name, or NULL. */
 static yaml_node_pair_t *find_pair(const struct parsed *p, const yaml_node_t *m, const char *name)
 {
-	for (yaml_node_pair_t *pr = m->data.mapping.pairs.start; pr < m->data.mapping.pairs.top; pr++) {
+	for (yaml_node_pair_t *pr = m->data.mapping.pairs.start; pr < m->data.mapping.pairs.top;
+	     pr++) {
 		yaml_node_t *k = node(p, pr->key);
 
-		if (k && k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, name))
+		if (k && k->type == YAML_SCALAR_NODE &&
+		    !strcmp((const char *)k->data.scalar.value, name))
 			return pr;
 	}
 	return NULL;
@@ -319,13 +324,15 @@ static int walk(const struct parsed *p, const struct key_path *kp, struct walk *
 		if (s->index >= 0) {
 			key_prefix(kp, i, where, sizeof(where));
 			if (!cur || cur->type != YAML_SEQUENCE_NODE) {
-				set_err(err, errlen, "%s: '%s' is %s, not a list", where, s->name, kind(cur));
+				set_err(err, errlen, "%s: '%s' is %s, not a list", where, s->name,
+					kind(cur));
 				return MB_ERR_INVAL;
 			}
-			size_t len = (size_t)(cur->data.sequence.items.top - cur->data.sequence.items.start);
+			size_t len = (size_t)(cur->data.sequence.items.top -
+					      cur->data.sequence.items.start);
 			if ((size_t)s->index >= len) {
-				set_err(err, errlen, "%s: '%s' has %zu entries (positions 0..%zu)", where,
-					s->name, len, len ? len - 1 : 0);
+				set_err(err, errlen, "%s: '%s' has %zu entries (positions 0..%zu)",
+					where, s->name, len, len ? len - 1 : 0);
 				return MB_ERR_INVAL;
 			}
 			cur = node(p, cur->data.sequence.items.start[s->index]);
@@ -340,10 +347,12 @@ static int walk(const struct parsed *p, const struct key_path *kp, struct walk *
 			}
 			if (!cur || cur->type != YAML_MAPPING_NODE) {
 				if (cur && cur->type == YAML_SEQUENCE_NODE)
-					set_err(err, errlen, "%s is a list: name an entry, such as %s[0]", where,
+					set_err(err, errlen,
+						"%s is a list: name an entry, such as %s[0]", where,
 						where);
 				else
-					set_err(err, errlen, "%s is %s, not a section", where, kind(cur));
+					set_err(err, errlen, "%s is %s, not a section", where,
+						kind(cur));
 				return MB_ERR_INVAL;
 			}
 		}
@@ -371,7 +380,8 @@ int confedit_get(const char *text, size_t len, const char *key, char **value, ch
 	if (rc)
 		goto out;
 	if (!w.value || is_null_scalar(w.value)) {
-		set_err(err, errlen, "%s is not set in the configuration file (its default applies)", key);
+		set_err(err, errlen,
+			"%s is not set in the configuration file (its default applies)", key);
 		rc = MB_ERR_NOTFOUND;
 		goto out;
 	}
@@ -477,9 +487,11 @@ static void buf_value(struct buf *b, const char *v)
 	buf_add(b, "\"", 1);
 }
 
-/* "name: value" for segment i, or nested "name:\n  sub: value" below it. */
-static void buf_entry(struct buf *b, const struct key_path *kp, size_t i, const char *value,
-		      bool flow, size_t indent)
+/* "name: value" for segment i, or nested "name:\n  sub: value" below it. Recursion depth
+ * is bounded by the key path's segment count (a handful). */
+static void buf_entry( // NOLINT(misc-no-recursion): bounded by kp->n, see above
+	struct buf *b, const struct key_path *kp, size_t i, const char *value, bool flow,
+	size_t indent)
 {
 	buf_str(b, kp->seg[i].name);
 	buf_add(b, ":", 1);
@@ -505,7 +517,8 @@ static const yaml_node_t *last_leaf(const struct parsed *p, const yaml_node_t *n
 	for (int guard = 0; n && guard < 64; guard++) {
 		const yaml_node_t *next = NULL;
 
-		if (n->type == YAML_MAPPING_NODE && n->data.mapping.pairs.top > n->data.mapping.pairs.start)
+		if (n->type == YAML_MAPPING_NODE &&
+		    n->data.mapping.pairs.top > n->data.mapping.pairs.start)
 			next = node(p, n->data.mapping.pairs.top[-1].value);
 		else if (n->type == YAML_SEQUENCE_NODE &&
 			 n->data.sequence.items.top > n->data.sequence.items.start)
@@ -542,7 +555,8 @@ static int edit(const struct parsed *p, const struct key_path *kp, const char *k
 			char where[CONFEDIT_KEY_MAX + 16];
 
 			key_prefix(kp, i, where, sizeof(where));
-			set_err(err, errlen, "%s: there is no list '%s' in the file (SETPARAM cannot add lists or entries)",
+			set_err(err, errlen,
+				"%s: there is no list '%s' in the file (SETPARAM cannot add lists or entries)",
 				where, kp->seg[i].name);
 			return MB_ERR_INVAL;
 		}
@@ -558,17 +572,19 @@ static int edit(const struct parsed *p, const struct key_path *kp, const char *k
 		}
 		if (v->data.scalar.style == YAML_LITERAL_SCALAR_STYLE ||
 		    v->data.scalar.style == YAML_FOLDED_SCALAR_STYLE) {
-			set_err(err, errlen, "%s is written as a block (| or >); edit the file by hand", key);
+			set_err(err, errlen,
+				"%s is written as a block (| or >); edit the file by hand", key);
 			return MB_ERR_INVAL;
 		}
 		if (w.key_node && v->start_mark.index < w.key_node->end_mark.index) {
-			set_err(err, errlen, "%s is a YAML alias of another value; edit the file by hand", key);
+			set_err(err, errlen,
+				"%s is a YAML alias of another value; edit the file by hand", key);
 			return MB_ERR_INVAL;
 		}
 		buf_value(&ins, value);
 		rc = ins.nomem ? MB_ERR_NOMEM
-			       : splice(p, byte_at(p, v->start_mark.index), byte_at(p, v->end_mark.index),
-					&ins, out);
+			       : splice(p, byte_at(p, v->start_mark.index),
+					byte_at(p, v->end_mark.index), &ins, out);
 		free(ins.data);
 		return rc;
 	}
@@ -581,8 +597,8 @@ static int edit(const struct parsed *p, const struct key_path *kp, const char *k
 			buf_add(&ins, " ", 1);
 		buf_value(&ins, value);
 		rc = ins.nomem ? MB_ERR_NOMEM
-			       : splice(p, byte_at(p, v->start_mark.index), byte_at(p, v->end_mark.index),
-					&ins, out);
+			       : splice(p, byte_at(p, v->start_mark.index),
+					byte_at(p, v->end_mark.index), &ins, out);
 		free(ins.data);
 		return rc;
 	}
@@ -643,7 +659,8 @@ static int edit(const struct parsed *p, const struct key_path *kp, const char *k
 			while (end > 0 && p->text[end - 1] != '}')
 				end--;
 			if (end == 0) {
-				set_err(err, errlen, "cannot find the end of the mapping holding %s", key);
+				set_err(err, errlen,
+					"cannot find the end of the mapping holding %s", key);
 				return MB_ERR_INVAL;
 			}
 			at = end - 1;
@@ -715,7 +732,8 @@ int confedit_set(const char *text, size_t len, const char *key, const char *valu
 	if (rc == MB_ERR_NOMEM)
 		goto fail;
 	if (rc || strcmp(check, value) != 0) {
-		set_err(err, errlen, "%s could not be set safely in this file (%s); edit it by hand", key,
+		set_err(err, errlen,
+			"%s could not be set safely in this file (%s); edit it by hand", key,
 			rc ? why : "the value read back differs");
 		rc = MB_ERR_INVAL;
 		goto fail;
@@ -801,7 +819,8 @@ int confedit_dump_redacted(const char *text, size_t len, char **out, char *err, 
 	yaml_emitter_set_output(&em, emit_to_buf, &b);
 	yaml_emitter_set_unicode(&em, 1);
 	yaml_emitter_set_width(&em, 100);
-	if (!yaml_emitter_open(&em) || !yaml_emitter_dump(&em, &p.doc) || !yaml_emitter_close(&em)) {
+	if (!yaml_emitter_open(&em) || !yaml_emitter_dump(&em, &p.doc) ||
+	    !yaml_emitter_close(&em)) {
 		set_err(err, errlen, "cannot write the configuration out: %s",
 			em.problem ? em.problem : "unknown problem");
 		rc = b.nomem ? MB_ERR_NOMEM : MB_ERR_INVAL;
@@ -875,7 +894,8 @@ int confedit_stage(const char *path, const char *text, size_t len, char **tmp_pa
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			set_err(err, errlen, "cannot write %s: %s", tmp, strerror(n < 0 ? errno : EIO));
+			set_err(err, errlen, "cannot write %s: %s", tmp,
+				strerror(n < 0 ? errno : EIO));
 			goto out;
 		}
 		done += (size_t)n;

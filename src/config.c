@@ -51,7 +51,7 @@ struct pending {
 
 struct ctx {
 	const char *path;
-	char *dir;           /* directory of path for relative file names; NULL: current dir */
+	char *dir; /* directory of path for relative file names; NULL: current dir */
 	yaml_document_t *doc;
 	struct pending *diags;
 	size_t ndiags;
@@ -67,8 +67,8 @@ struct ctx {
  */
 struct obj {
 	struct ctx *c;
-	const char *path;   /* key path of the mapping: "" at the top, "serial[0]", ... */
-	int line;           /* 1-based line of the mapping, used for missing keys */
+	const char *path; /* key path of the mapping: "" at the top, "serial[0]", ... */
+	int line;         /* 1-based line of the mapping, used for missing keys */
 	const char *const *names;
 	size_t n;
 	yaml_node_t *key[MAX_KEYS];
@@ -80,32 +80,62 @@ static const char *const top_keys[] = {
 };
 static const char *const gateway_keys[] = {"imei"};
 static const char *const serial_keys[] = {
-	"name", "device", "baudrate", "data_bits", "parity", "stop_bits", "timeout_ms",
-	"byte_timeout_ms", "silent_interval_ms", "turnaround_ms",
+	"name",      "device",     "baudrate",        "data_bits",          "parity",
+	"stop_bits", "timeout_ms", "byte_timeout_ms", "silent_interval_ms", "turnaround_ms",
 };
 static const char *const modbus_keys[] = {"enabled", "serial", "logger", "devices"};
 static const char *const device_keys[] = {
-	"id", "address", "unit_id", "serial", "command", "start", "count", "type", "period",
-	"logger", "timeout_ms", "byte_order", "optimize", "max_per_read", "retries", "backoff_max",
+	"id",       "address",      "unit_id", "serial",      "command",    "start",
+	"count",    "type",         "period",  "logger",      "timeout_ms", "byte_order",
+	"optimize", "max_per_read", "retries", "backoff_max",
 };
 static const char *const logger_keys[] = {
-	"id", "send_mode", "time_format", "array", "array_max_count", "array_max_bytes",
-	"error_messages", "store", "mode", "topic", "use_script", "inflight_window",
-	"max_messages", "max_bytes", "full_policy", "memory_max_messages", "memory_max_bytes",
+	"id",
+	"send_mode",
+	"time_format",
+	"array",
+	"array_max_count",
+	"array_max_bytes",
+	"error_messages",
+	"store",
+	"mode",
+	"topic",
+	"use_script",
+	"inflight_window",
+	"max_messages",
+	"max_bytes",
+	"full_policy",
+	"memory_max_messages",
+	"memory_max_bytes",
 };
 static const char *const mqtt_keys[] = {
-	"enabled", "broker", "username", "password", "client_id", "qos", "keepalive",
-	"persistence", "ca_file", "ca_path", "cert_file", "key_file", "allow_all_certificates",
-	"at_topics", "status_topic",
+	"enabled",
+	"broker",
+	"username",
+	"password",
+	"client_id",
+	"qos",
+	"keepalive",
+	"persistence",
+	"ca_file",
+	"ca_path",
+	"cert_file",
+	"key_file",
+	"allow_all_certificates",
+	"at_topics",
+	"status_topic",
 };
 static const char *const at_topic_keys[] = {"topic", "response"};
 static const char *const remote_keys[] = {
-	"allow_writes", "allow_setparam", "allow_reboot", "allow_modem_passthrough",
+	"allow_writes",
+	"allow_setparam",
+	"allow_reboot",
+	"allow_modem_passthrough",
 };
 static const char *const modem_keys[] = {"device", "baudrate", "timeout_ms"};
 
 _Static_assert(ARRAY_SIZE(mqtt_keys) <= MAX_KEYS && ARRAY_SIZE(logger_keys) <= MAX_KEYS &&
-	       ARRAY_SIZE(device_keys) <= MAX_KEYS && ARRAY_SIZE(serial_keys) <= MAX_KEYS,
+		       ARRAY_SIZE(device_keys) <= MAX_KEYS && ARRAY_SIZE(serial_keys) <= MAX_KEYS,
 	       "struct obj holds at most MAX_KEYS keys");
 
 static const int baudrates[] = {
@@ -119,18 +149,21 @@ struct choice {
 
 /* New register types go here (and into enum reg_type); nothing else needs to change. */
 static const struct choice reg_types[] = {
-	{"word", REG_TYPE_WORD},       {"int16", REG_TYPE_INT16},     {"uint32", REG_TYPE_UINT32},
-	{"int32", REG_TYPE_INT32},     {"float32", REG_TYPE_FLOAT32}, {"uint64", REG_TYPE_UINT64},
-	{"int64", REG_TYPE_INT64},     {"float64", REG_TYPE_FLOAT64},
+	{"word", REG_TYPE_WORD},   {"int16", REG_TYPE_INT16},     {"uint32", REG_TYPE_UINT32},
+	{"int32", REG_TYPE_INT32}, {"float32", REG_TYPE_FLOAT32}, {"uint64", REG_TYPE_UINT64},
+	{"int64", REG_TYPE_INT64}, {"float64", REG_TYPE_FLOAT64},
 };
 
 static const struct choice reg_orders[] = {
-	{"ABCD", REG_ORDER_ABCD}, {"CDAB", REG_ORDER_CDAB},
-	{"BADC", REG_ORDER_BADC}, {"DCBA", REG_ORDER_DCBA},
+	{"ABCD", REG_ORDER_ABCD},
+	{"CDAB", REG_ORDER_CDAB},
+	{"BADC", REG_ORDER_BADC},
+	{"DCBA", REG_ORDER_DCBA},
 };
 
 static const struct choice full_policies[] = {
-	{"drop_oldest", STORE_DROP_OLDEST}, {"drop_newest", STORE_DROP_NEWEST},
+	{"drop_oldest", STORE_DROP_OLDEST},
+	{"drop_newest", STORE_DROP_NEWEST},
 };
 
 static const struct choice parities[] = {
@@ -138,11 +171,14 @@ static const struct choice parities[] = {
 };
 
 static const struct choice send_modes[] = {
-	{"fifo", SEND_FIFO}, {"lifo", SEND_LIFO},
+	{"fifo", SEND_FIFO},
+	{"lifo", SEND_LIFO},
 };
 
 static const struct choice time_formats[] = {
-	{"iso8601", TIME_ISO8601}, {"iso", TIME_ISO8601}, {"unix", TIME_UNIX},
+	{"iso8601", TIME_ISO8601},
+	{"iso", TIME_ISO8601},
+	{"unix", TIME_UNIX},
 };
 
 /* ---------------------------------------------------------------- diagnostics */
@@ -403,7 +439,8 @@ static void report_unknown_key(struct obj *o, const yaml_node_t *k)
 	join_names(o->names, o->n, allowed, sizeof(allowed));
 	if (best)
 		report(o->c, CONFIG_ERROR, node_line(k), key,
-		       "unknown key '%.64s' (allowed: %s); did you mean '%s'?", name, allowed, best);
+		       "unknown key '%.64s' (allowed: %s); did you mean '%s'?", name, allowed,
+		       best);
 	else
 		report(o->c, CONFIG_ERROR, node_line(k), key, "unknown key '%.64s' (allowed: %s)",
 		       name, allowed);
@@ -597,7 +634,8 @@ static int get_ll(const struct obj *o, const char *name, long long min, long lon
 		return -1;
 	}
 	if (v < min || v > max) {
-		obj_error(o, name, "%.64s is out of range (allowed: %lld..%lld%s)", t, min, max, unit);
+		obj_error(o, name, "%.64s is out of range (allowed: %lld..%lld%s)", t, min, max,
+			  unit);
 		return -1;
 	}
 	*out = v;
@@ -641,7 +679,8 @@ static int get_bool(const struct obj *o, const char *name, bool *out)
 	if (rc <= 0)
 		return rc;
 	if (!parse_bool(t, out)) {
-		obj_error(o, name, "expected true or false, got '%.64s' (allowed: true/false, yes/no, on/off)",
+		obj_error(o, name,
+			  "expected true or false, got '%.64s' (allowed: true/false, yes/no, on/off)",
 			  t);
 		return -1;
 	}
@@ -769,8 +808,8 @@ static bool valid_hostname(const char *h)
  * Splits "host[:port]" or "[ipv6][:port]" into a malloc'd host and a port. On failure
  * writes the reason into err and returns MB_ERR_INVAL (or MB_ERR_NOMEM).
  */
-static int parse_host_port(const char *text, int default_port, char **host, int *port,
-			   char *err, size_t errlen)
+static int parse_host_port(const char *text, int default_port, char **host, int *port, char *err,
+			   size_t errlen)
 {
 	const char *hs, *he, *ps = NULL;
 	long long p = default_port;
@@ -780,14 +819,15 @@ static int parse_host_port(const char *text, int default_port, char **host, int 
 		hs = text + 1;
 		he = strchr(hs, ']');
 		if (!he) {
-			snprintf(err, errlen, "'%.64s' has no closing ']' (expected [ipv6]:port)", text);
+			snprintf(err, errlen, "'%.64s' has no closing ']' (expected [ipv6]:port)",
+				 text);
 			return MB_ERR_INVAL;
 		}
 		if (he[1] == ':')
 			ps = he + 2;
 		else if (he[1]) {
-			snprintf(err, errlen, "'%.64s': unexpected text after ']' (expected [ipv6]:port)",
-				 text);
+			snprintf(err, errlen,
+				 "'%.64s': unexpected text after ']' (expected [ipv6]:port)", text);
 			return MB_ERR_INVAL;
 		}
 	} else {
@@ -795,7 +835,8 @@ static int parse_host_port(const char *text, int default_port, char **host, int 
 		he = strchr(text, ':');
 		if (he && strchr(he + 1, ':')) {
 			snprintf(err, errlen,
-				 "'%.64s': write IPv6 addresses in brackets (expected [ipv6]:port)", text);
+				 "'%.64s': write IPv6 addresses in brackets (expected [ipv6]:port)",
+				 text);
 			return MB_ERR_INVAL;
 		}
 		if (he)
@@ -805,12 +846,13 @@ static int parse_host_port(const char *text, int default_port, char **host, int 
 	}
 	if (ps && (!*ps || !parse_ll(ps, &p) || !isdigit((unsigned char)*ps) ||
 		   (ps[0] == '0' && (ps[1] == 'x' || ps[1] == 'X')))) {
-		snprintf(err, errlen, "'%.64s': port '%.16s' is not a number (allowed: 1..65535)", text,
-			 ps);
+		snprintf(err, errlen, "'%.64s': port '%.16s' is not a number (allowed: 1..65535)",
+			 text, ps);
 		return MB_ERR_INVAL;
 	}
 	if (p < 1 || p > 65535) {
-		snprintf(err, errlen, "'%.64s': port %lld is out of range (allowed: 1..65535)", text, p);
+		snprintf(err, errlen, "'%.64s': port %lld is out of range (allowed: 1..65535)",
+			 text, p);
 		return MB_ERR_INVAL;
 	}
 	h = strndup(hs, (size_t)(he - hs));
@@ -883,7 +925,8 @@ static int parse_period(const char *t, int64_t *out)
 		return -1;
 	if (over)
 		return -2;
-	uint64_t ms = ip * (uint64_t)units[u].ms + (frac * (uint64_t)units[u].ms + scale / 2) / scale;
+	uint64_t ms =
+		ip * (uint64_t)units[u].ms + (frac * (uint64_t)units[u].ms + scale / 2) / scale;
 	if (ms < PERIOD_MIN_MS || ms > PERIOD_MAX_MS)
 		return -2;
 	*out = (int64_t)ms;
@@ -967,7 +1010,8 @@ static void parse_gateway(struct ctx *c, const struct obj *top)
 		 ARRAY_SIZE(gateway_keys));
 	if (get_text(&o, "imei", &t) == 1) {
 		if (!*t) {
-			obj_error(&o, "imei", "must not be empty (remove the key to use the host name)");
+			obj_error(&o, "imei",
+				  "must not be empty (remove the key to use the host name)");
 		} else if (!(c->cfg->imei = strdup(t))) {
 			c->nomem = true;
 		} else {
@@ -1011,9 +1055,11 @@ static void parse_port_timing(const struct obj *o, struct serial_port_config *p)
 		if (!strcasecmp(t, "auto"))
 			p->silent_interval_ms = -1;
 		else if (!parse_ll(t, &v))
-			obj_error(o, "silent_interval_ms", "expected a number of ms or auto, got '%.64s'", t);
+			obj_error(o, "silent_interval_ms",
+				  "expected a number of ms or auto, got '%.64s'", t);
 		else
-			get_int(o, "silent_interval_ms", 0, 10000, " ms, or auto", &p->silent_interval_ms);
+			get_int(o, "silent_interval_ms", 0, 10000, " ms, or auto",
+				&p->silent_interval_ms);
 	}
 	get_int(o, "turnaround_ms", 0, 10000, " ms", &p->turnaround_ms);
 }
@@ -1037,7 +1083,8 @@ static void parse_port(struct ctx *c, const yaml_node_t *map, const char *path,
 	p->turnaround_ms = 5;
 
 	if (get_strdup(&o, "name", &p->name) == 0) {
-		obj_error(&o, "name", "required (the name devices use to refer to this port, such as com2)");
+		obj_error(&o, "name",
+			  "required (the name devices use to refer to this port, such as com2)");
 	} else if (p->name && !*p->name) {
 		obj_error(&o, "name", "must not be empty");
 		free(p->name);
@@ -1046,8 +1093,9 @@ static void parse_port(struct ctx *c, const yaml_node_t *map, const char *path,
 		const struct serial_port_config *other = find_port(cfg, p->name);
 
 		if (other) {
-			obj_error(&o, "name", "duplicate port name '%.64s' (first defined on line %d)",
-				  p->name, other->line);
+			obj_error(&o, "name",
+				  "duplicate port name '%.64s' (first defined on line %d)", p->name,
+				  other->line);
 			free(p->name);
 			p->name = NULL;
 		}
@@ -1062,7 +1110,8 @@ static void parse_port(struct ctx *c, const yaml_node_t *map, const char *path,
 			const struct serial_port_config *q = &cfg->serial_ports[i];
 
 			if (q->device && !strcmp(q->device, p->device)) {
-				obj_error(&o, "device", "'%.64s' is already used by port '%s' (line %d)",
+				obj_error(&o, "device",
+					  "'%.64s' is already used by port '%s' (line %d)",
 					  p->device, q->name ? q->name : "?", q->line);
 				break;
 			}
@@ -1081,10 +1130,10 @@ static void parse_port(struct ctx *c, const yaml_node_t *map, const char *path,
 			p->baudrate = baudrates[i];
 		} else {
 			for (size_t j = 0; j < ARRAY_SIZE(baudrates); j++)
-				used += (size_t)snprintf(allowed + used, sizeof(allowed) - used, "%s%d",
-							 j ? ", " : "", baudrates[j]);
-			obj_error(&o, "baudrate", "%lld is not a supported baud rate (allowed: %s)", v,
-				  allowed);
+				used += (size_t)snprintf(allowed + used, sizeof(allowed) - used,
+							 "%s%d", j ? ", " : "", baudrates[j]);
+			obj_error(&o, "baudrate", "%lld is not a supported baud rate (allowed: %s)",
+				  v, allowed);
 		}
 	}
 	if (get_ll(&o, "data_bits", LLONG_MIN, LLONG_MAX, "", &v) == 1) {
@@ -1094,8 +1143,8 @@ static void parse_port(struct ctx *c, const yaml_node_t *map, const char *path,
 			obj_error(&o, "data_bits", "%lld is not valid (allowed: 7, 8)", v);
 	}
 	int parity;
-	if (get_choice(&o, "parity", parities, ARRAY_SIZE(parities),
-		       "none, even, odd, or N, E, O", &parity) == 1)
+	if (get_choice(&o, "parity", parities, ARRAY_SIZE(parities), "none, even, odd, or N, E, O",
+		       &parity) == 1)
 		p->parity = (char)parity;
 	if (get_ll(&o, "stop_bits", LLONG_MIN, LLONG_MAX, "", &v) == 1) {
 		if (v == 1 || v == 2)
@@ -1181,7 +1230,8 @@ static int get_list(const struct obj *o, const char *name, const char *hint, uin
 		return 1;
 	}
 	if (v->type != YAML_SEQUENCE_NODE) {
-		obj_error(o, name, "expected a number, a list like \"1;10;55\" or a YAML list, got %s",
+		obj_error(o, name,
+			  "expected a number, a list like \"1;10;55\" or a YAML list, got %s",
 			  kind_name(v));
 		return -1;
 	}
@@ -1213,8 +1263,9 @@ static int get_list(const struct obj *o, const char *name, const char *hint, uin
 			key_path(o->path, name, key);
 			report(o->c, CONFIG_ERROR, node_line(item), key,
 			       "entry %zu ('%.32s') is not a number (allowed: 0..65535)", i + 1,
-			       item && item->type == YAML_SCALAR_NODE ? scalar(item) :
-			       item ? kind_name(item) : "nothing");
+			       item && item->type == YAML_SCALAR_NODE ? scalar(item)
+			       : item                                 ? kind_name(item)
+								      : "nothing");
 			free(a);
 			return -1;
 		}
@@ -1263,7 +1314,8 @@ static void parse_address(const struct obj *o, struct device_config *d)
 	int rc = get_scalar(o, "address", "a slave id or host:port", &t);
 
 	if (rc == 0) {
-		obj_error(o, "address", "required (a slave id 1..247 for RTU, or host:port for Modbus TCP)");
+		obj_error(o, "address",
+			  "required (a slave id 1..247 for RTU, or host:port for Modbus TCP)");
 		return;
 	}
 	if (rc < 0)
@@ -1276,7 +1328,8 @@ static void parse_address(const struct obj *o, struct device_config *d)
 	if (parse_ll(t, &v)) {
 		d->transport = TRANSPORT_RTU;
 		if (v < 1 || v > 247)
-			obj_error(o, "address", "%.64s is out of range (allowed: slave id 1..247, or host:port for Modbus TCP)",
+			obj_error(o, "address",
+				  "%.64s is out of range (allowed: slave id 1..247, or host:port for Modbus TCP)",
 				  t);
 		else
 			d->slave = (int)v;
@@ -1307,7 +1360,8 @@ static void resolve_device_port(const struct obj *o, struct device_config *d,
 		if (d->serial)
 			return;
 		if (cfg->serial_port_count == 0)
-			obj_error(o, "serial", "unknown port '%.64s' (no serial ports are defined; add a 'serial' section)",
+			obj_error(o, "serial",
+				  "unknown port '%.64s' (no serial ports are defined; add a 'serial' section)",
 				  t);
 		else
 			obj_error(o, "serial", "unknown port '%.64s' (defined: %s)", t, names);
@@ -1323,9 +1377,11 @@ static void resolve_device_port(const struct obj *o, struct device_config *d,
 		return;
 	}
 	if (cfg->serial_port_count == 0)
-		obj_error(o, "serial", "no serial ports are defined; an RTU device needs one (add a 'serial' section, or use host:port for Modbus TCP)");
+		obj_error(o, "serial",
+			  "no serial ports are defined; an RTU device needs one (add a 'serial' section, or use host:port for Modbus TCP)");
 	else
-		obj_error(o, "serial", "required when several serial ports are defined (defined: %s; or set modbus.serial)",
+		obj_error(o, "serial",
+			  "required when several serial ports are defined (defined: %s; or set modbus.serial)",
 			  names);
 }
 
@@ -1342,12 +1398,14 @@ static void parse_device_reads(const struct obj *o, struct device_config *d, boo
 	const char *t;
 
 	if (bits && d->type != REG_TYPE_WORD)
-		obj_error(o, "type", "'%s' is for registers, but command 0x%02X reads bits (allowed with 0x01 and 0x02: word)",
+		obj_error(o, "type",
+			  "'%s' is for registers, but command 0x%02X reads bits (allowed with 0x01 and 0x02: word)",
 			  decode_type_name(d->type), (unsigned)d->function);
-	if (get_choice(o, "byte_order", reg_orders, ARRAY_SIZE(reg_orders), "ABCD, CDAB, BADC, DCBA",
-		       &order) == 1) {
+	if (get_choice(o, "byte_order", reg_orders, ARRAY_SIZE(reg_orders),
+		       "ABCD, CDAB, BADC, DCBA", &order) == 1) {
 		if (bits)
-			obj_error(o, "byte_order", "only for register commands 0x03 and 0x04 (command 0x%02X reads bits)",
+			obj_error(o, "byte_order",
+				  "only for register commands 0x03 and 0x04 (command 0x%02X reads bits)",
 				  (unsigned)d->function);
 		else
 			d->order = (enum reg_order)order;
@@ -1355,8 +1413,10 @@ static void parse_device_reads(const struct obj *o, struct device_config *d, boo
 	/* A value must not straddle two blocks: each block holds whole values. */
 	for (size_t i = 0; !bits && width > 1 && i < d->block_count; i++) {
 		if (d->blocks[i].count % width) {
-			obj_error(o, "count", "entry %zu (%u) is not a multiple of %u registers, the size of one %s value",
-				  i + 1, (unsigned)d->blocks[i].count, width, decode_type_name(d->type));
+			obj_error(o, "count",
+				  "entry %zu (%u) is not a multiple of %u registers, the size of one %s value",
+				  i + 1, (unsigned)d->blocks[i].count, width,
+				  decode_type_name(d->type));
 			break;
 		}
 	}
@@ -1368,10 +1428,12 @@ static void parse_device_reads(const struct obj *o, struct device_config *d, boo
 	if (get_scalar(o, "backoff_max", "a period such as 60s or 5m", &t) == 1) {
 		int rc = parse_period(t, &d->backoff_max_ms);
 		if (rc == -1)
-			obj_error(o, "backoff_max", "'%.64s' is not a period (allowed: minutes as a number such as 5, or a number with a unit: 30s, 10m, 1h)",
+			obj_error(o, "backoff_max",
+				  "'%.64s' is not a period (allowed: minutes as a number such as 5, or a number with a unit: 30s, 10m, 1h)",
 				  t);
 		else if (rc == -2)
-			obj_error(o, "backoff_max", "'%.64s' is out of range (allowed: 100ms .. 7 days)", t);
+			obj_error(o, "backoff_max",
+				  "'%.64s' is out of range (allowed: 100ms .. 7 days)", t);
 	}
 }
 
@@ -1417,7 +1479,8 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 		const struct device_config *other = config_find_device(cfg, t);
 
 		if (other)
-			obj_error(&o, "id", "duplicate id '%s' (first used on line %d)", t, other->line);
+			obj_error(&o, "id", "duplicate id '%s' (first used on line %d)", t,
+				  other->line);
 		else if (!(d->id = strdup(t)))
 			c->nomem = true;
 	}
@@ -1428,7 +1491,8 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 
 	if (get_ll(&o, "unit_id", 0, 255, "", &v) == 1) {
 		if (rtu)
-			obj_error(&o, "unit_id", "only for Modbus TCP devices (an RTU device's address is its slave id)");
+			obj_error(&o, "unit_id",
+				  "only for Modbus TCP devices (an RTU device's address is its slave id)");
 		else
 			d->slave = (int)v;
 	}
@@ -1440,22 +1504,26 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 		resolve_device_port(&o, d, def->port, def->port_set);
 
 	if (get_int(&o, "timeout_ms", 1, 60000, " ms", &d->timeout_ms) == 1 && rtu)
-		obj_error(&o, "timeout_ms", "only for Modbus TCP devices; set timeout_ms on the serial port");
+		obj_error(&o, "timeout_ms",
+			  "only for Modbus TCP devices; set timeout_ms on the serial port");
 	if (rtu && d->serial)
 		d->timeout_ms = d->serial->timeout_ms;
 
 	rc = get_scalar(&o, "command", "a function code such as 0x03", &t);
 	if (rc == 1) {
 		if (!parse_ll(t, &v)) {
-			obj_error(&o, "command", "expected a function code such as 0x03, got '%.64s' (allowed: 0x01, 0x02, 0x03, 0x04)",
+			obj_error(&o, "command",
+				  "expected a function code such as 0x03, got '%.64s' (allowed: 0x01, 0x02, 0x03, 0x04)",
 				  t);
 			function_ok = false;
 		} else if (v < 1 || v > 4) {
 			if (v >= 0 && v <= 0xff)
-				obj_error(&o, "command", "0x%02llX is not a read command (allowed: %s)",
+				obj_error(&o, "command",
+					  "0x%02llX is not a read command (allowed: %s)",
 					  (unsigned long long)v, READ_COMMANDS);
 			else
-				obj_error(&o, "command", "%.64s is not a read command (allowed: %s)", t,
+				obj_error(&o, "command",
+					  "%.64s is not a read command (allowed: %s)", t,
 					  READ_COMMANDS);
 			function_ok = false;
 		} else {
@@ -1488,10 +1556,12 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 	if (get_scalar(&o, "period", "a period such as 10, 30s or 500ms", &t) == 1) {
 		rc = parse_period(t, &d->period_ms);
 		if (rc == -1)
-			obj_error(&o, "period", "'%.64s' is not a period (allowed: minutes as a number such as 10 or 0.5, or a number with a unit: 500ms, 30s, 10m, 1h)",
+			obj_error(&o, "period",
+				  "'%.64s' is not a period (allowed: minutes as a number such as 10 or 0.5, or a number with a unit: 500ms, 30s, 10m, 1h)",
 				  t);
 		else if (rc == -2)
-			obj_error(&o, "period", "'%.64s' is out of range (allowed: 100ms .. 7 days)", t);
+			obj_error(&o, "period",
+				  "'%.64s' is out of range (allowed: 100ms .. 7 days)", t);
 	}
 
 	get_bool(&o, "logger", &d->logger);
@@ -1501,7 +1571,8 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 
 static void parse_modbus(struct ctx *c, const struct obj *top)
 {
-	yaml_node_t *map = get_mapping(top, "modbus", "Modbus keys (enabled, serial, logger, devices)");
+	yaml_node_t *map =
+		get_mapping(top, "modbus", "Modbus keys (enabled, serial, logger, devices)");
 	struct config *cfg = c->cfg;
 	struct device_defaults def = {NULL, false, true};
 	yaml_node_t *devs;
@@ -1520,7 +1591,8 @@ static void parse_modbus(struct ctx *c, const struct obj *top)
 		def.port = find_port(cfg, t);
 		port_names(cfg, names, sizeof(names));
 		if (!def.port && cfg->serial_port_count == 0)
-			obj_error(&o, "serial", "unknown port '%.64s' (no serial ports are defined; add a 'serial' section)",
+			obj_error(&o, "serial",
+				  "unknown port '%.64s' (no serial ports are defined; add a 'serial' section)",
 				  t);
 		else if (!def.port)
 			obj_error(&o, "serial", "unknown port '%.64s' (defined: %s)", t, names);
@@ -1606,7 +1678,8 @@ static void parse_logger(struct ctx *c, const struct obj *top)
 	}
 
 	if (get_bool(&o, "use_script", &b) == 1 && b)
-		obj_error(&o, "use_script", "JSON transformer scripts are not supported yet (allowed: false)");
+		obj_error(&o, "use_script",
+			  "JSON transformer scripts are not supported yet (allowed: false)");
 	get_int(&o, "inflight_window", 1, 1000, "", &l->inflight_window);
 
 	/* Bounds of the store and of the memory buffer used while the store fails. */
@@ -1631,7 +1704,10 @@ static void parse_broker(const struct obj *o, struct mqtt_config *m, bool *tls_k
 		bool tls;
 		int port;
 	} schemes[] = {
-		{"tcp", false, 1883}, {"mqtt", false, 1883}, {"ssl", true, 8883}, {"mqtts", true, 8883},
+		{"tcp", false, 1883},
+		{"mqtt", false, 1883},
+		{"ssl", true, 8883},
+		{"mqtts", true, 8883},
 	};
 	const char *t, *sep, *rest;
 	char err[256], *hostport = NULL;
@@ -1639,12 +1715,14 @@ static void parse_broker(const struct obj *o, struct mqtt_config *m, bool *tls_k
 	int rc = get_scalar(o, "broker", "a URL such as ssl://broker.example.com:8883", &t);
 
 	if (rc == 0 && m->enabled)
-		obj_error(o, "broker", "required when mqtt is enabled (a URL such as ssl://broker.example.com:8883)");
+		obj_error(o, "broker",
+			  "required when mqtt is enabled (a URL such as ssl://broker.example.com:8883)");
 	if (rc <= 0)
 		return;
 	sep = strstr(t, "://");
 	if (!sep) {
-		obj_error(o, "broker", "'%.64s' is not a URL (expected scheme://host[:port], such as ssl://broker.example.com:8883)",
+		obj_error(o, "broker",
+			  "'%.64s' is not a URL (expected scheme://host[:port], such as ssl://broker.example.com:8883)",
 			  t);
 		return;
 	}
@@ -1653,7 +1731,8 @@ static void parse_broker(const struct obj *o, struct mqtt_config *m, bool *tls_k
 		    !strncasecmp(t, schemes[i].scheme, (size_t)(sep - t)))
 			break;
 	if (i == ARRAY_SIZE(schemes)) {
-		obj_error(o, "broker", "'%.*s' is not a supported scheme (allowed: tcp://, mqtt://, ssl://, mqtts://)",
+		obj_error(o, "broker",
+			  "'%.*s' is not a supported scheme (allowed: tcp://, mqtt://, ssl://, mqtts://)",
 			  (int)(sep - t > 16 ? 16 : sep - t), t);
 		return;
 	}
@@ -1664,8 +1743,8 @@ static void parse_broker(const struct obj *o, struct mqtt_config *m, bool *tls_k
 	if (len && rest[len - 1] == '/')
 		len--; /* "tcp://host:1883/" is a common way to write it */
 	if (memchr(rest, '/', len)) {
-		obj_error(o, "broker", "'%.64s': a path is not allowed (expected scheme://host[:port])",
-			  t);
+		obj_error(o, "broker",
+			  "'%.64s': a path is not allowed (expected scheme://host[:port])", t);
 		return;
 	}
 	hostport = strndup(rest, len);
@@ -1717,10 +1796,12 @@ static void parse_at_topics(struct ctx *c, const struct obj *o, struct mqtt_conf
 			       item ? kind_name(item) : "nothing");
 			continue;
 		}
-		obj_scan(&p, c, item, path, node_line(item), at_topic_keys, ARRAY_SIZE(at_topic_keys));
+		obj_scan(&p, c, item, path, node_line(item), at_topic_keys,
+			 ARRAY_SIZE(at_topic_keys));
 		int rt = get_text(&p, "topic", &t);
 		if (rt == 0) {
-			obj_error(&p, "topic", "required (the topic to subscribe to, such as [IMEI]/AT)");
+			obj_error(&p, "topic",
+				  "required (the topic to subscribe to, such as [IMEI]/AT)");
 		} else if (rt == 1 && *(why = filter_problem(t))) {
 			obj_error(&p, "topic", "%s", why);
 		} else if (rt == 1 && !(pair.topic = strdup(t))) {
@@ -1728,7 +1809,8 @@ static void parse_at_topics(struct ctx *c, const struct obj *o, struct mqtt_conf
 		}
 		int rr = get_text(&p, "response", &t);
 		if (rr == 0) {
-			obj_error(&p, "response", "required (the topic for answers, such as [IMEI]/ATR)");
+			obj_error(&p, "response",
+				  "required (the topic for answers, such as [IMEI]/ATR)");
 		} else if (rr == 1 && *(why = publish_topic_problem(t))) {
 			obj_error(&p, "response", "%s", why);
 		} else if (rr == 1 && !(pair.response = strdup(t))) {
@@ -1790,7 +1872,8 @@ static void parse_status_topic(const struct obj *o, struct mqtt_config *m)
 	}
 	for (size_t j = 0; m->status_topic && j < m->at_topic_count; j++) {
 		if (topic_matches(m->at_topics[j].topic, m->status_topic)) {
-			obj_error(o, "status_topic", "'%.64s' is matched by the command topic '%.64s' (use a topic outside it)",
+			obj_error(o, "status_topic",
+				  "'%.64s' is matched by the command topic '%.64s' (use a topic outside it)",
 				  m->status_topic, m->at_topics[j].topic);
 			break;
 		}
@@ -1815,7 +1898,8 @@ static void parse_mqtt(struct ctx *c, const struct obj *top)
 		c->nomem = true;
 	if (get_text(&o, "password", &t) == 1 && *t) {
 		if (!m->username)
-			obj_error(&o, "password", "set without username (set username too, or remove password)");
+			obj_error(&o, "password",
+				  "set without username (set username too, or remove password)");
 		else if (!(m->password = strdup(t)))
 			c->nomem = true;
 	}
@@ -1844,7 +1928,8 @@ static void parse_mqtt(struct ctx *c, const struct obj *top)
 			if (obj_get(&o, tls_keys[i]))
 				obj_warn(&o, tls_keys[i], "ignored: the broker URL is not ssl://");
 		if (m->allow_all_certificates)
-			obj_warn(&o, "allow_all_certificates", "ignored: the broker URL is not ssl://");
+			obj_warn(&o, "allow_all_certificates",
+				 "ignored: the broker URL is not ssl://");
 		m->allow_all_certificates = false;
 		checks = false;
 	} else {
@@ -1858,9 +1943,11 @@ static void parse_mqtt(struct ctx *c, const struct obj *top)
 	get_path(&o, "cert_file", checks, false, &m->cert_file);
 	get_path(&o, "key_file", checks, false, &m->key_file);
 	if (checks && obj_get(&o, "cert_file") && !obj_get(&o, "key_file"))
-		obj_error(&o, "cert_file", "set without key_file (a client certificate needs its private key)");
+		obj_error(&o, "cert_file",
+			  "set without key_file (a client certificate needs its private key)");
 	if (checks && obj_get(&o, "key_file") && !obj_get(&o, "cert_file"))
-		obj_error(&o, "key_file", "set without cert_file (a private key needs its client certificate)");
+		obj_error(&o, "key_file",
+			  "set without cert_file (a private key needs its client certificate)");
 	if (!checks) {
 		/* Ignored means ignored: the MQTT module must not half-apply them. */
 		free(m->ca_file);
@@ -1876,11 +1963,13 @@ static void parse_mqtt(struct ctx *c, const struct obj *top)
 
 static void parse_remote(struct ctx *c, const struct obj *top)
 {
-	yaml_node_t *map = get_mapping(top, "remote", "remote command permissions (allow_writes, ...)");
+	yaml_node_t *map =
+		get_mapping(top, "remote", "remote command permissions (allow_writes, ...)");
 	struct remote_config *r = &c->cfg->remote;
 	struct obj o;
 
-	obj_scan(&o, c, map, "remote", obj_line(top, "remote"), remote_keys, ARRAY_SIZE(remote_keys));
+	obj_scan(&o, c, map, "remote", obj_line(top, "remote"), remote_keys,
+		 ARRAY_SIZE(remote_keys));
 	get_bool(&o, "allow_writes", &r->allow_writes);
 	get_bool(&o, "allow_setparam", &r->allow_setparam);
 	get_bool(&o, "allow_reboot", &r->allow_reboot);
@@ -1899,14 +1988,17 @@ static void parse_modem(struct ctx *c, const struct obj *top)
 	if (!map)
 		return;
 	if (get_strdup(&o, "device", &m->device) == 0)
-		obj_error(&o, "device", "required (the modem's AT port, such as /dev/ttyUSB2; remove the modem section when there is none)");
+		obj_error(&o, "device",
+			  "required (the modem's AT port, such as /dev/ttyUSB2; remove the modem section when there is none)");
 	else if (m->device && !*m->device)
-		obj_error(&o, "device", "must not be empty (the modem's AT port, such as /dev/ttyUSB2)");
+		obj_error(&o, "device",
+			  "must not be empty (the modem's AT port, such as /dev/ttyUSB2)");
 	for (size_t i = 0; m->device && i < c->cfg->serial_port_count; i++) {
 		const struct serial_port_config *p = &c->cfg->serial_ports[i];
 
 		if (p->device && !strcmp(p->device, m->device)) {
-			obj_error(&o, "device", "'%.64s' is already used by serial port '%s' (line %d)",
+			obj_error(&o, "device",
+				  "'%.64s' is already used by serial port '%s' (line %d)",
 				  m->device, p->name ? p->name : "?", p->line);
 			break;
 		}
@@ -1920,7 +2012,8 @@ static void parse_modem(struct ctx *c, const struct obj *top)
 		if (i < ARRAY_SIZE(baudrates))
 			m->baudrate = baudrates[i];
 		else
-			obj_error(&o, "baudrate", "%lld is not a supported baud rate (allowed: 1200 .. 921600, such as 9600 or 115200)",
+			obj_error(&o, "baudrate",
+				  "%lld is not a supported baud rate (allowed: 1200 .. 921600, such as 9600 or 115200)",
 				  v);
 	}
 	get_int(&o, "timeout_ms", 100, 300000, " ms", &m->timeout_ms);
@@ -1989,8 +2082,8 @@ static int read_file(struct ctx *c, unsigned char **buf, size_t *len)
 				fclose(f);
 				free(b);
 				push_diag(c, CONFIG_ERROR, 0,
-					  fmt_alloc("%s: cannot open: larger than %ld bytes", c->path,
-						    MAX_FILE_SIZE));
+					  fmt_alloc("%s: cannot open: larger than %ld bytes",
+						    c->path, MAX_FILE_SIZE));
 				return MB_ERR_IO;
 			}
 			cap = cap ? cap * 2 : 4096;
@@ -2035,8 +2128,8 @@ static int line_of_offset(const unsigned char *buf, size_t len, size_t off)
 	return line;
 }
 
-static void report_yaml_error(struct ctx *c, const yaml_parser_t *parser,
-			      const unsigned char *buf, size_t len)
+static void report_yaml_error(struct ctx *c, const yaml_parser_t *parser, const unsigned char *buf,
+			      size_t len)
 {
 	const char *problem = parser->problem ? parser->problem : "unknown problem";
 

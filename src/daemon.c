@@ -86,7 +86,8 @@ static struct config *reload(const char *path)
 	}
 	config_diags_free(&diags);
 	if (rc != 0) {
-		log_error("%s: %s; not restarting, the running configuration stays", path, mb_strerror(rc));
+		log_error("%s: %s; not restarting, the running configuration stays", path,
+			  mb_strerror(rc));
 		return NULL;
 	}
 	return next;
@@ -100,7 +101,8 @@ static void store_reading(void *arg, const struct reading *r)
 		return; /* the user turned ERR messages off; the failure itself was logged */
 	char *json = message_encode(r, &d->msg);
 	if (!json) {
-		log_error("device %s: out of memory encoding a reading; reading lost", r->device->id);
+		log_error("device %s: out of memory encoding a reading; reading lost",
+			  r->device->id);
 		return;
 	}
 	log_debug("device %s: %s", r->device->id, json);
@@ -134,11 +136,15 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		identity_from_modem(cfg, d.modem);
 	}
 	d.msg = (struct message_context){
-		.imei = cfg->imei, .logger_id = cfg->logger.id, .time_format = cfg->logger.time_format,
+		.imei = cfg->imei,
+		.logger_id = cfg->logger.id,
+		.time_format = cfg->logger.time_format,
 	};
 
 	log_info("modbridge %s starting (identity %s%s)", MODBRIDGE_VERSION, cfg->imei,
-		 cfg->imei_configured ? "" : d.modem ? ", from the modem or the host name" : ", from the host name");
+		 cfg->imei_configured ? ""
+		 : d.modem            ? ", from the modem or the host name"
+				      : ", from the host name");
 	rc = store_open(cfg->logger.store_path, &d.store);
 	if (rc) {
 		log_error("cannot open the store %s; not starting", cfg->logger.store_path);
@@ -157,7 +163,8 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		rc = forwarder_new(cfg, d.store, &d.fw);
 		/* The remote commands share the forwarder's connection; they subscribe first. */
 		if (rc == 0 && cfg->mqtt.at_topic_count)
-			rc = remote_new(cfg, forwarder_link(d.fw), d.store, d.modem, &hooks, &d.remote);
+			rc = remote_new(cfg, forwarder_link(d.fw), d.store, d.modem, &hooks,
+					&d.remote);
 		if (rc == 0)
 			rc = forwarder_start(d.fw);
 		if (rc) {
@@ -199,7 +206,8 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		if (sig == SIGUSR1 && !atomic_exchange(&restart_requested, false))
 			continue; /* not ours */
 		if (sig == SIGHUP || sig == SIGUSR1) {
-			log_info("%s: reloading %s", sig == SIGHUP ? "SIGHUP" : "remote command", cfg->path);
+			log_info("%s: reloading %s", sig == SIGHUP ? "SIGHUP" : "remote command",
+				 cfg->path);
 			*next = reload(cfg->path);
 			if (!*next)
 				continue;
@@ -248,7 +256,8 @@ int daemon_run(struct config *cfg)
 		rc = run_once(current, &set, &next);
 		if (rc != 0 && previous) {
 			log_error("the new configuration could not be started; starting the previous one "
-				  "again (the file %s still holds the new one)", current->path);
+				  "again (the file %s still holds the new one)",
+				  current->path);
 			config_free(current);
 			current = previous;
 			previous = NULL;

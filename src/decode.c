@@ -67,7 +67,7 @@ static uint64_t assemble(enum reg_order order, const uint16_t *regs, unsigned wi
 	unsigned nbytes = width * 2;
 	uint64_t x = 0;
 
-	for (unsigned r = 0; r < width; r++) {
+	for (size_t r = 0; r < width; r++) {
 		wire[2 * r] = (uint8_t)(regs[r] >> 8);
 		wire[2 * r + 1] = (uint8_t)(regs[r] & 0xFF);
 	}
@@ -178,12 +178,8 @@ int decode_format_json(const struct decoded_value *v, char *buf, size_t len)
 	int n;
 
 	switch (v->kind) {
-	case DECODED_INT:
-		n = snprintf(buf, len, "%" PRId64, v->v.i);
-		break;
-	case DECODED_UINT:
-		n = snprintf(buf, len, "%" PRIu64, v->v.u);
-		break;
+	case DECODED_INT: n = snprintf(buf, len, "%" PRId64, v->v.i); break;
+	case DECODED_UINT: n = snprintf(buf, len, "%" PRIu64, v->v.u); break;
 	case DECODED_FLOAT32:
 	case DECODED_FLOAT64:
 		if (!isfinite(v->v.f))
@@ -191,8 +187,7 @@ int decode_format_json(const struct decoded_value *v, char *buf, size_t len)
 		else
 			return format_real(v->v.f, v->kind == DECODED_FLOAT32, buf, len);
 		break;
-	default:
-		return -1;
+	default: return -1;
 	}
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }

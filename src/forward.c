@@ -48,15 +48,15 @@ struct forwarder {
 	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t wake;
 	bool connected;
-	bool pending;         /* the store may hold readings that are not in flight */
+	bool pending; /* the store may hold readings that are not in flight */
 	bool stopping;
 	int64_t stop_deadline_ms;
 	struct inflight *inflight;
 	size_t ninflight;
 	int *acked;
 	size_t nacked, acked_cap;
-	int64_t first_ack_ms;  /* when the oldest unapplied confirmation arrived */
-	size_t ack_batch;      /* a quarter of the window, at least 1 */
+	int64_t first_ack_ms; /* when the oldest unapplied confirmation arrived */
+	size_t ack_batch;     /* a quarter of the window, at least 1 */
 };
 
 static void on_connected(void *ctx)
@@ -93,7 +93,8 @@ static void on_published(void *ctx, int mid)
 		int *grown = realloc(fw->acked, cap * sizeof(int));
 		if (!grown) {
 			/* Not confirming only means the reading is sent again later. */
-			log_error("forwarder: out of memory recording a delivery; the reading will be resent");
+			log_error(
+				"forwarder: out of memory recording a delivery; the reading will be resent");
 			pthread_mutex_unlock(&fw->lock);
 			return;
 		}
@@ -126,7 +127,8 @@ static void process_acks(struct forwarder *fw)
 				continue;
 			/* False positive: a freed entry is replaced by the last one, never
 			 * visited again. NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
-			memcpy(ids + nids, fw->inflight[i].ids, fw->inflight[i].nids * sizeof(int64_t));
+			memcpy(ids + nids, fw->inflight[i].ids,
+			       fw->inflight[i].nids * sizeof(int64_t));
 			nids += fw->inflight[i].nids;
 			free(fw->inflight[i].ids);
 			fw->inflight[i] = fw->inflight[--fw->ninflight];
@@ -139,7 +141,8 @@ static void process_acks(struct forwarder *fw)
 	pthread_mutex_unlock(&fw->lock);
 	if (nids && store_delete(fw->store, ids, nids) != 0)
 		log_error("forwarder: could not remove %zu delivered reading(s) from the store; they "
-			  "may be sent again", nids);
+			  "may be sent again",
+			  nids);
 	free(ids);
 	pthread_mutex_lock(&fw->lock);
 }
@@ -242,7 +245,8 @@ static void publish_round(struct forwarder *fw)
 			free(ids);
 			break; /* not connected any more: the readings stay in the store */
 		}
-		fw->inflight[fw->ninflight++] = (struct inflight){.mid = mid, .ids = ids, .nids = span};
+		fw->inflight[fw->ninflight++] =
+			(struct inflight){.mid = mid, .ids = ids, .nids = span};
 		pos += span;
 	}
 out:
@@ -266,8 +270,9 @@ static void *forward_main(void *arg)
 	pthread_mutex_lock(&fw->lock);
 	for (;;) {
 		int64_t now = time_mono_ms();
-		if (fw->nacked && (fw->nacked >= fw->ack_batch || now - fw->first_ack_ms >= ACK_DELAY_MS ||
-				   fw->stopping || !fw->connected)) {
+		if (fw->nacked &&
+		    (fw->nacked >= fw->ack_batch || now - fw->first_ack_ms >= ACK_DELAY_MS ||
+		     fw->stopping || !fw->connected)) {
 			process_acks(fw);
 			continue;
 		}
@@ -310,7 +315,8 @@ int forwarder_new(const struct config *cfg, struct store *store, struct forwarde
 	fw->cfg = cfg;
 	fw->store = store;
 	fw->pending = true;
-	fw->ack_batch = cfg->logger.inflight_window / 4 > 0 ? (size_t)cfg->logger.inflight_window / 4 : 1;
+	fw->ack_batch =
+		cfg->logger.inflight_window / 4 > 0 ? (size_t)cfg->logger.inflight_window / 4 : 1;
 	pthread_mutex_init(&fw->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
@@ -370,7 +376,8 @@ void forwarder_stop(struct forwarder *fw, int flush_ms)
 	mqtt_link_stop(fw->link);
 	if (fw->ninflight)
 		log_info("forwarder: %zu message(s) unconfirmed at shutdown stay in the store and will "
-			 "be sent again", fw->ninflight);
+			 "be sent again",
+			 fw->ninflight);
 }
 
 void forwarder_free(struct forwarder *fw)

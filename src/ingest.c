@@ -98,7 +98,8 @@ void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *
 		}
 		if (!in->memory_full)
 			log_error("memory buffer full (%zu readings, the store is not writable): dropping "
-				  "the %s readings until the store recovers", in->count,
+				  "the %s readings until the store recovers",
+				  in->count,
 				  in->opt.policy == STORE_DROP_NEWEST ? "newest" : "oldest");
 		in->memory_full = true;
 	}
@@ -143,7 +144,8 @@ static void note_store_limit(struct ingest *in, int64_t dropped, size_t n)
 	if (dropped > 0) {
 		if (in->store_full_dropped == 0)
 			log_warn("store %s is full (its limit is reached): dropping the %s readings; "
-				 "`modbridge queue` shows the count", store_path(in->store),
+				 "`modbridge queue` shows the count",
+				 store_path(in->store),
 				 in->opt.policy == STORE_DROP_NEWEST ? "newest" : "oldest");
 		in->store_full_dropped += dropped;
 	} else if (n > 0 && in->store_full_dropped > 0) {
@@ -157,12 +159,12 @@ static void note_failure(struct ingest *in, int rc)
 {
 	if (rc == in->failing)
 		return;
-	const char *hint = rc == MB_ERR_DISK_FULL ? "free some space"
-			 : rc == MB_ERR_READONLY ? "the file system or file is read-only"
-			 : "see the debug log (-v) for SQLite's message";
+	const char *hint = rc == MB_ERR_DISK_FULL  ? "free some space"
+			   : rc == MB_ERR_READONLY ? "the file system or file is read-only"
+						   : "see the debug log (-v) for SQLite's message";
 	log_error("store %s: cannot store readings: %s (%s); keeping them in memory (up to %zu) "
-		  "and retrying", store_path(in->store), mb_strerror(rc), hint,
-		  in->opt.memory_max_messages);
+		  "and retrying",
+		  store_path(in->store), mb_strerror(rc), hint, in->opt.memory_max_messages);
 	in->failing = rc;
 }
 
@@ -200,9 +202,11 @@ static void *writer_main(void *arg)
 
 		int64_t dropped = 0;
 		int rc = n ? write_batch(in, batch, n, &dropped) : 0;
-		int rc_counter = rc == 0 && unrecorded ? store_count_dropped(in->store, unrecorded) : 0;
+		int rc_counter =
+			rc == 0 && unrecorded ? store_count_dropped(in->store, unrecorded) : 0;
 		if (rc == MB_ERR_CORRUPT)
-			store_recover(in->store); /* moves the file aside; the retry goes to a fresh one */
+			store_recover(
+				in->store); /* moves the file aside; the retry goes to a fresh one */
 
 		pthread_mutex_lock(&in->lock);
 		if (rc == 0) {
@@ -218,10 +222,12 @@ static void *writer_main(void *arg)
 			in->dropped_unrecorded -= unrecorded;
 			if (in->failing)
 				log_info("store %s: writable again; %zu reading(s) kept in memory are being "
-					 "stored", store_path(in->store), in->count + n);
+					 "stored",
+					 store_path(in->store), in->count + n);
 			if (in->memory_full && in->count < in->opt.memory_max_messages) {
 				log_warn("memory buffer no longer full; %lld reading(s) were dropped while the "
-					 "store was not writable", (long long)in->memory_dropped_episode);
+					 "store was not writable",
+					 (long long)in->memory_dropped_episode);
 				in->memory_full = false;
 				in->memory_dropped_episode = 0;
 			}
@@ -307,7 +313,8 @@ void ingest_stop(struct ingest *in, int timeout_ms)
 
 	if (in->count)
 		log_error("store %s: %zu reading(s) could not be stored before shutdown and are lost "
-			  "(%s)", store_path(in->store), in->count, mb_strerror(in->failing));
+			  "(%s)",
+			  store_path(in->store), in->count, mb_strerror(in->failing));
 	while (in->head) {
 		struct pending *next = in->head->next;
 		free_pending(in->head);

@@ -25,10 +25,10 @@
 struct ingest;
 
 struct ingest_options {
-	size_t memory_max_messages;       /* bound of the in-memory list */
+	size_t memory_max_messages; /* bound of the in-memory list */
 	size_t memory_max_bytes;
-	enum store_full_policy policy;    /* applied when the list is full */
-	void (*committed)(void *ctx);     /* called (writer thread) after readings are stored */
+	enum store_full_policy policy; /* applied when the list is full */
+	void (*committed)(void *ctx);  /* called (writer thread) after readings are stored */
 	void *ctx;
 };
 
@@ -36,7 +36,8 @@ struct ingest_options {
 int ingest_start(struct store *s, const struct ingest_options *opt, struct ingest **out);
 
 /* Queues one reading; takes ownership of payload (malloc'd, len bytes + NUL). */
-void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *payload, size_t len);
+void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *payload,
+		 size_t len);
 
 /* Readings waiting in memory (not yet in the store). */
 size_t ingest_pending(struct ingest *in);

@@ -46,8 +46,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		clock_gettime(CLOCK_REALTIME, &now);
 		gmtime_r(&now.tv_sec, &tm);
 		len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-		len += (size_t)snprintf(line + len, sizeof(line) - len, ".%03ldZ %s: ",
-					now.tv_nsec / 1000000L, names[level]);
+		len += (size_t)snprintf(line + len, sizeof(line) - len,
+					".%03ldZ %s: ", now.tv_nsec / 1000000L, names[level]);
 	}
 	va_start(ap, fmt);
 	int n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);

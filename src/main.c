@@ -107,16 +107,17 @@ static int cmd_check(const char *path)
 	       serial_devices, cfg->device_count - serial_devices, cfg->serial_port_count);
 	if (cfg->mqtt.enabled) {
 		printf("  mqtt: %s, QoS %d, %s\n", cfg->mqtt.broker, cfg->mqtt.qos,
-		       cfg->mqtt.tls ? (cfg->mqtt.allow_all_certificates ? "TLS WITHOUT verification"
-									  : "TLS with verification")
-				     : "no TLS");
+		       cfg->mqtt.tls
+			       ? (cfg->mqtt.allow_all_certificates ? "TLS WITHOUT verification"
+								   : "TLS with verification")
+			       : "no TLS");
 		if (cfg->mqtt.tls) {
 			print_cert("mqtt.ca_file", cfg->mqtt.ca_file, &problems);
 			print_cert("mqtt.cert_file", cfg->mqtt.cert_file, &problems);
 			if (cfg->mqtt.cert_file && cfg->mqtt.key_file) {
 				char why[512];
-				if (certinfo_check_key_pair(cfg->mqtt.cert_file, cfg->mqtt.key_file, why,
-							    sizeof(why)) != 0) {
+				if (certinfo_check_key_pair(cfg->mqtt.cert_file, cfg->mqtt.key_file,
+							    why, sizeof(why)) != 0) {
 					fprintf(stderr, "mqtt.key_file: %s\n", why);
 					problems++;
 				}
@@ -135,7 +136,9 @@ static int cmd_check(const char *path)
 		       r->allow_setparam ? " setparam" : "", r->allow_reboot ? " reboot" : "",
 		       r->allow_modem_passthrough ? " modem-passthrough" : "",
 		       r->allow_writes || r->allow_setparam || r->allow_reboot ||
-				       r->allow_modem_passthrough ? "" : " nothing");
+				       r->allow_modem_passthrough
+			       ? ""
+			       : " nothing");
 	}
 	if (cfg->modem.device)
 		printf("  modem: %s%s\n", cfg->modem.device,
@@ -247,7 +250,8 @@ static int cmd_at(const char *path, const char *text)
 	if (reply.ok && !reply.nomem)
 		log_info("local: '%s' -> OK", shown);
 	else
-		log_info("local: '%s' -> ERROR: %s", shown, reply.nomem ? "out of memory" : reply.error);
+		log_info("local: '%s' -> ERROR: %s", shown,
+			 reply.nomem ? "out of memory" : reply.error);
 	char *out = command_reply_text(&reply, "\n", &len);
 	int status = reply.ok && !reply.nomem ? 0 : 1;
 	if (out)
@@ -264,12 +268,9 @@ static int cmd_at(const char *path, const char *text)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
 	};
 	const char *config_path = DEFAULT_CONFIG;
 	int opt;
@@ -309,7 +310,8 @@ int main(int argc, char **argv)
 		return cmd_read(config_path, argv[optind]);
 	} else if (!strcmp(command, "at")) {
 		if (optind != argc - 1) {
-			fprintf(stderr, "modbridge at: give one command, quoted, such as 'AT+CSQ'\n");
+			fprintf(stderr,
+				"modbridge at: give one command, quoted, such as 'AT+CSQ'\n");
 			return 2;
 		}
 		return cmd_at(config_path, argv[optind]);

@@ -25,7 +25,7 @@ struct reading {
 	int64_t ts_ms;                      /* wall-clock time the poll started */
 	uint16_t *values;                   /* all blocks' values in order; bits are 0/1 */
 	size_t value_count;
-	char error[READING_ERROR_MAX];      /* "" when the poll succeeded */
+	char error[READING_ERROR_MAX]; /* "" when the poll succeeded */
 	/* Typed devices (type other than word): the decoded values, which V then holds; the
 	 * registers stay in values. NULL for word devices. Freed by reading_clear. */
 	struct decoded_value *decoded;
@@ -33,9 +33,9 @@ struct reading {
 };
 
 struct message_context {
-	const char *imei;                 /* -> "IMEI" */
-	const char *logger_id;            /* -> "P" */
-	enum time_format time_format;     /* "TS" as ISO-8601 text or unix seconds text */
+	const char *imei;             /* -> "IMEI" */
+	const char *logger_id;        /* -> "P" */
+	enum time_format time_format; /* "TS" as ISO-8601 text or unix seconds text */
 };
 
 /*

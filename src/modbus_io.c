@@ -61,10 +61,10 @@ struct mbio {
 	char *host;                            /* TCP only */
 	int tcp_port;
 	char name[160];
-	bool lost;                 /* the link failed: log when it works again */
-	int last_exception;        /* exception code of the last read, 0: none */
-	int64_t silent_us;         /* RTU: silence kept before each request */
-	int64_t last_activity_us;  /* RTU: monotonic end of the last transaction */
+	bool lost;                    /* the link failed: log when it works again */
+	int last_exception;           /* exception code of the last read, 0: none */
+	int64_t silent_us;            /* RTU: silence kept before each request */
+	int64_t last_activity_us;     /* RTU: monotonic end of the last transaction */
 	struct late_window late[256]; /* RTU: indexed by slave address */
 };
 
@@ -223,7 +223,8 @@ static int link_open(struct mbio *io, int timeout_ms, char *reason, size_t len)
 {
 	if (io->is_rtu) {
 		const struct serial_port_config *p = io->port;
-		io->ctx = modbus_new_rtu(p->device, p->baudrate, p->parity, p->data_bits, p->stop_bits);
+		io->ctx = modbus_new_rtu(p->device, p->baudrate, p->parity, p->data_bits,
+					 p->stop_bits);
 	} else {
 		char service[8];
 		snprintf(service, sizeof(service), "%d", io->tcp_port);
@@ -239,7 +240,8 @@ static int link_open(struct mbio *io, int timeout_ms, char *reason, size_t len)
 	if (modbus_connect(io->ctx) == -1) {
 		int err = errno;
 		if (io->is_rtu)
-			snprintf(reason, len, "cannot open %s: %s", io->port->device, modbus_strerror(err));
+			snprintf(reason, len, "cannot open %s: %s", io->port->device,
+				 modbus_strerror(err));
 		else if (err == ECONNREFUSED)
 			snprintf(reason, len, "connection refused");
 		else
@@ -254,10 +256,12 @@ static int link_open(struct mbio *io, int timeout_ms, char *reason, size_t len)
 		 * `modbridge read` or `modbridge at` started beside it is refused instead. */
 		int err = errno;
 		if (err == EWOULDBLOCK)
-			snprintf(reason, len, "%s is in use by another process (is the daemon running?)",
+			snprintf(reason, len,
+				 "%s is in use by another process (is the daemon running?)",
 				 io->port->device);
 		else
-			snprintf(reason, len, "cannot lock %s: %s", io->port->device, strerror(err));
+			snprintf(reason, len, "cannot lock %s: %s", io->port->device,
+				 strerror(err));
 		modbus_close(io->ctx);
 		modbus_free(io->ctx);
 		io->ctx = NULL;
@@ -269,7 +273,8 @@ static int link_open(struct mbio *io, int timeout_ms, char *reason, size_t len)
 		 * an RS-485 UART", so the failure is deliberately ignored. */
 		(void)modbus_rtu_set_serial_mode(io->ctx, MODBUS_RTU_RS485);
 		int bt = io->port->byte_timeout_ms;
-		modbus_set_byte_timeout(io->ctx, (uint32_t)(bt / 1000), (uint32_t)(bt % 1000) * 1000);
+		modbus_set_byte_timeout(io->ctx, (uint32_t)(bt / 1000),
+					(uint32_t)(bt % 1000) * 1000);
 	}
 	/* Stale bytes from a previous user of the line (or a socat pty) must not be taken
 	 * for the first reply. */
@@ -295,8 +300,7 @@ static void link_lost(struct mbio *io, const char *reason)
 	io->lost = true;
 }
 
-static bool same_request(const struct late_window *w, int function, uint16_t start,
-			 uint16_t count)
+static bool same_request(const struct late_window *w, int function, uint16_t start, uint16_t count)
 {
 	return w->function == function && w->start == start && w->count == count;
 }
@@ -360,7 +364,8 @@ static int finish_request(struct mbio *io, int err, bool pending, int slave, int
 		 * request was still outstanding, that answer may have been its, and ours may
 		 * still come: keep the slave's window open past our own time-out. */
 		if (pending)
-			rtu_open_window(io, slave, function, start, count, sent_ms + 2LL * timeout_ms);
+			rtu_open_window(io, slave, function, start, count,
+					sent_ms + 2LL * timeout_ms);
 		if (!exception)
 			return 0;
 		io->last_exception = err - MODBUS_ENOBASE;
@@ -433,12 +438,8 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
 				dest[i] = bits[i] ? 1 : 0;
 		break;
 	}
-	case 3:
-		rc = modbus_read_registers(io->ctx, start, count, dest);
-		break;
-	default:
-		rc = modbus_read_input_registers(io->ctx, start, count, dest);
-		break;
+	case 3: rc = modbus_read_registers(io->ctx, start, count, dest); break;
+	default: rc = modbus_read_input_registers(io->ctx, start, count, dest); break;
 	}
 	int err = rc == count ? 0 : rc == -1 ? errno : EMBBADDATA;
 	return finish_request(io, err, pending, slave, function, start, count, timeout_ms, sent_ms,
@@ -475,20 +476,14 @@ int mbio_write(struct mbio *io, int slave, int function, uint16_t address, uint1
 	int64_t sent_ms = time_mono_ms();
 
 	switch (function) {
-	case 5:
-		rc = modbus_write_bit(io->ctx, address, value);
-		break;
-	case 6:
-		rc = modbus_write_register(io->ctx, address, value);
-		break;
+	case 5: rc = modbus_write_bit(io->ctx, address, value); break;
+	case 6: rc = modbus_write_register(io->ctx, address, value); break;
 	case 15: {
 		uint8_t bit = (uint8_t)value;
 		rc = modbus_write_bits(io->ctx, address, 1, &bit);
 		break;
 	}
-	default:
-		rc = modbus_write_registers(io->ctx, address, 1, &value);
-		break;
+	default: rc = modbus_write_registers(io->ctx, address, 1, &value); break;
 	}
 	int err = rc == 1 ? 0 : rc == -1 ? errno : EMBBADDATA;
 	return finish_request(io, err, pending, slave, function, address, 1, timeout_ms, sent_ms,

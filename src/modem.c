@@ -111,7 +111,8 @@ static int port_open(struct modem *m, char *reason, size_t len)
 		cfsetispeed(&t, speed_of(m->cfg->baudrate));
 		cfsetospeed(&t, speed_of(m->cfg->baudrate));
 		if (tcsetattr(fd, TCSANOW, &t) != 0)
-			log_debug("modem %s: cannot set the line settings: %s", dev, strerror(errno));
+			log_debug("modem %s: cannot set the line settings: %s", dev,
+				  strerror(errno));
 	} else {
 		/* Not a terminal (a test double on a plain pipe, say): use it as it is. */
 		log_debug("modem %s: not a terminal: %s", dev, strerror(errno));
@@ -141,7 +142,8 @@ static void add_line(struct modem_reply *reply, size_t *used, bool *cut, const c
 	if (*cut)
 		return;
 	if (*used + n + 2 > sizeof(reply->text) - 16) {
-		snprintf(reply->text + *used, sizeof(reply->text) - *used, "%s(cut)", *used ? "\n" : "");
+		snprintf(reply->text + *used, sizeof(reply->text) - *used, "%s(cut)",
+			 *used ? "\n" : "");
 		*used += strlen(reply->text + *used);
 		*cut = true;
 		return;
@@ -183,7 +185,8 @@ int modem_command(struct modem *m, const char *command, struct modem_reply *repl
 	int timeout_ms = m->cfg->timeout_ms;
 
 	if (clen == 0 || clen > MODEM_COMMAND_MAX) {
-		snprintf(reason, reason_len, "a modem command has 1..%d characters", MODEM_COMMAND_MAX);
+		snprintf(reason, reason_len, "a modem command has 1..%d characters",
+			 MODEM_COMMAND_MAX);
 		return MB_ERR_INVAL;
 	}
 	for (size_t i = 0; i < clen; i++) {
@@ -199,7 +202,8 @@ int modem_command(struct modem *m, const char *command, struct modem_reply *repl
 	tcflush(m->fd, TCIFLUSH);
 	int64_t deadline = time_mono_ms() + timeout_ms;
 	char line_end = '\r';
-	if (write_all(m->fd, command, clen, deadline) != 0 || write_all(m->fd, &line_end, 1, deadline) != 0) {
+	if (write_all(m->fd, command, clen, deadline) != 0 ||
+	    write_all(m->fd, &line_end, 1, deadline) != 0) {
 		snprintf(reason, reason_len, "cannot write to the modem %s: %s", m->cfg->device,
 			 strerror(errno));
 		port_close(m);
@@ -237,8 +241,8 @@ int modem_command(struct modem *m, const char *command, struct modem_reply *repl
 		if (got < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (got <= 0) {
-			snprintf(reason, reason_len, "the modem %s stopped answering: %s", m->cfg->device,
-				 got == 0 ? "end of file" : strerror(errno));
+			snprintf(reason, reason_len, "the modem %s stopped answering: %s",
+				 m->cfg->device, got == 0 ? "end of file" : strerror(errno));
 			port_close(m); /* reopened by the next command */
 			rc = MB_ERR_IO;
 			break;

@@ -52,18 +52,18 @@ struct mqtt_link {
 	struct subscription {
 		char *filter;
 		int qos;
-		int mid;      /* of the last SUBSCRIBE, to match the SUBACK (network thread) */
-	} *subs;
+		int mid; /* of the last SUBSCRIBE, to match the SUBACK (network thread) */
+	} * subs;
 	size_t sub_count;
 	mqtt_message_fn on_message;
 	void *message_ctx;
-	char *status_topic;   /* NULL: no status topic */
-	atomic_int protocol;  /* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
+	char *status_topic;  /* NULL: no status topic */
+	atomic_int protocol; /* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
 
 	/* Per connection attempt, written and read on the network thread only. */
 	bool got_connack;
-	char refusal[160];    /* CONNACK refusal text */
-	char tls_error[200];  /* the last OpenSSL error the library logged */
+	char refusal[160];      /* CONNACK refusal text */
+	char tls_error[200];    /* the last OpenSSL error the library logged */
 	bool protocol_fallback; /* the broker refused MQTT 5: retry with 3.1.1 now */
 	char last_failure[400];
 };
@@ -107,7 +107,8 @@ static void subscribe_all(struct mqtt_link *link)
 		int rc = mosquitto_subscribe_v5(link->mosq, &sub->mid, sub->filter, sub->qos,
 						v5 ? MQTT_SUB_OPT_NO_LOCAL : 0, NULL);
 		if (rc != MOSQ_ERR_SUCCESS)
-			log_error("mqtt: cannot subscribe to '%s': %s", sub->filter, mosquitto_strerror(rc));
+			log_error("mqtt: cannot subscribe to '%s': %s", sub->filter,
+				  mosquitto_strerror(rc));
 	}
 }
 
@@ -122,8 +123,8 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_cou
 		/* 0x80 (MQTT 3.1.1) or a reason code >= 0x80 (MQTT 5) is a refusal. */
 		if (qos_count < 1 || granted[0] >= 0x80)
 			log_error("mqtt: the broker refused the subscription to '%s' (reason %d); "
-				  "commands on it will not arrive", link->subs[i].filter,
-				  qos_count < 1 ? -1 : granted[0]);
+				  "commands on it will not arrive",
+				  link->subs[i].filter, qos_count < 1 ? -1 : granted[0]);
 		else
 			log_info("mqtt: subscribed to '%s'", link->subs[i].filter);
 		return;
@@ -163,9 +164,11 @@ static void refusal_text(struct mqtt_link *link, int rc, char *out, size_t len)
 		char reason[96];
 		snprintf(reason, sizeof(reason), "%s", mosquitto_reason_string(rc));
 		reason[0] = (char)tolower((unsigned char)reason[0]);
-		snprintf(out, len, "broker refused the connection: %s (reason code %d)", reason, rc);
+		snprintf(out, len, "broker refused the connection: %s (reason code %d)", reason,
+			 rc);
 	} else {
-		snprintf(out, len, "broker refused the connection: %s", mosquitto_connack_string(rc));
+		snprintf(out, len, "broker refused the connection: %s",
+			 mosquitto_connack_string(rc));
 	}
 }
 
@@ -231,7 +234,8 @@ static void explain_failure(struct mqtt_link *link, int rc, int err, char *out, 
 	if (link->refusal[0]) {
 		snprintf(out, len, "%s", link->refusal);
 	} else if (strstr(t, "certificate verify failed")) {
-		snprintf(out, len, "TLS: the broker's certificate could not be verified (untrusted CA, "
+		snprintf(out, len,
+			 "TLS: the broker's certificate could not be verified (untrusted CA, "
 			 "expired, or it does not match the host name '%s'); check ca_file [%s]",
 			 link->cfg->host, t);
 	} else if (strstr(t, "certificate required")) {
@@ -244,9 +248,11 @@ static void explain_failure(struct mqtt_link *link, int rc, int err, char *out, 
 	} else if (rc == MOSQ_ERR_ERRNO && err) {
 		snprintf(out, len, "%s", strerror(err));
 	} else if (!link->got_connack && link->cfg->tls) {
-		snprintf(out, len, "the broker closed the connection before accepting it (%s); it may "
+		snprintf(out, len,
+			 "the broker closed the connection before accepting it (%s); it may "
 			 "require a client certificate%s or reject ours",
-			 mosquitto_strerror(rc), link->cfg->cert_file ? "" : " (cert_file/key_file not set)");
+			 mosquitto_strerror(rc),
+			 link->cfg->cert_file ? "" : " (cert_file/key_file not set)");
 	} else {
 		snprintf(out, len, "%s", mosquitto_strerror(rc));
 	}
@@ -255,10 +261,11 @@ static void explain_failure(struct mqtt_link *link, int rc, int err, char *out, 
 static void report_failure(struct mqtt_link *link, bool was_connected, const char *reason)
 {
 	if (was_connected)
-		log_warn("mqtt: connection to %s lost: %s; reconnecting", link->cfg->broker, reason);
+		log_warn("mqtt: connection to %s lost: %s; reconnecting", link->cfg->broker,
+			 reason);
 	else if (strcmp(reason, link->last_failure) != 0)
-		log_error("mqtt: cannot connect to %s: %s (retrying with back-off)", link->cfg->broker,
-			  reason);
+		log_error("mqtt: cannot connect to %s: %s (retrying with back-off)",
+			  link->cfg->broker, reason);
 	snprintf(link->last_failure, sizeof(link->last_failure), "%s", reason);
 }
 
@@ -295,7 +302,8 @@ static void *network_main(void *arg)
 		link->refusal[0] = '\0';
 		link->tls_error[0] = '\0';
 		errno = 0;
-		int rc = first ? mosquitto_connect_async(link->mosq, cfg->host, cfg->port, cfg->keepalive_s)
+		int rc = first ? mosquitto_connect_async(link->mosq, cfg->host, cfg->port,
+							 cfg->keepalive_s)
 			       : mosquitto_reconnect_async(link->mosq);
 		int err = errno;
 		first = false;
@@ -352,8 +360,8 @@ static int setup_tls(struct mqtt_link *link)
 	if (rc != MOSQ_ERR_SUCCESS) {
 		log_error("mqtt: TLS set-up failed (ca_file %s, ca_path %s, cert_file %s, key_file %s): %s",
 			  ca_file ? ca_file : "-", ca_path ? ca_path : "-",
-			  cfg->cert_file ? cfg->cert_file : "-", cfg->key_file ? cfg->key_file : "-",
-			  mosquitto_strerror(rc));
+			  cfg->cert_file ? cfg->cert_file : "-",
+			  cfg->key_file ? cfg->key_file : "-", mosquitto_strerror(rc));
 		return MB_ERR_TLS;
 	}
 	if (cfg->allow_all_certificates) {
@@ -456,7 +464,8 @@ int mqtt_link_subscribe(struct mqtt_link *link, const char *filter, int qos)
 	char *copy = strdup(filter);
 	if (!copy)
 		return MB_ERR_NOMEM;
-	link->subs[link->sub_count++] = (struct subscription){.filter = copy, .qos = qos, .mid = -1};
+	link->subs[link->sub_count++] =
+		(struct subscription){.filter = copy, .qos = qos, .mid = -1};
 	return 0;
 }
 

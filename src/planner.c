@@ -20,7 +20,7 @@
 /* Over TCP, what a transaction costs beyond its bytes: a round trip on a LAN (order of
  * magnitude only; it just has to dwarf the bytes so merging minimises transactions). */
 #define TCP_TX_NS 1000000LL
-#define TCP_BYTE_NS 80LL /* about 100 Mbit/s */
+#define TCP_BYTE_NS 80LL      /* about 100 Mbit/s */
 #define TCP_OVERHEAD_BYTES 21 /* MBAP headers and PDU fields of request + response */
 
 struct range {
@@ -166,10 +166,12 @@ int planner_plan(const struct block *blocks, size_t n, int function, unsigned ma
 		/* The unoptimised requests: each block as configured, cut only where too long. */
 		for (size_t i = 0; i < n; i++) {
 			size_t first = m;
-			cut(pieces, &m, blocks[i].start, (uint32_t)blocks[i].start + blocks[i].count, max);
+			cut(pieces, &m, blocks[i].start,
+			    (uint32_t)blocks[i].start + blocks[i].count, max);
 			for (size_t k = first; k < m; k++)
 				tx[ntx++] = (struct plan_tx){(uint16_t)pieces[k].start,
-							     (uint16_t)(pieces[k].end - pieces[k].start),
+							     (uint16_t)(pieces[k].end -
+									pieces[k].start),
 							     false, i};
 		}
 		goto done;
@@ -179,7 +181,8 @@ int planner_plan(const struct block *blocks, size_t n, int function, unsigned ma
 	if (!ranges)
 		goto fail;
 	for (size_t i = 0; i < n; i++)
-		ranges[i] = (struct range){blocks[i].start, (uint32_t)blocks[i].start + blocks[i].count};
+		ranges[i] = (struct range){blocks[i].start,
+					   (uint32_t)blocks[i].start + blocks[i].count};
 	qsort(ranges, n, sizeof(*ranges), cmp_range);
 
 	/* Runs of overlapping or touching ranges, each cut into pieces. */
@@ -216,8 +219,9 @@ int planner_plan(const struct block *blocks, size_t n, int function, unsigned ma
 	/* Walk the choices back; groups come out last first. */
 	for (size_t i = m; i > 0; i = from[i]) {
 		size_t j = from[i];
-		tx[ntx++] = (struct plan_tx){(uint16_t)pieces[j].start,
-					     (uint16_t)(pieces[i - 1].end - pieces[j].start), false, 0};
+		tx[ntx++] =
+			(struct plan_tx){(uint16_t)pieces[j].start,
+					 (uint16_t)(pieces[i - 1].end - pieces[j].start), false, 0};
 	}
 	for (size_t k = 0; k < ntx; k++)
 		describe_tx(blocks, n, &tx[k]);

@@ -56,9 +56,9 @@ struct line_timing {
 
 struct plan_cost {
 	size_t transactions;
-	size_t request_bytes;  /* RTU frames on the wire */
+	size_t request_bytes; /* RTU frames on the wire */
 	size_t response_bytes;
-	int64_t time_ns;       /* estimated line time (RTU), 0 without a line model */
+	int64_t time_ns; /* estimated line time (RTU), 0 without a line model */
 };
 
 /* Bits per character on the wire: 1 start + data bits + parity (0/1) + stop bits. */

@@ -48,24 +48,24 @@
 
 struct scheduled_device {
 	const struct device_config *dev;
-	int64_t next_ms;   /* wall-clock instant of the next read */
-	bool failing;      /* last read failed: log only the change of state */
-	bool overrunning;  /* last schedule slipped: log only the change of state */
+	int64_t next_ms;  /* wall-clock instant of the next read */
+	bool failing;     /* last read failed: log only the change of state */
+	bool overrunning; /* last schedule slipped: log only the change of state */
 	/* Request plans (planner.h): plan is what we read with; exact is the blocks as
 	 * configured, the fallback when the device refuses a merged read. */
 	struct plan plan;
 	struct plan exact;
 	bool use_exact;
 	/* Fault isolation: the state behind note_result's log lines and the back-off. */
-	unsigned fail_streak;       /* failed polls in a row that count towards back-off */
-	unsigned failed_polls;      /* failed polls since the device was last seen well */
-	int64_t down_since_ms;      /* wall clock of the first failed poll of the streak */
-	bool backing_off;           /* polled only at probe_ms and later */
-	int64_t backoff_ms;         /* current interval between polls while backing off */
-	int64_t probe_ms;           /* wall-clock instant of the next poll while backing off */
+	unsigned fail_streak;  /* failed polls in a row that count towards back-off */
+	unsigned failed_polls; /* failed polls since the device was last seen well */
+	int64_t down_since_ms; /* wall clock of the first failed poll of the streak */
+	bool backing_off;      /* polled only at probe_ms and later */
+	int64_t backoff_ms;    /* current interval between polls while backing off */
+	int64_t probe_ms;      /* wall-clock instant of the next poll while backing off */
 	char last_error[READING_ERROR_MAX];
-	size_t requests;            /* requests sent by the last read (retries included) */
-	bool refused;               /* the last read failed on an exception: the device answered */
+	size_t requests; /* requests sent by the last read (retries included) */
+	bool refused;    /* the last read failed on an exception: the device answered */
 	struct poll_device_status status; /* for remote status; guarded by the bus lock */
 };
 
@@ -81,7 +81,7 @@ struct bus {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool stop;
-	pthread_cond_t done;               /* a remote request finished */
+	pthread_cond_t done; /* a remote request finished */
 	struct poll_request *queue, *queue_tail;
 };
 
@@ -144,8 +144,8 @@ static int decode_reading(struct reading *r)
 	if (!r->decoded)
 		return MB_ERR_NOMEM;
 	/* Every block holds whole values (config.c checks it), so the concatenation does. */
-	r->decoded_count = decode_registers(dev->type, dev->order, r->values, r->value_count,
-					    r->decoded);
+	r->decoded_count =
+		decode_registers(dev->type, dev->order, r->values, r->value_count, r->decoded);
 	return 0;
 }
 
@@ -250,8 +250,8 @@ static void note_result(struct mbio *io, struct scheduled_device *sd, const stru
 		if (sd->failing)
 			log_info("device %s (address %s on %s): back after %lld s (%u failed poll%s)",
 				 dev->id, dev->address_text, mbio_name(io),
-				 (long long)((r->ts_ms - sd->down_since_ms) / 1000), sd->failed_polls,
-				 sd->failed_polls == 1 ? "" : "s");
+				 (long long)((r->ts_ms - sd->down_since_ms) / 1000),
+				 sd->failed_polls, sd->failed_polls == 1 ? "" : "s");
 		sd->failing = false;
 		sd->backing_off = false;
 		sd->fail_streak = 0;
@@ -376,7 +376,8 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 			/* bench/modbus_bus.py reads this line: keep its form. */
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			log_debug("device %s: read in %.1f ms with %zu request(s)", sd->dev->id,
-				  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+				  (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+					  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
 				  sd->requests);
 			note_result(bus->io, sd, &r, instant);
 			record_status(bus, sd, &r);
@@ -463,8 +464,9 @@ static bool same_bus(const struct device_config *a, const struct device_config *
 
 static int bus_init(struct bus *bus, struct poller *p, const struct device_config *first)
 {
-	int rc = first->transport == TRANSPORT_RTU ? mbio_new_rtu(first->serial, &bus->io)
-						   : mbio_new_tcp(first->host, first->port, &bus->io);
+	int rc = first->transport == TRANSPORT_RTU
+			 ? mbio_new_rtu(first->serial, &bus->io)
+			 : mbio_new_tcp(first->host, first->port, &bus->io);
 	if (rc)
 		return rc;
 	bus->owner = p;
@@ -476,6 +478,26 @@ static int bus_init(struct bus *bus, struct poller *p, const struct device_confi
 	pthread_cond_init(&bus->done, &attr);
 	pthread_condattr_destroy(&attr);
 	return 0;
+}
+
+/* The bus that dev belongs to: an existing one, or a new one (NULL when out of memory). */
+static struct bus *bus_for(struct poller *p, const struct config *cfg,
+			   const struct device_config *dev)
+{
+	for (size_t b = 0; b < p->bus_count; b++)
+		if (p->buses[b].devices && same_bus(p->buses[b].devices[0].dev, dev))
+			return &p->buses[b];
+	struct scheduled_device *devices = calloc(cfg->device_count, sizeof(*devices));
+	if (!devices)
+		return NULL;
+	struct bus *bus = &p->buses[p->bus_count];
+	if (bus_init(bus, p, dev) != 0) {
+		free(devices);
+		return NULL;
+	}
+	bus->devices = devices;
+	p->bus_count++;
+	return bus;
 }
 
 int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, struct poller **out)
@@ -496,19 +518,9 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 		const struct device_config *dev = &cfg->devices[i];
 		if (!dev->logger)
 			continue;
-		struct bus *bus = NULL;
-		for (size_t b = 0; b < p->bus_count && !bus; b++)
-			if (same_bus(p->buses[b].devices[0].dev, dev))
-				bus = &p->buses[b];
-		if (!bus) {
-			bus = &p->buses[p->bus_count];
-			if (bus_init(bus, p, dev) != 0)
-				goto nomem;
-			bus->devices = calloc(cfg->device_count, sizeof(struct scheduled_device));
-			p->bus_count++;
-			if (!bus->devices)
-				goto nomem;
-		}
+		struct bus *bus = bus_for(p, cfg, dev);
+		if (!bus)
+			goto nomem;
 		struct scheduled_device *sd = &bus->devices[bus->device_count++];
 		sd->dev = dev;
 		sd->next_ms = time_next_aligned_ms(now, dev->period_ms);

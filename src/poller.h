@@ -51,15 +51,15 @@ int poll_device_now(const struct device_config *dev, struct reading *out);
  * that owns the bus, between two device reads: never interleaved with a poll on the line.
  */
 struct poll_request {
-	bool write;           /* false: read count values into values; true: write values[0] */
-	int slave;            /* RTU slave address or TCP unit id */
-	int function;         /* read: 1..4; write: 5, 6, 15 or 16 (see mbio_write) */
+	bool write;   /* false: read count values into values; true: write values[0] */
+	int slave;    /* RTU slave address or TCP unit id */
+	int function; /* read: 1..4; write: 5, 6, 15 or 16 (see mbio_write) */
 	uint16_t address;
-	uint16_t count;       /* read: how many values; write: 1 */
-	uint16_t *values;     /* caller's buffer of count entries */
-	int timeout_ms;       /* response time-out of the request */
+	uint16_t count;   /* read: how many values; write: 1 */
+	uint16_t *values; /* caller's buffer of count entries */
+	int timeout_ms;   /* response time-out of the request */
 	/* The outcome, valid after poller_execute returned 0. */
-	int rc;               /* 0, MB_ERR_IO (link not open), MB_ERR_MODBUS, MB_ERR_INVAL */
+	int rc; /* 0, MB_ERR_IO (link not open), MB_ERR_MODBUS, MB_ERR_INVAL */
 	char reason[READING_ERROR_MAX]; /* why it failed: "timeout", "exception 2 ..." */
 	/* Private to the poller. */
 	int state;

@@ -30,10 +30,10 @@
 #define AUDIT_TEXT_MAX 200
 
 struct job {
-	char *topic;            /* the AT topic the command came in on */
-	char *reply_topic;      /* where the reply goes */
-	char note[160];         /* for the audit line: why the request's response topic was not used */
-	char *payload;          /* NULL when too long to keep (len says how long) */
+	char *topic;       /* the AT topic the command came in on */
+	char *reply_topic; /* where the reply goes */
+	char note[160];    /* for the audit line: why the request's response topic was not used */
+	char *payload;     /* NULL when too long to keep (len says how long) */
 	size_t len;
 	void *correlation;
 	size_t correlation_len;
@@ -41,8 +41,8 @@ struct job {
 };
 
 struct topic_pair {
-	char *filter;    /* [IMEI] replaced */
-	char *response;  /* [IMEI] replaced */
+	char *filter;   /* [IMEI] replaced */
+	char *response; /* [IMEI] replaced */
 };
 
 struct remote {
@@ -90,8 +90,8 @@ static void reply_and_audit(struct remote *r, const struct job *j, const struct 
 					 j->correlation, j->correlation_len, NULL) != 0)
 		sent = " (reply not sent: not connected to the broker)";
 	if (rep->ok && !rep->nomem)
-		log_info("remote: '%s' on %s -> OK, reply on %s%s%s", shown, j->topic, j->reply_topic,
-			 j->note, sent);
+		log_info("remote: '%s' on %s -> OK, reply on %s%s%s", shown, j->topic,
+			 j->reply_topic, j->note, sent);
 	else
 		log_info("remote: '%s' on %s -> ERROR: %s, reply on %s%s%s", shown, j->topic,
 			 rep->nomem ? "out of memory" : rep->error, j->reply_topic, j->note, sent);
@@ -124,7 +124,8 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&r->lock);
 
 		if (stopping) {
-			refuse(r, j, "the gateway is stopping or restarting; the command was not executed");
+			refuse(r, j,
+			       "the gateway is stopping or restarting; the command was not executed");
 		} else {
 			struct command_reply rep;
 			command_execute(&r->env, j->payload, j->len, &rep);
@@ -222,7 +223,8 @@ static void on_message(void *ctx, const struct mqtt_message *msg)
 	pthread_mutex_unlock(&r->lock);
 	if (busy) {
 		char text[96];
-		snprintf(text, sizeof(text), "busy: %d commands are waiting; try again later", MAX_PENDING);
+		snprintf(text, sizeof(text), "busy: %d commands are waiting; try again later",
+			 MAX_PENDING);
 		refuse(r, j, text);
 		job_free(j);
 	}
@@ -242,7 +244,11 @@ int remote_new(const struct config *cfg, struct mqtt_link *link, struct store *s
 	r->link = link;
 	r->hooks = *hooks;
 	r->env = (struct command_env){
-		.cfg = cfg, .store = store, .modem = modem, .link = link, .daemon = true,
+		.cfg = cfg,
+		.store = store,
+		.modem = modem,
+		.link = link,
+		.daemon = true,
 	};
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->wake, NULL);
@@ -250,14 +256,16 @@ int remote_new(const struct config *cfg, struct mqtt_link *link, struct store *s
 	r->logger_topic = config_subst_imei(cfg->logger.topic, cfg->imei);
 	if (!r->logger_topic)
 		goto nomem;
-	if (cfg->mqtt.status_topic && !(r->status_topic = config_subst_imei(cfg->mqtt.status_topic, cfg->imei)))
+	if (cfg->mqtt.status_topic &&
+	    !(r->status_topic = config_subst_imei(cfg->mqtt.status_topic, cfg->imei)))
 		goto nomem;
 	for (size_t i = 0; i < cfg->mqtt.at_topic_count; i++) {
 		struct topic_pair *p = &r->pairs[r->pair_count];
 		p->filter = config_subst_imei(cfg->mqtt.at_topics[i].topic, cfg->imei);
 		p->response = config_subst_imei(cfg->mqtt.at_topics[i].response, cfg->imei);
 		r->pair_count++;
-		if (!p->filter || !p->response || mqtt_link_subscribe(link, p->filter, cfg->mqtt.qos) != 0)
+		if (!p->filter || !p->response ||
+		    mqtt_link_subscribe(link, p->filter, cfg->mqtt.qos) != 0)
 			goto nomem;
 		log_info("remote: commands on %s, replies on %s", p->filter, p->response);
 	}

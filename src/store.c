@@ -47,8 +47,8 @@ struct store {
 	sqlite3_stmt *add_counter;
 	sqlite3_stmt *oldest;
 	struct store_limits limits;
-	int64_t count;  /* rows in queue */
-	int64_t bytes;  /* sum of payload lengths */
+	int64_t count; /* rows in queue */
+	int64_t bytes; /* sum of payload lengths */
 };
 
 /* Maps an SQLite result code to our classification. */
@@ -60,9 +60,7 @@ static int classify(int sqlite_rc)
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB: return MB_ERR_CORRUPT;
 	case SQLITE_NOMEM: return MB_ERR_NOMEM;
-	case SQLITE_IOERR:
-		/* SQLite reports some out-of-space writes as I/O errors; the OS knows better. */
-		return MB_ERR_STORE;
+	/* SQLITE_IOERR and the rest: fail_sql() asks the OS, which knows a full disk better. */
 	default: return MB_ERR_STORE;
 	}
 }
@@ -107,7 +105,8 @@ static int64_t query_int(struct store *s, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t v = 0;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return v;
@@ -115,7 +114,8 @@ static int64_t query_int(struct store *s, const char *sql)
 
 static int migrate(struct store *s)
 {
-	int rc = exec_sql(s, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+	int rc = exec_sql(
+		s, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
 	if (rc)
 		return rc;
 	int64_t version = query_int(s, "SELECT value FROM meta WHERE key='schema_version'");
@@ -131,7 +131,8 @@ static int migrate(struct store *s)
 				      "ts_ms INTEGER NOT NULL,"
 				      "device TEXT NOT NULL,"
 				      "payload TEXT NOT NULL)")) ||
-		    (rc = exec_sql(s, "INSERT OR IGNORE INTO meta VALUES('sent',0),('dropped',0)")) ||
+		    (rc = exec_sql(s,
+				   "INSERT OR IGNORE INTO meta VALUES('sent',0),('dropped',0)")) ||
 		    (rc = exec_sql(s, "INSERT OR REPLACE INTO meta VALUES('schema_version',1)")) ||
 		    (rc = exec_sql(s, "COMMIT"))) {
 			exec_sql(s, "ROLLBACK");
@@ -165,14 +166,16 @@ static int prepare(struct store *s, const char *sql, sqlite3_stmt **st)
 static int open_db(struct store *s)
 {
 	int rc = sqlite3_open_v2(s->path, &s->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				 NULL);
 	if (rc != SQLITE_OK) {
 		rc = s->db ? fail_sql(s, "open", rc) : MB_ERR_NOMEM;
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
 	/* WAL: readers (modbridge queue) never block the daemon; see the durability note above. */
-	if ((rc = exec_sql(s, "PRAGMA journal_mode=WAL")) || (rc = exec_sql(s, "PRAGMA synchronous=FULL")))
+	if ((rc = exec_sql(s, "PRAGMA journal_mode=WAL")) ||
+	    (rc = exec_sql(s, "PRAGMA synchronous=FULL")))
 		goto fail;
 	/* quick_check reads every page once: affordable at start-up, and it catches a damaged
 	 * file before it fails in the middle of a transaction. */
@@ -188,12 +191,17 @@ static int open_db(struct store *s)
 	}
 	sqlite3_finalize(check);
 	if ((rc = migrate(s)) ||
-	    (rc = prepare(s, "INSERT INTO queue(ts_ms, device, payload) VALUES(?,?,?)", &s->insert)) ||
-	    (rc = prepare(s, "SELECT id, ts_ms, payload FROM queue ORDER BY id ASC LIMIT ?", &s->fetch_fifo)) ||
-	    (rc = prepare(s, "SELECT id, ts_ms, payload FROM queue ORDER BY id DESC LIMIT ?", &s->fetch_lifo)) ||
-	    (rc = prepare(s, "DELETE FROM queue WHERE id=? RETURNING length(payload)", &s->remove)) ||
+	    (rc = prepare(s, "INSERT INTO queue(ts_ms, device, payload) VALUES(?,?,?)",
+			  &s->insert)) ||
+	    (rc = prepare(s, "SELECT id, ts_ms, payload FROM queue ORDER BY id ASC LIMIT ?",
+			  &s->fetch_fifo)) ||
+	    (rc = prepare(s, "SELECT id, ts_ms, payload FROM queue ORDER BY id DESC LIMIT ?",
+			  &s->fetch_lifo)) ||
+	    (rc = prepare(s, "DELETE FROM queue WHERE id=? RETURNING length(payload)",
+			  &s->remove)) ||
 	    (rc = prepare(s, "UPDATE meta SET value=value+? WHERE key=?", &s->add_counter)) ||
-	    (rc = prepare(s, "SELECT id, length(payload) FROM queue ORDER BY id ASC LIMIT 256", &s->oldest)))
+	    (rc = prepare(s, "SELECT id, length(payload) FROM queue ORDER BY id ASC LIMIT 256",
+			  &s->oldest)))
 		goto fail;
 	s->count = query_int(s, "SELECT count(*) FROM queue");
 	s->bytes = query_int(s, "SELECT coalesce(sum(length(payload)),0) FROM queue");
@@ -216,12 +224,14 @@ static int move_aside(struct store *s)
 		snprintf(from, sizeof(from), "%s%s", s->path, suffixes[i]);
 		snprintf(to, sizeof(to), "%s.corrupt-%s%s", s->path, stamp, suffixes[i]);
 		if (rename(from, to) != 0 && errno != ENOENT) {
-			log_error("store %s: cannot move the damaged file aside: %s", s->path, strerror(errno));
+			log_error("store %s: cannot move the damaged file aside: %s", s->path,
+				  strerror(errno));
 			return MB_ERR_STORE;
 		}
 	}
 	log_error("store %s: the database file is damaged; moved it aside to %s.corrupt-%s and "
-		  "started a fresh store (the old file is kept for recovery)", s->path, s->path, stamp);
+		  "started a fresh store (the old file is kept for recovery)",
+		  s->path, s->path, stamp);
 	return 0;
 }
 
@@ -293,7 +303,7 @@ static int drop_oldest(struct store *s, int64_t *dropped)
 		size_t n = 0;
 		int step;
 		sqlite3_reset(s->oldest);
-		while (n < 256 && (step = sqlite3_step(s->oldest)) == SQLITE_ROW) {
+		while (n < 256 && sqlite3_step(s->oldest) == SQLITE_ROW) {
 			ids[n] = sqlite3_column_int64(s->oldest, 0);
 			lens[n] = sqlite3_column_int64(s->oldest, 1);
 			n++;
@@ -375,12 +385,17 @@ out:
 int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char *payload,
 	      size_t len, int64_t *id)
 {
-	struct store_record r = {.ts_ms = ts_ms, .device = device_id, .payload = payload, .len = len};
+	struct store_record r = {.ts_ms = ts_ms,
+				 .device = device_id,
+				 .payload = payload,
+				 .len = len};
 	int64_t dropped = 0;
 	int rc = store_put_batch(s, &r, 1, &dropped);
 	if (rc == 0 && id) {
 		pthread_mutex_lock(&s->lock);
-		*id = dropped && s->limits.policy == STORE_DROP_NEWEST ? 0 : sqlite3_last_insert_rowid(s->db);
+		*id = dropped && s->limits.policy == STORE_DROP_NEWEST
+			      ? 0
+			      : sqlite3_last_insert_rowid(s->db);
 		pthread_mutex_unlock(&s->lock);
 	}
 	return rc;
@@ -394,8 +409,8 @@ static bool in_list(int64_t id, const int64_t *list, size_t n)
 	return false;
 }
 
-int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_t nskip,
-		size_t max, struct store_item *items, size_t *n)
+int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_t nskip, size_t max,
+		struct store_item *items, size_t *n)
 {
 	int rc = 0, step = SQLITE_DONE;
 	size_t filled = 0;

@@ -24,9 +24,9 @@
 struct store;
 
 struct store_item {
-	int64_t id;      /* increases with insertion order; never reused */
-	int64_t ts_ms;   /* reading time */
-	char *payload;   /* NUL-terminated JSON */
+	int64_t id;    /* increases with insertion order; never reused */
+	int64_t ts_ms; /* reading time */
+	char *payload; /* NUL-terminated JSON */
 	size_t len;
 };
 
@@ -39,19 +39,19 @@ struct store_record {
 };
 
 struct store_limits {
-	int64_t max_messages;  /* 0: unlimited */
-	int64_t max_bytes;     /* payload bytes; 0: unlimited */
+	int64_t max_messages; /* 0: unlimited */
+	int64_t max_bytes;    /* payload bytes; 0: unlimited */
 	enum store_full_policy policy;
 };
 
 struct store_stats {
-	int64_t count;          /* readings waiting to be sent */
-	int64_t payload_bytes;  /* their JSON bytes */
-	int64_t oldest_ts_ms;   /* 0 when empty */
+	int64_t count;         /* readings waiting to be sent */
+	int64_t payload_bytes; /* their JSON bytes */
+	int64_t oldest_ts_ms;  /* 0 when empty */
 	int64_t newest_ts_ms;
-	int64_t sent;           /* readings delivered since the store was created */
-	int64_t dropped;        /* readings dropped since the store was created */
-	int64_t size_bytes;     /* database + WAL size on disk */
+	int64_t sent;       /* readings delivered since the store was created */
+	int64_t dropped;    /* readings dropped since the store was created */
+	int64_t size_bytes; /* database + WAL size on disk */
 };
 
 /*
@@ -74,7 +74,8 @@ void store_close(struct store *s);
  * many readings the policy dropped in this call (old rows deleted, or new ones refused).
  * On failure nothing of the batch is stored; returns a classified error.
  */
-int store_put_batch(struct store *s, const struct store_record *records, size_t n, int64_t *dropped);
+int store_put_batch(struct store *s, const struct store_record *records, size_t n,
+		    int64_t *dropped);
 
 /* store_put_batch for one reading; writes its id to *id if id != NULL and it was stored. */
 int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char *payload,
@@ -85,8 +86,8 @@ int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char 
  * newest first for LIFO), leaving out the ids in skip (those in flight). Writes the number
  * filled to *n. Returns 0 or an error.
  */
-int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_t nskip,
-		size_t max, struct store_item *items, size_t *n);
+int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_t nskip, size_t max,
+		struct store_item *items, size_t *n);
 
 /* Frees the payloads of n items. */
 void store_items_clear(struct store_item *items, size_t n);

@@ -50,7 +50,8 @@ int time_format_iso8601(int64_t ms, char *buf, size_t len)
 
 void time_sleep_ms(int64_t ms)
 {
-	struct timespec req = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+	struct timespec req = {.tv_sec = (time_t)(ms / 1000),
+			       .tv_nsec = (long)(ms % 1000) * 1000000L};
 	while (nanosleep(&req, &req) != 0 && errno == EINTR)
 		;
 }

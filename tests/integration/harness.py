@@ -482,10 +482,11 @@ class Broker:
     PASSWORD = "s3cret-pw"
     LISTENERS = ("plain", "pw", "tls", "tls_cert", "tls_pw")
 
-    def __init__(self, workdir, pki, persistence=False, name="mosquitto"):
+    def __init__(self, workdir, pki, persistence=False, name="mosquitto", max_inflight=65535):
         self.dir, owner = _wd(workdir)
         self.pki = pki
         self.persistence = persistence
+        self.max_inflight = max_inflight  # mosquitto's max_inflight_messages (per client)
         self.name = name
         self.host = LOCALHOST
         self.username = self.USERNAME
@@ -534,7 +535,7 @@ class Broker:
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             "connection_messages true",
             "max_queued_messages 1000000",
-            "max_inflight_messages 65535",
+            f"max_inflight_messages {self.max_inflight}",
         ]
         if self.persistence:
             os.makedirs(self.data_dir, exist_ok=True)

@@ -109,18 +109,21 @@ static void test_parse_errors(void **state)
 {
 	(void)state;
 	expect_parse_error("", "empty list (expected numbers separated by ';', such as 1;10;55)");
-	expect_parse_error("   ", "empty list (expected numbers separated by ';', such as 1;10;55)");
+	expect_parse_error("   ",
+			   "empty list (expected numbers separated by ';', such as 1;10;55)");
 	expect_parse_error("1;;3", "'1;;3': empty entry 2 (expected a number 0..65535)");
 	expect_parse_error("1;2;", "'1;2;': empty entry 3 (expected a number 0..65535)");
 	expect_parse_error(";1", "';1': empty entry 1 (expected a number 0..65535)");
 	expect_parse_error("a", "'a': entry 1 ('a') is not a number (allowed: 0..65535)");
-	expect_parse_error("1;2x;3", "'1;2x;3': entry 2 ('2x') is not a number (allowed: 0..65535)");
+	expect_parse_error("1;2x;3",
+			   "'1;2x;3': entry 2 ('2x') is not a number (allowed: 0..65535)");
 	expect_parse_error("1 2", "'1 2': entry 1 ('1 2') is not a number (allowed: 0..65535)");
 	expect_parse_error("1,2", "'1,2': entry 1 ('1,2') is not a number (allowed: 0..65535)");
 	expect_parse_error("5;-1", "'5;-1': entry 2 ('-1') is negative (allowed: 0..65535)");
 	expect_parse_error("65536", "'65536': entry 1 (65536) is above 65535");
-	expect_parse_error("1;99999999999999999999999",
-			   "'1;99999999999999999999999': entry 2 (99999999999999999999999) is above 65535");
+	expect_parse_error(
+		"1;99999999999999999999999",
+		"'1;99999999999999999999999': entry 2 (99999999999999999999999) is above 65535");
 }
 
 static void test_parse_too_many_entries(void **state)
@@ -168,8 +171,8 @@ static void test_parse_null(void **state)
 }
 
 /* Builds from two list texts; returns blocks_build's result. */
-static int build(const char *start, const char *count, int function, struct block **out,
-		 size_t *n, char *err, size_t errlen)
+static int build(const char *start, const char *count, int function, struct block **out, size_t *n,
+		 char *err, size_t errlen)
 {
 	uint32_t *s = NULL, *c = NULL;
 	size_t ns = 0, nc = 0;
@@ -183,8 +186,7 @@ static int build(const char *start, const char *count, int function, struct bloc
 	return rc;
 }
 
-static void expect_build_error(const char *start, const char *count, int function,
-			       const char *want)
+static void expect_build_error(const char *start, const char *count, int function, const char *want)
 {
 	struct block sentinel[1];
 	struct block *blocks = sentinel;
@@ -201,7 +203,7 @@ static void expect_build_error(const char *start, const char *count, int functio
 static void test_build_seed(void **state)
 {
 	static const struct block want[] = {
-		{1, 1}, {10, 3}, {55, 2}, {69, 2}, {72, 9}, {100, 10},
+		{1, 1},   {10, 3},  {55, 2},  {69, 2},  {72, 9},  {100, 10},
 		{120, 5}, {130, 4}, {152, 3}, {160, 7}, {170, 1},
 	};
 	struct block *blocks = NULL;
@@ -255,8 +257,9 @@ static void test_build_limits(void **state)
 	/* All blocks together hold at most 65536 values (memory bound). */
 	assert_int_equal(build("0;0", "65535;1", 3, &blocks, &n, err, sizeof(err)), 0);
 	free(blocks);
-	expect_build_error("0;0", "65535;2", 3,
-			   "count: the blocks add up to 65537 registers (allowed: at most 65536 per device)");
+	expect_build_error(
+		"0;0", "65535;2", 3,
+		"count: the blocks add up to 65537 registers (allowed: at most 65536 per device)");
 }
 
 static void test_build_address_space(void **state)

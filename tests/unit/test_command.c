@@ -139,10 +139,10 @@ static void test_parse_bad_input(void **state)
 	parse_bad("AT\0AT", 5, "binary data");
 	BAD("AT\x01", "binary data");
 	BAD("\xff\xfe\x00garbage", "binary data");
-	BAD("AT+X\xc3", "binary data");           /* cut UTF-8 sequence */
-	BAD("AT+X\xc0\xaf", "binary data");       /* overlong */
-	BAD("AT+X\xed\xa0\x80", "binary data");   /* surrogate */
-	BAD("AT\r\nAT", "binary data");           /* two lines */
+	BAD("AT+X\xc3", "binary data");         /* cut UTF-8 sequence */
+	BAD("AT+X\xc0\xaf", "binary data");     /* overlong */
+	BAD("AT+X\xed\xa0\x80", "binary data"); /* surrogate */
+	BAD("AT\r\nAT", "binary data");         /* two lines */
 	BAD("CSQ", "not an AT command");
 	BAD("hello", "not an AT command");
 	BAD("A", "not an AT command");
@@ -165,7 +165,8 @@ static void test_parse_bad_input(void **state)
 	BAD("AT^MTXTUNNEL=GETMODBUS,1;65536", "register '65536' is not 0..65535");
 	BAD("AT^MTXTUNNEL=GETMODBUS,1;-1", "register '-1' is not 0..65535");
 	BAD("AT^MTXTUNNEL=GETMODBUS,1;x", "register 'x'");
-	BAD("AT^MTXTUNNEL=GETMODBUS,1;0;126", "count '126' is out of range (allowed: 1..125 for function 3)");
+	BAD("AT^MTXTUNNEL=GETMODBUS,1;0;126",
+	    "count '126' is out of range (allowed: 1..125 for function 3)");
 	BAD("AT^MTXTUNNEL=GETMODBUS,1;0;0", "count '0'");
 	BAD("AT^MTXTUNNEL=GETMODBUS,1;0;2001;1", "allowed: 1..2000 for function 1");
 	BAD("AT^MTXTUNNEL=GETMODBUS,1;65535;2", "past the last address 65535");
@@ -182,7 +183,9 @@ static void test_parse_bad_input(void **state)
 	BAD("AT^MTXTUNNEL=SETMODBUS,1;2;2;5", "a coil value is 0 or 1");
 	BAD("AT^MTXTUNNEL=SETMODBUS,1;2;1;3", "not a write function");
 	memset(big, 'A', 600);
-	memcpy(big, "AT+", 3);
+	big[0] = 'A';
+	big[1] = 'T';
+	big[2] = '+';
 	parse_bad(big, 600, "too long for the modem");
 }
 
@@ -338,7 +341,8 @@ static void test_execute_read_only(void **state)
 	expect(f, "AT^MTXTUNNEL=GETPARAM,mqtt",
 	       "ERROR: mqtt is a section; name a single value in it (or use GETCONFIG)\n");
 	expect(f, "", "ERROR: empty command (send AT, ATI, AT+CSQ, ...)\n");
-	expect(f, "AT+COPS?", "ERROR: unknown command 'AT+COPS?' (no modem is configured to pass it to)\n");
+	expect(f, "AT+COPS?",
+	       "ERROR: unknown command 'AT+COPS?' (no modem is configured to pass it to)\n");
 
 	/* GETCONFIG: the values without comments and without the password. */
 	char *got = run(f, false, "AT^MTXTUNNEL=GETCONFIG", NULL);
@@ -370,7 +374,9 @@ static void test_execute_permissions(void **state)
 	expect(f, "AT^MTXTUNNEL=SETMODBUS,127.0.0.1:1;0;1",
 	       "ERROR: not permitted: SETMODBUS (a write to a device) needs remote.allow_writes: true in the configuration\n");
 	char *got = run(f, true, "AT^MTXTUNNEL=REBOOT", &restart);
-	assert_string_equal(got, "ERROR: not permitted: REBOOT needs remote.allow_reboot: true in the configuration\n");
+	assert_string_equal(
+		got,
+		"ERROR: not permitted: REBOOT needs remote.allow_reboot: true in the configuration\n");
 	assert_false(restart);
 	free(got);
 	after = file_text(f->path);
@@ -462,9 +468,11 @@ static void test_execute_modbus_refusals(void **state)
 	       "ERROR: 10.0.0.1:502 is not the address of a configured Modbus TCP device\n");
 	expect(f, "AT^MTXTUNNEL=GETMODBUS,1;0",
 	       "ERROR: no serial port is configured (for Modbus TCP write host:port)\n");
-	expect(f, "AT^MTXTUNNEL=GETMODBUS,com9/1;0", "ERROR: no serial port named 'com9' in the configuration\n");
+	expect(f, "AT^MTXTUNNEL=GETMODBUS,com9/1;0",
+	       "ERROR: no serial port named 'com9' in the configuration\n");
 	/* Nothing listens on port 1: the reason comes back. */
-	expect(f, "AT^MTXTUNNEL=GETMODBUS,127.0.0.1:1;0", "ERROR: unit 1 at 127.0.0.1:1: connection refused\n");
+	expect(f, "AT^MTXTUNNEL=GETMODBUS,127.0.0.1:1;0",
+	       "ERROR: unit 1 at 127.0.0.1:1: connection refused\n");
 }
 
 static void test_reply_text(void **state)

@@ -66,24 +66,23 @@ static void expect_set_fails(const char *text, const char *key, const char *valu
 		fail_msg("set %s: error '%s' lacks '%s'", key, err, want_err);
 }
 
-static const char sample[] =
-	"# modbridge\n"
-	"gateway:\n"
-	"  imei: \"35729\\u00e9\"   # identity\n"
-	"serial:\n"
-	"  - name: com2\n"
-	"    device: /dev/ttyS1\n"
-	"modbus:\n"
-	"  devices:\n"
-	"    - { id: \"1\", address: 1, start: \"1;10\", count: \"1;3\" }\n"
-	"    - id: \"2\"\n"
-	"      address: 192.168.1.20:502\n"
-	"mqtt:\n"
-	"  broker: tcp://localhost   # plain\n"
-	"  password: s3cret\n"
-	"  at_topics:\n"
-	"    - { topic: \"[IMEI]/AT\", response: \"[IMEI]/ATR\" }\n"
-	"logger: { id: ID-1234 }\n";
+static const char sample[] = "# modbridge\n"
+			     "gateway:\n"
+			     "  imei: \"35729\\u00e9\"   # identity\n"
+			     "serial:\n"
+			     "  - name: com2\n"
+			     "    device: /dev/ttyS1\n"
+			     "modbus:\n"
+			     "  devices:\n"
+			     "    - { id: \"1\", address: 1, start: \"1;10\", count: \"1;3\" }\n"
+			     "    - id: \"2\"\n"
+			     "      address: 192.168.1.20:502\n"
+			     "mqtt:\n"
+			     "  broker: tcp://localhost   # plain\n"
+			     "  password: s3cret\n"
+			     "  at_topics:\n"
+			     "    - { topic: \"[IMEI]/AT\", response: \"[IMEI]/ATR\" }\n"
+			     "logger: { id: ID-1234 }\n";
 
 static void test_get(void **state)
 {
@@ -98,9 +97,12 @@ static void test_get(void **state)
 	expect_get_fails(sample, "remote.allow_writes", MB_ERR_NOTFOUND, "not set");
 	expect_get_fails(sample, "mqtt", MB_ERR_INVAL, "mqtt is a section");
 	expect_get_fails(sample, "modbus.devices", MB_ERR_INVAL, "is a list");
-	expect_get_fails(sample, "modbus.devices.id", MB_ERR_INVAL, "name an entry, such as modbus.devices[0]");
-	expect_get_fails(sample, "modbus.devices[2].id", MB_ERR_INVAL, "has 2 entries (positions 0..1)");
-	expect_get_fails(sample, "mqtt.broker.host", MB_ERR_INVAL, "mqtt.broker is a value, not a section");
+	expect_get_fails(sample, "modbus.devices.id", MB_ERR_INVAL,
+			 "name an entry, such as modbus.devices[0]");
+	expect_get_fails(sample, "modbus.devices[2].id", MB_ERR_INVAL,
+			 "has 2 entries (positions 0..1)");
+	expect_get_fails(sample, "mqtt.broker.host", MB_ERR_INVAL,
+			 "mqtt.broker is a value, not a section");
 	expect_get_fails(sample, "gateway[0]", MB_ERR_INVAL, "not a list");
 	expect_get_fails(sample, "", MB_ERR_INVAL, "empty key");
 	expect_get_fails(sample, "mqtt..qos", MB_ERR_INVAL, "is not a key");
@@ -116,9 +118,10 @@ static void test_set_replaces_in_place(void **state)
 	expect_set("mqtt:\n  qos: 1   # comment\n  keepalive: 60\n", "mqtt.qos", "2",
 		   "mqtt:\n  qos: 2   # comment\n  keepalive: 60\n");
 	/* A character before the value that takes two bytes must not shift the splice. */
-	expect_set("gateway: { imei: \"\xc3\xa9\xc3\xa9\" }\nlogger:\n  id: old\n", "logger.id", "new",
-		   "gateway: { imei: \"\xc3\xa9\xc3\xa9\" }\nlogger:\n  id: new\n");
-	expect_set("\xef\xbb\xbflogger:\n  id: old\n", "logger.id", "x", "\xef\xbb\xbflogger:\n  id: x\n");
+	expect_set("gateway: { imei: \"\xc3\xa9\xc3\xa9\" }\nlogger:\n  id: old\n", "logger.id",
+		   "new", "gateway: { imei: \"\xc3\xa9\xc3\xa9\" }\nlogger:\n  id: new\n");
+	expect_set("\xef\xbb\xbflogger:\n  id: old\n", "logger.id", "x",
+		   "\xef\xbb\xbflogger:\n  id: x\n");
 	expect_set("mqtt:\r\n  qos: 1\r\n", "mqtt.qos", "0", "mqtt:\r\n  qos: 0\r\n");
 	expect_set("mqtt:\n  broker: 'tcp://a'\n", "mqtt.broker", "ssl://b:8884",
 		   "mqtt:\n  broker: ssl://b:8884\n");
@@ -141,7 +144,8 @@ static void test_set_replaces_in_place(void **state)
 		   "    - { topic: \"[IMEI]/AT\", response: \"[IMEI]/ATR\" }\n"
 		   "logger: { id: ID-1234 }\n");
 	/* Empty or null values are filled. */
-	expect_set("mqtt:\n  username:\n  qos: 1\n", "mqtt.username", "u", "mqtt:\n  username: u\n  qos: 1\n");
+	expect_set("mqtt:\n  username:\n  qos: 1\n", "mqtt.username", "u",
+		   "mqtt:\n  username: u\n  qos: 1\n");
 	expect_set("mqtt:\n  username: ~\n", "mqtt.username", "u", "mqtt:\n  username: u\n");
 }
 
@@ -154,20 +158,24 @@ static void test_set_quotes_when_needed(void **state)
 	expect_set("logger:\n  id: a\n", "logger.id", "a: b # c", "logger:\n  id: \"a: b # c\"\n");
 	expect_set("logger:\n  id: a\n", "logger.id", "say \"hi\" \\o/",
 		   "logger:\n  id: \"say \\\"hi\\\" \\\\o/\"\n");
-	expect_set("logger:\n  id: a\n", "logger.id", "tab\there", "logger:\n  id: \"tab\\x09here\"\n");
+	expect_set("logger:\n  id: a\n", "logger.id", "tab\there",
+		   "logger:\n  id: \"tab\\x09here\"\n");
 	expect_set("logger:\n  id: a\n", "logger.id", "-1", "logger:\n  id: \"-1\"\n");
 	expect_set("logger:\n  id: a\n", "logger.id", "1;10;55", "logger:\n  id: \"1;10;55\"\n");
-	expect_set("logger:\n  id: a\n", "logger.id", "caf\xc3\xa9", "logger:\n  id: \"caf\xc3\xa9\"\n");
+	expect_set("logger:\n  id: a\n", "logger.id", "caf\xc3\xa9",
+		   "logger:\n  id: \"caf\xc3\xa9\"\n");
 }
 
 static void test_set_inserts(void **state)
 {
 	(void)state;
 	/* Into a block mapping, after its last value, at its indentation; comments stay. */
-	expect_set("mqtt:\n  broker: tcp://h   # x\n# about logger\nlogger:\n  id: a\n", "mqtt.qos", "0",
+	expect_set("mqtt:\n  broker: tcp://h   # x\n# about logger\nlogger:\n  id: a\n", "mqtt.qos",
+		   "0",
 		   "mqtt:\n  broker: tcp://h   # x\n  qos: 0\n# about logger\nlogger:\n  id: a\n");
 	/* The last value is a nested list: the new key goes after all of it. */
-	expect_set("mqtt:\n  at_topics:\n    - topic: a\n      response: b\nlogger: {}\n", "mqtt.qos", "2",
+	expect_set("mqtt:\n  at_topics:\n    - topic: a\n      response: b\nlogger: {}\n",
+		   "mqtt.qos", "2",
 		   "mqtt:\n  at_topics:\n    - topic: a\n      response: b\n  qos: 2\nlogger: {}\n");
 	/* Into a flow mapping, and into an empty one. */
 	expect_set("logger: { id: a }\n", "logger.topic", "t/x", "logger: { id: a, topic: t/x }\n");
@@ -196,7 +204,8 @@ static void test_set_inserts(void **state)
 		   "mqtt:\n  qos: 1\nremote:\n  allow_writes: true\n");
 	expect_set("mqtt:\n  qos: 1", "remote.allow_writes", "true",
 		   "mqtt:\n  qos: 1\nremote:\n  allow_writes: true");
-	expect_set("mqtt:\r\n  qos: 1\r\n", "mqtt.keepalive", "30", "mqtt:\r\n  qos: 1\n  keepalive: 30\r\n");
+	expect_set("mqtt:\r\n  qos: 1\r\n", "mqtt.keepalive", "30",
+		   "mqtt:\r\n  qos: 1\n  keepalive: 30\r\n");
 	/* An empty section is filled. */
 	expect_set("remote:\nmqtt: {}\n", "remote.allow_reboot", "yes",
 		   "remote:\n  allow_reboot: yes\nmqtt: {}\n");
@@ -208,7 +217,8 @@ static void test_set_inserts(void **state)
 	expect_set("", "mqtt.broker", "tcp://h", "mqtt:\n  broker: tcp://h\n");
 	expect_set("# only a comment\n", "mqtt.qos", "1", "# only a comment\nmqtt:\n  qos: 1\n");
 	/* After a block scalar, which ends with its line break. */
-	expect_set("a:\n  b: |\n    text\nc: 1\n", "a.d", "2", "a:\n  b: |\n    text\n  d: 2\nc: 1\n");
+	expect_set("a:\n  b: |\n    text\nc: 1\n", "a.d", "2",
+		   "a:\n  b: |\n    text\n  d: 2\nc: 1\n");
 }
 
 static void test_set_refuses(void **state)
@@ -254,7 +264,9 @@ static void test_dump_redacted(void **state)
 	assert_null(strstr(out, "# plain")); /* comments are left out */
 	assert_non_null(strstr(out, "password: '***'"));
 	/* The dump is YAML holding the same values. */
-	assert_int_equal(confedit_get(out, strlen(out), "modbus.devices[0].start", &v, err, sizeof(err)), 0);
+	assert_int_equal(confedit_get(out, strlen(out), "modbus.devices[0].start", &v, err,
+				      sizeof(err)),
+			 0);
 	assert_string_equal(v, "1;10");
 	free(v);
 	assert_int_equal(confedit_get(out, strlen(out), "gateway.imei", &v, err, sizeof(err)), 0);
@@ -328,7 +340,8 @@ static void test_stage_and_commit(void **state)
 	confedit_discard(NULL);
 
 	/* A directory that cannot be written is reported, not crashed on. */
-	assert_int_equal(confedit_stage("/proc/modbridge-nope/x.yaml", "x", 1, &tmp, err, sizeof(err)),
+	assert_int_equal(confedit_stage("/proc/modbridge-nope/x.yaml", "x", 1, &tmp, err,
+					sizeof(err)),
 			 MB_ERR_IO);
 	assert_non_null(strstr(err, "cannot create a file in /proc/modbridge-nope"));
 

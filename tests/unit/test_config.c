@@ -76,8 +76,7 @@ static char *diag_line(const struct config_diag *d, const char *dir)
 	return line;
 }
 
-static void assert_diag(const struct config_diags *d, size_t i, const char *dir,
-			const char *want)
+static void assert_diag(const struct config_diags *d, size_t i, const char *dir, const char *want)
 {
 	char *line;
 
@@ -512,8 +511,9 @@ static void test_warning_allow_all(void **state)
 	assert_int_equal(diags.count, 1);
 	assert_int_equal(diags.errors, 0);
 	assert_int_equal(diags.items[0].severity, CONFIG_WARNING);
-	assert_diag(&diags, 0, dir,
-		    "warning: warn_allow_all.yaml:13: mqtt.allow_all_certificates: TLS certificate and host name verification are disabled; use only for tests");
+	assert_diag(
+		&diags, 0, dir,
+		"warning: warn_allow_all.yaml:13: mqtt.allow_all_certificates: TLS certificate and host name verification are disabled; use only for tests");
 	assert_true(cfg->mqtt.allow_all_certificates);
 	assert_true(cfg->mqtt.tls);
 	assert_int_equal(cfg->mqtt.port, 8883);
@@ -535,10 +535,12 @@ static void test_warning_tls_ignored(void **state)
 	assert_int_equal(diags.errors, 0);
 	assert_diag(&diags, 0, dir,
 		    "warning: warn_tls_ignored.yaml:2: modbus.devices: no devices configured");
-	assert_diag(&diags, 1, dir,
-		    "warning: warn_tls_ignored.yaml:4: mqtt.ca_file: ignored: the broker URL is not ssl://");
-	assert_diag(&diags, 2, dir,
-		    "warning: warn_tls_ignored.yaml:5: mqtt.allow_all_certificates: ignored: the broker URL is not ssl://");
+	assert_diag(
+		&diags, 1, dir,
+		"warning: warn_tls_ignored.yaml:4: mqtt.ca_file: ignored: the broker URL is not ssl://");
+	assert_diag(
+		&diags, 2, dir,
+		"warning: warn_tls_ignored.yaml:5: mqtt.allow_all_certificates: ignored: the broker URL is not ssl://");
 	assert_false(cfg->mqtt.tls);
 	assert_int_equal(cfg->mqtt.port, 1884);
 	assert_string_equal(cfg->mqtt.host, "192.168.1.2");
@@ -569,21 +571,27 @@ static void test_periods(void **state)
 		const char *text;
 		int64_t ms;
 	} good[] = {
-		{"10", 600000}, {"0.5", 30000}, {"\"30s\"", 30000}, {"\"500ms\"", 500},
-		{"\"1h\"", 3600000}, {"10min", 600000}, {"10m", 600000}, {"\"10\"", 600000},
-		{"0.1", 6000}, {"100ms", 100}, {"10080", 604800000}, {"1.5h", 5400000},
-		{"2 s", 2000}, {"30S", 30000}, {"168h", 604800000},
+		{"10", 600000},      {"0.5", 30000},    {"\"30s\"", 30000},   {"\"500ms\"", 500},
+		{"\"1h\"", 3600000}, {"10min", 600000}, {"10m", 600000},      {"\"10\"", 600000},
+		{"0.1", 6000},       {"100ms", 100},    {"10080", 604800000}, {"1.5h", 5400000},
+		{"2 s", 2000},       {"30S", 30000},    {"168h", 604800000},
 	};
 	static const struct {
 		const char *text;
 		const char *msg;
 	} bad[] = {
-		{"99ms", "c.yaml:7: modbus.devices[0].period: '99ms' is out of range (allowed: 100ms .. 7 days)"},
-		{"10081", "c.yaml:7: modbus.devices[0].period: '10081' is out of range (allowed: 100ms .. 7 days)"},
-		{"0", "c.yaml:7: modbus.devices[0].period: '0' is out of range (allowed: 100ms .. 7 days)"},
-		{"-1", "c.yaml:7: modbus.devices[0].period: '-1' is not a period (allowed: minutes as a number such as 10 or 0.5, or a number with a unit: 500ms, 30s, 10m, 1h)"},
-		{"10 minutes", "c.yaml:7: modbus.devices[0].period: '10 minutes' is not a period (allowed: minutes as a number such as 10 or 0.5, or a number with a unit: 500ms, 30s, 10m, 1h)"},
-		{"[10]", "c.yaml:7: modbus.devices[0].period: expected a period such as 10, 30s or 500ms, got a list"},
+		{"99ms",
+		 "c.yaml:7: modbus.devices[0].period: '99ms' is out of range (allowed: 100ms .. 7 days)"},
+		{"10081",
+		 "c.yaml:7: modbus.devices[0].period: '10081' is out of range (allowed: 100ms .. 7 days)"},
+		{"0",
+		 "c.yaml:7: modbus.devices[0].period: '0' is out of range (allowed: 100ms .. 7 days)"},
+		{"-1",
+		 "c.yaml:7: modbus.devices[0].period: '-1' is not a period (allowed: minutes as a number such as 10 or 0.5, or a number with a unit: 500ms, 30s, 10m, 1h)"},
+		{"10 minutes",
+		 "c.yaml:7: modbus.devices[0].period: '10 minutes' is not a period (allowed: minutes as a number such as 10 or 0.5, or a number with a unit: 500ms, 30s, 10m, 1h)"},
+		{"[10]",
+		 "c.yaml:7: modbus.devices[0].period: expected a period such as 10, 30s or 500ms, got a list"},
 	};
 	char yaml[512];
 
@@ -629,8 +637,8 @@ static void test_commands_and_booleans(void **state)
 		const char *text;
 		bool value;
 	} bools[] = {
-		{"true", true}, {"false", false}, {"yes", true}, {"no", false}, {"on", true},
-		{"off", false}, {"TRUE", true}, {"No", false}, {"\"on\"", true},
+		{"true", true}, {"false", false}, {"yes", true}, {"no", false},    {"on", true},
+		{"off", false}, {"TRUE", true},   {"No", false}, {"\"on\"", true},
 	};
 	char yaml[512];
 
@@ -642,7 +650,8 @@ static void test_commands_and_booleans(void **state)
 
 		snprintf(yaml, sizeof(yaml),
 			 "modbus:\n  devices:\n    - {id: d, address: h, start: 0, count: 1, command: %s}\n"
-			 "mqtt: {enabled: false}\n", cmds[i].command);
+			 "mqtt: {enabled: false}\n",
+			 cmds[i].command);
 		assert_int_equal(tmp_load(&t, yaml, &cfg, &diags), 0);
 		assert_int_equal(cfg->devices[0].function, cmds[i].function);
 		config_free(cfg);
@@ -656,7 +665,8 @@ static void test_commands_and_booleans(void **state)
 
 		snprintf(yaml, sizeof(yaml),
 			 "modbus:\n  devices:\n    - {id: d, address: h, start: 0, count: 1, logger: %s}\n"
-			 "mqtt: {enabled: false}\n", bools[i].text);
+			 "mqtt: {enabled: false}\n",
+			 bools[i].text);
 		assert_int_equal(tmp_load(&t, yaml, &cfg, &diags), 0);
 		assert_int_equal(cfg->devices[0].logger, bools[i].value);
 		config_free(cfg);
@@ -667,13 +677,12 @@ static void test_commands_and_booleans(void **state)
 
 static void test_relative_cert_paths(void **state)
 {
-	static const char yaml[] =
-		"mqtt:\n"
-		"  broker: ssl://[2001:db8::1]:8884\n"
-		"  ca_file: ca.pem\n"
-		"  ca_path: .\n"
-		"  cert_file: missing.crt\n"
-		"  key_file: c.yaml\n";
+	static const char yaml[] = "mqtt:\n"
+				   "  broker: ssl://[2001:db8::1]:8884\n"
+				   "  ca_file: ca.pem\n"
+				   "  ca_path: .\n"
+				   "  cert_file: missing.crt\n"
+				   "  key_file: c.yaml\n";
 	struct config_diags diags = {0};
 	struct config *cfg = NULL;
 	struct tmp t;
@@ -724,11 +733,12 @@ static void test_relative_cert_paths(void **state)
 	assert_null(cfg);
 	assert_int_equal(diags.errors, 2);
 	assert_int_equal(diags.count, 3);
-	snprintf(want, sizeof(want), "%s/c.yaml:3: mqtt.ca_file: cannot read '%s/.': Is a directory",
-		 t.dir, t.dir);
+	snprintf(want, sizeof(want),
+		 "%s/c.yaml:3: mqtt.ca_file: cannot read '%s/.': Is a directory", t.dir, t.dir);
 	assert_string_equal(diags.items[1].text, want);
 	snprintf(want, sizeof(want),
-		 "%s/c.yaml:4: mqtt.ca_path: cannot read '%s/ca.pem': Not a directory", t.dir, t.dir);
+		 "%s/c.yaml:4: mqtt.ca_path: cannot read '%s/ca.pem': Not a directory", t.dir,
+		 t.dir);
 	assert_string_equal(diags.items[2].text, want);
 	config_diags_free(&diags);
 	tmp_cleanup(&t, "ca.pem");
@@ -745,8 +755,9 @@ static void test_empty_file(void **state)
 	assert_int_equal(diags.count, 2);
 	assert_int_equal(diags.errors, 1);
 	assert_diag(&diags, 0, t.dir, "warning: c.yaml:1: modbus.devices: no devices configured");
-	assert_diag(&diags, 1, t.dir,
-		    "c.yaml:1: mqtt.broker: required when mqtt is enabled (a URL such as ssl://broker.example.com:8883)");
+	assert_diag(
+		&diags, 1, t.dir,
+		"c.yaml:1: mqtt.broker: required when mqtt is enabled (a URL such as ssl://broker.example.com:8883)");
 	config_diags_free(&diags);
 	tmp_cleanup(&t, NULL);
 }
@@ -758,15 +769,19 @@ static void test_unknown_top_level_key(void **state)
 	struct tmp t;
 
 	(void)state;
-	assert_int_equal(tmp_load(&t, "mqqt:\n  broker: tcp://h\nmodbus:\n  devices: []\n"
+	assert_int_equal(tmp_load(&t,
+				  "mqqt:\n  broker: tcp://h\nmodbus:\n  devices: []\n"
 				  "mqtt: {enabled: off}\nlogger:\n  sendmode: lifo\n",
-				  &cfg, &diags), MB_ERR_CONFIG);
+				  &cfg, &diags),
+			 MB_ERR_CONFIG);
 	assert_int_equal(diags.count, 3);
-	assert_diag(&diags, 0, t.dir,
-		    "c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt, remote, modem); did you mean 'mqtt'?");
+	assert_diag(
+		&diags, 0, t.dir,
+		"c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt, remote, modem); did you mean 'mqtt'?");
 	assert_diag(&diags, 1, t.dir, "warning: c.yaml:4: modbus.devices: no devices configured");
-	assert_diag(&diags, 2, t.dir,
-		    "c.yaml:7: logger.sendmode: unknown key 'sendmode' (allowed: id, send_mode, time_format, array, array_max_count, array_max_bytes, error_messages, store, mode, topic, use_script, inflight_window, max_messages, max_bytes, full_policy, memory_max_messages, memory_max_bytes); did you mean 'send_mode'?");
+	assert_diag(
+		&diags, 2, t.dir,
+		"c.yaml:7: logger.sendmode: unknown key 'sendmode' (allowed: id, send_mode, time_format, array, array_max_count, array_max_bytes, error_messages, store, mode, topic, use_script, inflight_window, max_messages, max_bytes, full_policy, memory_max_messages, memory_max_bytes); did you mean 'send_mode'?");
 	config_diags_free(&diags);
 	tmp_cleanup(&t, NULL);
 }
@@ -875,9 +890,9 @@ static void test_modbus_depth(void **state)
 
 /* Bad files every build must cover; each has its exact .expected file. */
 static const char *const required_bad[] = {
-	"unknown_key", "syntax", "baudrate", "parity", "command", "start_count",
+	"unknown_key",    "syntax",       "baudrate",      "parity",  "command",  "start_count",
 	"unknown_serial", "duplicate_id", "broker_scheme", "ca_file", "password", "qos",
-	"keepalive", "many", "modbus_depth",
+	"keepalive",      "many",         "modbus_depth",
 };
 
 static void test_bad_file(void **state)
@@ -1035,8 +1050,8 @@ static void test_at_topic_loops(void **state)
 			 cases[i].topic, cases[i].response);
 		int rc = tmp_load(&t, yaml, &cfg, &diags);
 		if (cases[i].loops != (rc == MB_ERR_CONFIG))
-			fail_msg("topic %s response %s: expected %s", cases[i].topic, cases[i].response,
-				 cases[i].loops ? "an error" : "no error");
+			fail_msg("topic %s response %s: expected %s", cases[i].topic,
+				 cases[i].response, cases[i].loops ? "an error" : "no error");
 		config_free(cfg);
 		config_diags_free(&diags);
 		tmp_cleanup(&t, NULL);

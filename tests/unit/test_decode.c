@@ -122,10 +122,10 @@ static void reals_are_short_and_stay_reals(void **state)
 {
 	(void)state;
 	char buf[DECODE_JSON_MAX];
-	const uint16_t one_f[2] = {0x3F80, 0};             /* 1.0f */
-	const uint16_t tenth_f[2] = {0x3DCC, 0xCCCD};      /* 0.1f */
-	const uint16_t neg_zero_f[2] = {0x8000, 0};        /* -0.0f */
-	const uint16_t tiny_f[2] = {0x0000, 0x0001};       /* smallest subnormal float */
+	const uint16_t one_f[2] = {0x3F80, 0};                      /* 1.0f */
+	const uint16_t tenth_f[2] = {0x3DCC, 0xCCCD};               /* 0.1f */
+	const uint16_t neg_zero_f[2] = {0x8000, 0};                 /* -0.0f */
+	const uint16_t tiny_f[2] = {0x0000, 0x0001};                /* smallest subnormal float */
 	const uint16_t big_d[4] = {0x7FEF, 0xFFFF, 0xFFFF, 0xFFFF}; /* DBL_MAX */
 	const uint16_t third_d[4] = {0x3FD5, 0x5555, 0x5555, 0x5555};
 
@@ -175,7 +175,8 @@ static void decode_registers_counts_values(void **state)
 	assert_int_equal(out[1].v.u, 65536);
 	/* Not a whole number of values: nothing decoded, nothing written. */
 	struct decoded_value untouched = {DECODED_INT, {.i = 42}};
-	assert_int_equal(decode_registers(REG_TYPE_FLOAT64, REG_ORDER_ABCD, regs, 3, &untouched), 0);
+	assert_int_equal(decode_registers(REG_TYPE_FLOAT64, REG_ORDER_ABCD, regs, 3, &untouched),
+			 0);
 	assert_int_equal(untouched.v.i, 42);
 }
 

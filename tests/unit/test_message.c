@@ -16,21 +16,37 @@
 #define TS_PLC1 1657879741000LL /* 2022-07-15T10:09:01Z */
 #define TS_PLC2 1657880042000LL /* 2022-07-15T10:14:02Z */
 
-static struct block plc1_blocks[] = {{1, 1}, {10, 3}, {55, 2}, {69, 2}, {72, 9}, {100, 10},
+static struct block plc1_blocks[] = {{1, 1},   {10, 3},  {55, 2},  {69, 2},  {72, 9}, {100, 10},
 				     {120, 5}, {130, 4}, {152, 3}, {160, 7}, {170, 1}};
 static struct block plc2_blocks[] = {{10, 5}};
 
 static struct device_config plc1 = {
-	.id = "1", .address_text = "1", .transport = TRANSPORT_RTU, .slave = 1, .function = 3,
-	.blocks = plc1_blocks, .block_count = 11, .period_ms = 600000, .logger = true,
+	.id = "1",
+	.address_text = "1",
+	.transport = TRANSPORT_RTU,
+	.slave = 1,
+	.function = 3,
+	.blocks = plc1_blocks,
+	.block_count = 11,
+	.period_ms = 600000,
+	.logger = true,
 };
 static struct device_config plc2 = {
-	.id = "2", .address_text = "2", .transport = TRANSPORT_RTU, .slave = 2, .function = 3,
-	.blocks = plc2_blocks, .block_count = 1, .period_ms = 600000, .logger = true,
+	.id = "2",
+	.address_text = "2",
+	.transport = TRANSPORT_RTU,
+	.slave = 2,
+	.function = 3,
+	.blocks = plc2_blocks,
+	.block_count = 1,
+	.period_ms = 600000,
+	.logger = true,
 };
 
 static const struct message_context seed_ctx = {
-	.imei = "357299070082380", .logger_id = "ID-1234", .time_format = TIME_ISO8601,
+	.imei = "357299070082380",
+	.logger_id = "ID-1234",
+	.time_format = TIME_ISO8601,
 };
 
 static void assert_matches_golden(const char *json, const char *golden)
@@ -62,7 +78,10 @@ static void seed_plc2_is_byte_identical(void **state)
 {
 	(void)state;
 	uint16_t values[] = {10, 11, 12, 0, 0};
-	struct reading r = {.device = &plc2, .ts_ms = TS_PLC2 + 999, .values = values, .value_count = 5};
+	struct reading r = {.device = &plc2,
+			    .ts_ms = TS_PLC2 + 999,
+			    .values = values,
+			    .value_count = 5};
 	char *json = message_encode(&r, &seed_ctx);
 	assert_non_null(json);
 	/* Milliseconds are truncated, never rounded up into the next second. */
@@ -98,12 +117,22 @@ static void coils_over_tcp(void **state)
 	(void)state;
 	struct block blocks[] = {{0, 4}};
 	struct device_config dev = {
-		.id = "coils", .address_text = "127.0.0.1:5020", .transport = TRANSPORT_TCP,
-		.host = "127.0.0.1", .port = 5020, .slave = 1, .function = 1, .blocks = blocks,
-		.block_count = 1, .period_ms = 1000, .logger = true,
+		.id = "coils",
+		.address_text = "127.0.0.1:5020",
+		.transport = TRANSPORT_TCP,
+		.host = "127.0.0.1",
+		.port = 5020,
+		.slave = 1,
+		.function = 1,
+		.blocks = blocks,
+		.block_count = 1,
+		.period_ms = 1000,
+		.logger = true,
 	};
 	uint16_t bits[] = {1, 0, 1, 1};
-	struct message_context ctx = {.imei = "357299070082380", .logger_id = "", .time_format = TIME_ISO8601};
+	struct message_context ctx = {.imei = "357299070082380",
+				      .logger_id = "",
+				      .time_format = TIME_ISO8601};
 	struct reading r = {.device = &dev, .ts_ms = TS_PLC2, .values = bits, .value_count = 4};
 	char *json = message_encode(&r, &ctx);
 	assert_matches_golden(json, "json/coils_tcp.json");
@@ -130,15 +159,27 @@ static void float32_blocks_golden(void **state)
 	(void)state;
 	struct block blocks[] = {{0, 4}, {100, 2}};
 	struct device_config dev = {
-		.id = "energy", .address_text = "3", .transport = TRANSPORT_RTU, .slave = 3,
-		.function = 4, .blocks = blocks, .block_count = 2, .type = REG_TYPE_FLOAT32,
-		.order = REG_ORDER_CDAB, .period_ms = 60000, .logger = true,
+		.id = "energy",
+		.address_text = "3",
+		.transport = TRANSPORT_RTU,
+		.slave = 3,
+		.function = 4,
+		.blocks = blocks,
+		.block_count = 2,
+		.type = REG_TYPE_FLOAT32,
+		.order = REG_ORDER_CDAB,
+		.period_ms = 60000,
+		.logger = true,
 	};
 	uint16_t regs[] = {0xE979, 0x42F6, 0x0000, 0xBFC0, 0x0000, 0x7FC0};
 	struct decoded_value dec[3];
 	assert_int_equal(decode_registers(dev.type, dev.order, regs, 6, dec), 3);
-	struct reading r = {.device = &dev, .ts_ms = TS_PLC1, .values = regs, .value_count = 6,
-			    .decoded = dec, .decoded_count = 3};
+	struct reading r = {.device = &dev,
+			    .ts_ms = TS_PLC1,
+			    .values = regs,
+			    .value_count = 6,
+			    .decoded = dec,
+			    .decoded_count = 3};
 	char *json = message_encode(&r, &seed_ctx);
 	assert_non_null(json);
 	/* 123.456, -1.5, and a NaN, which JSON can only say as null */
@@ -160,20 +201,32 @@ static void uint64_single_block_and_splice(void **state)
 	(void)state;
 	struct block blocks[] = {{10, 4}};
 	struct device_config dev = {
-		.id = "\"V\":[]", .address_text = "192.168.1.20:502", .transport = TRANSPORT_TCP,
-		.slave = 1, .function = 3, .blocks = blocks, .block_count = 1,
-		.type = REG_TYPE_UINT64, .order = REG_ORDER_ABCD, .period_ms = 60000,
+		.id = "\"V\":[]",
+		.address_text = "192.168.1.20:502",
+		.transport = TRANSPORT_TCP,
+		.slave = 1,
+		.function = 3,
+		.blocks = blocks,
+		.block_count = 1,
+		.type = REG_TYPE_UINT64,
+		.order = REG_ORDER_ABCD,
+		.period_ms = 60000,
 	};
 	uint16_t regs[] = {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFE};
 	struct decoded_value dec[1];
 	decode_value(dev.type, dev.order, regs, &dec[0]);
 	struct message_context ctx = seed_ctx;
 	ctx.logger_id = "x\"V\":[]";
-	struct reading r = {.device = &dev, .ts_ms = TS_PLC2, .values = regs, .value_count = 4,
-			    .decoded = dec, .decoded_count = 1};
+	struct reading r = {.device = &dev,
+			    .ts_ms = TS_PLC2,
+			    .values = regs,
+			    .value_count = 4,
+			    .decoded = dec,
+			    .decoded_count = 1};
 	char *json = message_encode(&r, &ctx);
 	assert_non_null(json);
-	assert_string_equal(json,
+	assert_string_equal(
+		json,
 		"{\"IMEI\":\"357299070082380\",\"TYPE\":\"MODB\",\"TS\":\"2022-07-15T10:14:02Z\","
 		"\"ID\":\"\\\"V\\\":[]\",\"A\":\"192.168.1.20:502\",\"ST\":\"10\",\"N\":\"4\","
 		"\"V\":[18446744073709551614],\"P\":\"x\\\"V\\\":[]\"}");

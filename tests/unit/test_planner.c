@@ -17,13 +17,20 @@
 #include "error.h"
 #include "planner.h"
 
-static const struct block plc1[] = {{1, 1}, {10, 3}, {55, 2}, {69, 2}, {72, 9}, {100, 10},
+static const struct block plc1[] = {{1, 1},   {10, 3},  {55, 2},  {69, 2},  {72, 9}, {100, 10},
 				    {120, 5}, {130, 4}, {152, 3}, {160, 7}, {170, 1}};
 #define PLC1_N (sizeof(plc1) / sizeof(plc1[0]))
 
 static struct serial_port_config port_9600 = {
-	.name = "com2", .device = "/dev/null", .baudrate = 9600, .data_bits = 8, .parity = 'N',
-	.stop_bits = 1, .timeout_ms = 1000, .byte_timeout_ms = 50, .silent_interval_ms = -1,
+	.name = "com2",
+	.device = "/dev/null",
+	.baudrate = 9600,
+	.data_bits = 8,
+	.parity = 'N',
+	.stop_bits = 1,
+	.timeout_ms = 1000,
+	.byte_timeout_ms = 50,
+	.silent_interval_ms = -1,
 	.turnaround_ms = 5,
 };
 
@@ -39,9 +46,9 @@ static void line_model_9600_8n1(void **state)
 	struct line_timing t;
 	assert_int_equal(planner_char_bits(&port_9600), 10);
 	planner_line_timing(&port_9600, &t);
-	assert_int_equal(t.char_ns, 1041666);          /* 10 bits at 9600 Bd */
+	assert_int_equal(t.char_ns, 1041666); /* 10 bits at 9600 Bd */
 	assert_int_equal(t.t35_ns, 1041666 * 7 / 2);
-	assert_int_equal(t.gap_ns, t.t35_ns);          /* auto silent interval = t3.5 */
+	assert_int_equal(t.gap_ns, t.t35_ns); /* auto silent interval = t3.5 */
 	assert_int_equal(t.turnaround_ns, 5000000);
 	assert_int_equal(planner_silent_interval_us(&port_9600), 3646);
 
@@ -202,7 +209,7 @@ static void overlapping_and_unsorted(void **state)
 	memset(values, 0, sizeof(values));
 	planner_scatter(b, 4, &plan.tx[0], tx_values, values);
 	const uint16_t expected[20] = {100, 101, 102, 103, 104, 12, 13, 14, 15, 16,
-				       10, 11, 12, 13, 14, 10, 11, 12, 13, 14};
+				       10,  11,  12,  13,  14,  10, 11, 12, 13, 14};
 	assert_memory_equal(values, expected, sizeof(expected));
 	planner_plan_free(&plan);
 
@@ -283,7 +290,8 @@ static void scatter_rebuilds_every_block(void **state)
 				const struct plan_tx *tx = &plan.tx[k];
 				assert_true(tx->count >= 1 && tx->count <= limit);
 				assert_true(tx->first_block < n);
-				assert_true(k == 0 || plan.tx[k - 1].first_block <= tx->first_block);
+				assert_true(k == 0 ||
+					    plan.tx[k - 1].first_block <= tx->first_block);
 				for (unsigned a = 0; a < tx->count; a++)
 					tx_values[a] = (uint16_t)(tx->start + a);
 				planner_scatter(b, n, tx, tx_values, values);
@@ -331,7 +339,8 @@ static void dp_matches_brute_force(void **state)
 			bool ok = true;
 			for (size_t i = 0; i < n && ok; i++) {
 				if (i == n - 1 || (mask >> i) & 1u) {
-					uint32_t span = (uint32_t)b[i].start + b[i].count - b[first].start;
+					uint32_t span =
+						(uint32_t)b[i].start + b[i].count - b[first].start;
 					if (span > 125)
 						ok = false;
 					else

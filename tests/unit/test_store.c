@@ -203,7 +203,10 @@ static void byte_limit_and_batch(void **state)
 	struct store_record recs[4];
 	const char *payloads[] = {"{\"n\":1}", "{\"n\":2}", "{\"n\":3}", "{\"n\":4}"};
 	for (int i = 0; i < 4; i++)
-		recs[i] = (struct store_record){.ts_ms = i, .device = "d", .payload = payloads[i], .len = 7};
+		recs[i] = (struct store_record){.ts_ms = i,
+						.device = "d",
+						.payload = payloads[i],
+						.len = 7};
 	int64_t dropped = -1;
 	assert_int_equal(store_put_batch(f->s, recs, 4, &dropped), 0);
 	assert_int_equal(dropped, 2);
@@ -257,10 +260,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fifo_and_lifo_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(in_flight_ids_are_skipped, setup, teardown),
-		cmocka_unit_test_setup_teardown(delivered_readings_are_deleted_and_counted, setup, teardown),
-		cmocka_unit_test_setup_teardown(readings_survive_reopen_and_ids_are_not_reused, setup, teardown),
-		cmocka_unit_test_setup_teardown(full_store_drops_oldest_and_counts, setup, teardown),
-		cmocka_unit_test_setup_teardown(full_store_drops_newest_when_asked, setup, teardown),
+		cmocka_unit_test_setup_teardown(delivered_readings_are_deleted_and_counted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(readings_survive_reopen_and_ids_are_not_reused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(full_store_drops_oldest_and_counts, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(full_store_drops_newest_when_asked, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(byte_limit_and_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(damaged_file_is_moved_aside, setup, teardown),
 		cmocka_unit_test(unopenable_path_fails_cleanly),
