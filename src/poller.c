@@ -43,6 +43,9 @@
 #include "planner.h"
 #include "timeutil.h"
 
+/* Stack of each bus worker (see poller_start). */
+#define BUS_STACK_BYTES ((size_t)256 * 1024)
+
 /* Failed polls in a row after which a device is polled less often. */
 #define BACKOFF_AFTER_FAILURES 3
 
@@ -480,6 +483,18 @@ static int bus_init(struct bus *bus, struct poller *p, const struct device_confi
 	return 0;
 }
 
+/* How many of cfg's polled devices share dev's bus: the size of that bus's table. Sizing
+ * each table for every device of the config cost 500 x 500 entries (about 100 MB) with
+ * 500 TCP endpoints. */
+static size_t devices_on_bus(const struct config *cfg, const struct device_config *dev)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cfg->device_count; i++)
+		if (cfg->devices[i].logger && same_bus(&cfg->devices[i], dev))
+			n++;
+	return n;
+}
+
 /* The bus that dev belongs to: an existing one, or a new one (NULL when out of memory). */
 static struct bus *bus_for(struct poller *p, const struct config *cfg,
 			   const struct device_config *dev)
@@ -487,7 +502,7 @@ static struct bus *bus_for(struct poller *p, const struct config *cfg,
 	for (size_t b = 0; b < p->bus_count; b++)
 		if (p->buses[b].devices && same_bus(p->buses[b].devices[0].dev, dev))
 			return &p->buses[b];
-	struct scheduled_device *devices = calloc(cfg->device_count, sizeof(*devices));
+	struct scheduled_device *devices = calloc(devices_on_bus(cfg, dev), sizeof(*devices));
 	if (!devices)
 		return NULL;
 	struct bus *bus = &p->buses[p->bus_count];
@@ -528,9 +543,16 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 			goto nomem;
 	}
 
+	/* A worker's deepest path (a read, its JSON, a log line) needs tens of KB; the 8 MB
+	 * default would reserve 4 GB of address space for 500 TCP endpoints, more than a
+	 * 32-bit gateway has. */
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, BUS_STACK_BYTES);
 	for (size_t b = 0; b < p->bus_count; b++) {
 		struct bus *bus = &p->buses[b];
-		if (pthread_create(&bus->thread, NULL, bus_main, bus) != 0) {
+		if (pthread_create(&bus->thread, &attr, bus_main, bus) != 0) {
+			pthread_attr_destroy(&attr);
 			log_error("cannot start the worker for %s", mbio_name(bus->io));
 			poller_stop(p);
 			return MB_ERR_NOMEM;
@@ -538,6 +560,7 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 		bus->started = true;
 		log_info("bus %s: %zu device(s)", mbio_name(bus->io), bus->device_count);
 	}
+	pthread_attr_destroy(&attr);
 	*out = p;
 	return 0;
 nomem:
