@@ -504,8 +504,10 @@ def run_startup(env, devices, runs):
         t_spawn = time.time()
         daemon = spawn([env.bin, "run", "-c", cfg_path], log_path)
         try:
-            wait_for(lambda: "mqtt: connected" in read_file(log_path) or
-                     daemon.poll() is not None, 60, "mqtt: connected")
+            # Both lines, in either order: the link may connect before the poller runs.
+            wait_for(lambda: ("mqtt: connected" in read_file(log_path) and
+                              "running: " in read_file(log_path)) or
+                     daemon.poll() is not None, 60, "running and mqtt: connected")
             text = read_file(log_path)
             hwm = status_kb(daemon.pid, "VmHWM")
         finally:
