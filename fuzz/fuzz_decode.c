@@ -54,6 +54,13 @@ static uint64_t reference_bits(enum reg_order order, const uint16_t *regs, unsig
 	return x;
 }
 
+static uint64_t double_bits(double d)
+{
+	uint64_t u;
+	memcpy(&u, &d, sizeof(u));
+	return u;
+}
+
 /* Significant digits of a decimal number's text: leading and trailing zeros of the
  * mantissa (as in the ".0" that keeps "12345678901234568.0" a real) do not count. */
 static int significant_digits(const char *text)
@@ -87,7 +94,9 @@ static void check_value(enum reg_type type, uint64_t bits, const struct decoded_
 		check(v->kind == DECODED_INT && v->v.i == (int32_t)(uint32_t)bits, "int32");
 		break;
 	case REG_TYPE_UINT64: check(v->kind == DECODED_UINT && v->v.u == bits, "uint64"); break;
-	case REG_TYPE_INT64: check(v->kind == DECODED_INT && v->v.i == (int64_t)bits, "int64"); break;
+	case REG_TYPE_INT64:
+		check(v->kind == DECODED_INT && v->v.i == (int64_t)bits, "int64");
+		break;
 	case REG_TYPE_FLOAT32: {
 		uint32_t b = (uint32_t)bits;
 		float f;
@@ -106,7 +115,7 @@ static void check_value(enum reg_type type, uint64_t bits, const struct decoded_
 		if (isnan(d))
 			check(isnan(v->v.f), "float64 NaN");
 		else
-			check(memcmp(&d, &v->v.f, sizeof(d)) == 0, "float64");
+			check(double_bits(d) == double_bits(v->v.f), "float64");
 		break;
 	}
 	}
@@ -138,12 +147,13 @@ static void check_json(const struct decoded_value *v)
 		check(strpbrk(text, ".eE") != NULL, "a float reads as a real");
 		if (v->kind == DECODED_FLOAT32) {
 			float f = strtof(text, &end);
-			check(*end == '\0' && (double)f == v->v.f && !signbit(f) == !signbit(v->v.f),
+			check(*end == '\0' && (double)f == v->v.f &&
+				      !signbit(f) == !signbit(v->v.f),
 			      "float32 reads back exactly");
 			check(significant_digits(text) <= 9, "float32 shortest text");
 		} else {
 			double d = strtod(text, &end);
-			check(*end == '\0' && memcmp(&d, &v->v.f, sizeof(d)) == 0,
+			check(*end == '\0' && double_bits(d) == double_bits(v->v.f),
 			      "float64 reads back exactly");
 			check(significant_digits(text) <= 17, "float64 shortest text");
 		}
@@ -157,7 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	enum reg_type type = (enum reg_type)(data[0] % 8);
 	enum reg_order order = (enum reg_order)(data[1] % 4);
-	uint16_t regs[MAX_REGS];
+	uint16_t regs[MAX_REGS] = {0};
 	size_t nregs = (size - 2) / 2;
 	if (nregs > MAX_REGS)
 		nregs = MAX_REGS;
