@@ -288,13 +288,7 @@ static void *forward_main(void *arg)
 		if (wait_ms < 1)
 			wait_ms = 1;
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(wait_ms / 1000);
-		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		time_mono_deadline(wait_ms, &ts);
 		if (pthread_cond_timedwait(&fw->wake, &fw->lock, &ts) != 0 && !fw->nacked)
 			fw->pending = true; /* periodic re-check, e.g. after a failed fetch */
 	}

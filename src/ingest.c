@@ -261,13 +261,7 @@ static void *writer_main(void *arg)
 			continue;
 		}
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(retry_ms / 1000);
-		ts.tv_nsec += (long)(retry_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		time_mono_deadline(retry_ms, &ts);
 		/* Wakes early only for stop; new readings just join the list. */
 		while (!in->stop && pthread_cond_timedwait(&in->wake, &in->lock, &ts) == 0)
 			;

@@ -278,13 +278,7 @@ static void backoff_sleep(struct mqtt_link *link, int64_t ms)
 		if (left <= 0)
 			break;
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(left / 1000);
-		ts.tv_nsec += (long)(left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		time_mono_deadline(left, &ts);
 		pthread_cond_timedwait(&link->wake, &link->lock, &ts);
 	}
 	pthread_mutex_unlock(&link->lock);

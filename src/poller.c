@@ -409,13 +409,7 @@ static void *bus_main(void *arg)
 			/* Sleep at most 1 s at a time so a wall-clock step is noticed soon. */
 			int64_t wait_ms = due - now < 1000 ? due - now : 1000;
 			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)(wait_ms / 1000);
-			ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			time_mono_deadline(wait_ms, &ts);
 			pthread_cond_timedwait(&bus->wake, &bus->lock, &ts);
 			continue;
 		}
@@ -687,13 +681,7 @@ int poller_execute(struct poller *p, const struct serial_port_config *port, cons
 			/* While it runs, wait for the worker: its own time-out bounds the wait. */
 			int64_t step = req->state == REQ_QUEUED && left < 1000 ? left : 1000;
 			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)(step / 1000);
-			ts.tv_nsec += (long)(step % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			time_mono_deadline(step, &ts);
 			pthread_cond_timedwait(&bus->done, &bus->lock, &ts);
 		}
 	}

@@ -23,6 +23,17 @@ int64_t time_mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+void time_mono_deadline(int64_t delay_ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)(delay_ms / 1000);
+	ts->tv_nsec += (long)(delay_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 int64_t time_next_aligned_ms(int64_t now_ms, int64_t period_ms)
 {
 	int64_t base = now_ms - (now_ms % period_ms);

@@ -7,12 +7,19 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Wall-clock time in milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t time_now_ms(void);
 
 /* Monotonic time in milliseconds (CLOCK_MONOTONIC), for time-outs and intervals. */
 int64_t time_mono_ms(void);
+
+/*
+ * The CLOCK_MONOTONIC instant delay_ms (>= 0) from now, as the absolute time that
+ * pthread_cond_timedwait() takes for a condition variable on that clock.
+ */
+void time_mono_deadline(int64_t delay_ms, struct timespec *ts);
 
 /*
  * The first instant strictly after now_ms that is a whole multiple of period_ms since the

@@ -1,8 +1,9 @@
-/* test_timeutil.c - the aligned schedule and ISO-8601 formatting. */
+/* test_timeutil.c - the aligned schedule, monotonic deadlines and ISO-8601 formatting. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "timeutil.h"
@@ -38,6 +39,28 @@ static void floor_seconds(void **state)
 	assert_true(time_floor_s(INT64_MAX) == 9223372036854775LL);
 }
 
+/* ns since an arbitrary origin, for comparing timespecs. */
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+static void monotonic_deadlines(void **state)
+{
+	(void)state;
+	const int64_t delays_ms[] = {0, 1, 999, 1000, 1500, 30000};
+	for (size_t i = 0; i < sizeof(delays_ms) / sizeof(delays_ms[0]); i++) {
+		struct timespec before, deadline, after;
+		clock_gettime(CLOCK_MONOTONIC, &before);
+		time_mono_deadline(delays_ms[i], &deadline);
+		clock_gettime(CLOCK_MONOTONIC, &after);
+		/* Normalised, and delay_ms after a moment between the two clock reads. */
+		assert_true(deadline.tv_nsec >= 0 && deadline.tv_nsec < 1000000000L);
+		assert_true(ts_ns(&deadline) >= ts_ns(&before) + delays_ms[i] * 1000000LL);
+		assert_true(ts_ns(&deadline) <= ts_ns(&after) + delays_ms[i] * 1000000LL);
+	}
+}
+
 static void iso8601_format(void **state)
 {
 	(void)state;
@@ -55,6 +78,7 @@ int main(void)
 		cmocka_unit_test(ten_minute_period_aligns_to_the_clock),
 		cmocka_unit_test(sub_second_periods),
 		cmocka_unit_test(floor_seconds),
+		cmocka_unit_test(monotonic_deadlines),
 		cmocka_unit_test(iso8601_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
