@@ -1,7 +1,10 @@
 /*
- * test_fuzz_corpus.c - replays fuzz/corpus/fuzz_command/ through the fuzz target's checks
- * (fuzz/fuzz_command.c) without libFuzzer, so every normal, ASan and valgrind run of the
- * test suite covers the inputs the fuzzer found. Any trap or sanitizer report fails it.
+ * test_fuzz_corpus.c - replays fuzz/corpus/<target>/ through that fuzz target's checks
+ * (fuzz/<target>.c) without libFuzzer, so every normal, ASan and valgrind run of the test
+ * suite covers the inputs the fuzzers found, and a target whose invariants no longer match
+ * the code fails here first. Any trap or sanitizer report fails it.
+ *
+ * Built once per target (tests/CMakeLists.txt), with FUZZ_TARGET naming it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -20,8 +23,9 @@ int main(void)
 	size_t files = 0;
 	DIR *d;
 
-	/* tests/data -> fuzz/corpus/fuzz_command */
-	snprintf(dir, sizeof(dir), "%s/../../fuzz/corpus/fuzz_command", root ? root : "tests/data");
+	/* tests/data -> fuzz/corpus/<target> */
+	snprintf(dir, sizeof(dir), "%s/../../fuzz/corpus/%s", root ? root : "tests/data",
+		 FUZZ_TARGET);
 	d = opendir(dir);
 	if (!d) {
 		fprintf(stderr, "cannot open %s: %s\n", dir, strerror(errno));
@@ -60,6 +64,6 @@ int main(void)
 		files++;
 	}
 	closedir(d);
-	printf("%zu corpus inputs replayed\n", files);
-	return files >= 30 ? 0 : 1;
+	printf("%s: %zu corpus inputs replayed\n", FUZZ_TARGET, files);
+	return files >= 30 ? 0 : 1; /* a corpus that has gone missing is a failure too */
 }
