@@ -280,6 +280,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *command = argv[1];
+	message_global_init();
 	if (!strcmp(command, "help") || !strcmp(command, "--help") || !strcmp(command, "-h")) {
 		usage(stdout);
 		return 0;

@@ -98,6 +98,11 @@ fail:
 	return out;
 }
 
+void message_global_init(void)
+{
+	json_object_seed(0); /* 0: a seed from /dev/urandom or the clock */
+}
+
 char *message_encode(const struct reading *r, const struct message_context *ctx)
 {
 	const struct device_config *dev = r->device;

@@ -39,6 +39,12 @@ struct message_context {
 };
 
 /*
+ * Once, before any thread starts: jansson seeds its hash function on first use, which is
+ * not safe when two threads encode their first message at the same time.
+ */
+void message_global_init(void);
+
+/*
  * Encodes r as one compact JSON object. Returns a malloc'd NUL-terminated string (the
  * caller frees it) or NULL when out of memory. A reading with a non-empty error gets an
  * "ERR" member in place of "V".

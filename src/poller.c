@@ -1,9 +1,19 @@
 /*
  * poller.c - bus workers and the aligned schedule; see poller.h.
  *
- * Threading: one pthread per bus. A worker touches only its own struct bus and the
- * read-only config; it sleeps on its own condition variable (monotonic clock) so that
- * poller_stop() can wake it at once.
+ * Threading. Each serial bus has its own thread, which owns the line: its requests are
+ * strictly serialized. Modbus TCP endpoints (one bus per host:port, each with its own
+ * connection) are served by one elastic pool of threads (struct tcp_pool): a pool worker
+ * takes the bus that is due first and is not being served, runs its due devices, and
+ * gives it back; a bus is served by one worker at a time, so its requests are serialized
+ * too. A dispatcher thread, which does no I/O, watches the schedule: when a due bus has
+ * waited POOL_LATE_MS with every worker busy (a device that times out holds its worker
+ * for its time-out), it starts another worker, up to one per endpoint; a worker idle for
+ * POOL_IDLE_EXIT_MS ends (one always stays). So a dead device delays the others by at
+ * most POOL_LATE_MS, and 500 healthy endpoints cost a few threads instead of 500 (each
+ * thread was a stack and a timer wake-up every period: bench/run.sh, docs/performance.md).
+ * Workers sleep on condition variables (monotonic clock) so that poller_stop() can wake
+ * them at once.
  *
  * Reading a device (read_device): its blocks are read with the transactions of its plan
  * (planner.h: merged across small gaps, split at the request limit), each transaction's
@@ -46,6 +56,11 @@
 /* Stack of each bus worker (see poller_start). */
 #define BUS_STACK_BYTES ((size_t)256 * 1024)
 
+/* TCP pool: how long a due bus may wait for a worker before another is started (also the
+ * shortest time between two starts), and how long a surplus worker stays idle. */
+#define POOL_LATE_MS 100
+#define POOL_IDLE_EXIT_MS 60000
+
 /* Failed polls in a row after which a device is polled less often. */
 #define BACKOFF_AFTER_FAILURES 3
 
@@ -74,8 +89,16 @@ struct scheduled_device {
 
 enum { REQ_QUEUED, REQ_RUNNING, REQ_DONE };
 
+struct tcp_pool;
+
 struct bus {
 	struct poller *owner;
+	struct tcp_pool *pool; /* NULL: a serial bus, with its own thread */
+	/* Pooled buses only; guarded by the pool lock. */
+	bool busy;     /* a worker is serving it */
+	bool kick;      /* a remote request is queued: due now */
+	bool failing;   /* a device failed its last poll: served after healthy buses */
+	int64_t due_ms; /* earliest next_ms of its devices (wall clock) */
 	struct mbio *io;
 	struct scheduled_device *devices;
 	size_t device_count;
@@ -88,7 +111,28 @@ struct bus {
 	struct poll_request *queue, *queue_tail;
 };
 
+struct pool_worker {
+	struct tcp_pool *pool;
+	pthread_t thread;
+	bool started; /* a thread runs, or ran and was not joined yet */
+	bool exited;  /* it returned; join it before reusing the slot */
+};
+
+struct tcp_pool {
+	pthread_mutex_t lock; /* guards everything below and the pooled buses' pool fields */
+	pthread_cond_t wake;  /* idle workers */
+	pthread_cond_t tick;  /* the dispatcher */
+	struct bus **buses;
+	size_t count;
+	struct pool_worker *workers; /* count slots: at most one worker per endpoint */
+	size_t live, idle;
+	bool stop;
+	pthread_t dispatcher;
+	bool dispatcher_started;
+};
+
 struct poller {
+	struct tcp_pool pool;
 	struct bus *buses;
 	size_t bus_count;
 	poll_sink_fn sink;
@@ -391,51 +435,42 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 	schedule_next(sd);
 }
 
-static void *bus_main(void *arg)
+/* The wall-clock instant at which the bus has work next: its earliest device. */
+static int64_t bus_next_due_ms(const struct bus *bus)
 {
-	struct bus *bus = arg;
+	int64_t due = INT64_MAX;
+	for (size_t i = 0; i < bus->device_count; i++)
+		if (bus->devices[i].next_ms < due)
+			due = bus->devices[i].next_ms;
+	return due;
+}
 
-	pthread_mutex_lock(&bus->lock);
-	while (!bus->stop) {
-		serve_requests(bus);
-		if (bus->stop)
-			break;
-		int64_t now = time_now_ms();
-		int64_t due = INT64_MAX;
-		for (size_t i = 0; i < bus->device_count; i++)
-			if (bus->devices[i].next_ms < due)
-				due = bus->devices[i].next_ms;
-		if (due > now) {
-			/* Sleep at most 1 s at a time so a wall-clock step is noticed soon. */
-			int64_t wait_ms = due - now < 1000 ? due - now : 1000;
-			struct timespec ts;
-			time_mono_deadline(wait_ms, &ts);
-			pthread_cond_timedwait(&bus->wake, &bus->lock, &ts);
-			continue;
+/*
+ * Reads every device of the bus that is due at `now`, one request at a time: first those
+ * in good standing, then those that failed last time, each pass in configuration order, so
+ * a device that times out never delays a healthy one due at the same instant. Queued
+ * remote requests are served before each device read, so one waits for at most one read
+ * and is never interleaved with a poll on the line. Called without the bus lock.
+ */
+static void run_due_devices(struct bus *bus, int64_t now)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < bus->device_count; i++) {
+			struct scheduled_device *sd = &bus->devices[i];
+			if (sd->next_ms > now || (sd->fail_streak > 0) != (pass == 1))
+				continue;
+			pthread_mutex_lock(&bus->lock);
+			serve_requests(bus);
+			pthread_mutex_unlock(&bus->lock);
+			poll_due_device(bus, sd);
 		}
-		pthread_mutex_unlock(&bus->lock);
-
-		/*
-		 * Read every due device, one request at a time: first those in good standing,
-		 * then those that failed last time, each pass in configuration order, so a
-		 * device that times out never delays a healthy one due at the same instant.
-		 * Queued remote requests are served before each device read, so one waits for
-		 * at most one read and is never interleaved with a poll on the line.
-		 */
-		for (int pass = 0; pass < 2; pass++) {
-			for (size_t i = 0; i < bus->device_count; i++) {
-				struct scheduled_device *sd = &bus->devices[i];
-				if (sd->next_ms > now || (sd->fail_streak > 0) != (pass == 1))
-					continue;
-				pthread_mutex_lock(&bus->lock);
-				serve_requests(bus);
-				pthread_mutex_unlock(&bus->lock);
-				poll_due_device(bus, sd);
-			}
-		}
-		pthread_mutex_lock(&bus->lock);
 	}
-	/* Requests still queued will never run: tell their callers. */
+}
+
+/* Fails the requests still queued on a bus that stops: they will never run. */
+static void fail_queued_requests(struct bus *bus)
+{
+	pthread_mutex_lock(&bus->lock);
 	while (bus->queue) {
 		struct poll_request *req = bus->queue;
 		bus->queue = req->next;
@@ -446,7 +481,262 @@ static void *bus_main(void *arg)
 	bus->queue_tail = NULL;
 	pthread_cond_broadcast(&bus->done);
 	pthread_mutex_unlock(&bus->lock);
+}
+
+/* The thread of a serial bus. */
+static void *bus_main(void *arg)
+{
+	struct bus *bus = arg;
+
+	pthread_mutex_lock(&bus->lock);
+	while (!bus->stop) {
+		serve_requests(bus);
+		if (bus->stop)
+			break;
+		int64_t now = time_now_ms();
+		int64_t due = bus_next_due_ms(bus);
+		if (due > now) {
+			/* Sleep at most 1 s at a time so a wall-clock step is noticed soon. */
+			int64_t wait_ms = due - now < 1000 ? due - now : 1000;
+			struct timespec ts;
+			time_mono_deadline(wait_ms, &ts);
+			pthread_cond_timedwait(&bus->wake, &bus->lock, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&bus->lock);
+		run_due_devices(bus, now);
+		pthread_mutex_lock(&bus->lock);
+	}
+	pthread_mutex_unlock(&bus->lock);
+	fail_queued_requests(bus);
 	return NULL;
+}
+
+/* ---- the TCP pool ---- */
+
+/* When a pooled bus is due: now if a remote request waits, else its earliest device. */
+static int64_t pooled_due_ms(const struct bus *bus, int64_t now)
+{
+	return bus->kick ? now : bus->due_ms;
+}
+
+/* With the pool lock held: the free bus to serve now (NULL if none is due), and in
+ * *earliest the first instant at which a free bus falls due. Buses whose devices answer go
+ * before failing ones (a failing one would hold the worker for its time-outs), then the
+ * one due longest. */
+static struct bus *pool_pick(struct tcp_pool *pool, int64_t now, int64_t *earliest)
+{
+	struct bus *pick = NULL;
+	int64_t pick_due = INT64_MAX;
+	*earliest = INT64_MAX;
+	for (size_t b = 0; b < pool->count; b++) {
+		struct bus *bus = pool->buses[b];
+		if (bus->busy)
+			continue;
+		int64_t due = pooled_due_ms(bus, now);
+		if (due < *earliest)
+			*earliest = due;
+		if (due > now)
+			continue;
+		bool better = !pick || (pick->failing && !bus->failing) ||
+			      (pick->failing == bus->failing && due < pick_due);
+		if (better) {
+			pick = bus;
+			pick_due = due;
+		}
+	}
+	return pick;
+}
+
+/* Whether a device of the bus failed its last poll. */
+static bool bus_failing(const struct bus *bus)
+{
+	for (size_t i = 0; i < bus->device_count; i++)
+		if (bus->devices[i].fail_streak > 0)
+			return true;
+	return false;
+}
+
+/* With the pool lock held: a wait of delta_ms, kept within [1, 1000] ms so that a
+ * wall-clock step is noticed soon. */
+static void pool_wait(pthread_cond_t *cond, struct tcp_pool *pool, int64_t delta_ms)
+{
+	struct timespec ts;
+	time_mono_deadline(delta_ms < 1 ? 1 : delta_ms > 1000 ? 1000 : delta_ms, &ts);
+	pthread_cond_timedwait(cond, &pool->lock, &ts);
+}
+
+static void *pool_worker_main(void *arg)
+{
+	struct pool_worker *self = arg;
+	struct tcp_pool *pool = self->pool;
+	int64_t idle_since = time_mono_ms();
+
+	pthread_mutex_lock(&pool->lock);
+	while (!pool->stop) {
+		int64_t now = time_now_ms();
+		int64_t earliest;
+		struct bus *bus = pool_pick(pool, now, &earliest);
+		if (bus) {
+			bus->busy = true;
+			bus->kick = false;
+			pthread_mutex_unlock(&pool->lock);
+			pthread_mutex_lock(&bus->lock);
+			serve_requests(bus);
+			pthread_mutex_unlock(&bus->lock);
+			run_due_devices(bus, now);
+			int64_t due = bus_next_due_ms(bus);
+			bool failing = bus_failing(bus);
+			pthread_mutex_lock(&pool->lock);
+			bus->due_ms = due;
+			bus->failing = failing;
+			bus->busy = false;
+			idle_since = time_mono_ms();
+			continue;
+		}
+		if (pool->live > 1 && time_mono_ms() - idle_since >= POOL_IDLE_EXIT_MS)
+			break; /* a surplus worker: the pool shrinks back after a burst of slow reads */
+		pool->idle++;
+		pool_wait(&pool->wake, pool, earliest == INT64_MAX ? 1000 : earliest - now);
+		pool->idle--;
+	}
+	pool->live--;
+	self->exited = true;
+	pthread_cond_signal(&pool->tick); /* the dispatcher joins it */
+	pthread_mutex_unlock(&pool->lock);
+	return NULL;
+}
+
+/* With the pool lock held: joins the workers that ended, so their slots can be reused. */
+static void pool_reap(struct tcp_pool *pool)
+{
+	for (size_t i = 0; i < pool->count; i++) {
+		struct pool_worker *w = &pool->workers[i];
+		if (w->started && w->exited) {
+			pthread_join(w->thread, NULL);
+			w->started = false;
+		}
+	}
+}
+
+/* With the pool lock held: starts one more worker if a slot is free. */
+static int pool_spawn(struct tcp_pool *pool)
+{
+	for (size_t i = 0; i < pool->count; i++) {
+		struct pool_worker *w = &pool->workers[i];
+		if (w->started)
+			continue;
+		/* A worker's deepest path (a read, its JSON, a log line) needs tens of KB; the
+		 * 8 MB default would reserve that much address space per worker. */
+		pthread_attr_t attr;
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, BUS_STACK_BYTES);
+		*w = (struct pool_worker){.pool = pool};
+		int rc = pthread_create(&w->thread, &attr, pool_worker_main, w);
+		pthread_attr_destroy(&attr);
+		if (rc != 0)
+			return MB_ERR_NOMEM;
+		w->started = true;
+		pool->live++;
+		return 0;
+	}
+	return MB_ERR_NOMEM;
+}
+
+/* Grows the pool when a due endpoint waits because every worker is busy. */
+static void *pool_dispatcher_main(void *arg)
+{
+	struct tcp_pool *pool = arg;
+	bool warned = false;
+
+	pthread_mutex_lock(&pool->lock);
+	while (!pool->stop) {
+		pool_reap(pool);
+		int64_t now = time_now_ms();
+		int64_t oldest = INT64_MAX;
+		for (size_t b = 0; b < pool->count; b++) {
+			const struct bus *bus = pool->buses[b];
+			int64_t due = pooled_due_ms(bus, now);
+			if (!bus->busy && due < oldest)
+				oldest = due;
+		}
+		int64_t wait_ms = oldest == INT64_MAX ? 1000 : oldest + POOL_LATE_MS - now;
+		if (oldest <= now - POOL_LATE_MS && pool->idle == 0 && pool->live < pool->count) {
+			if (pool_spawn(pool) == 0) {
+				log_debug("modbus tcp: %zu worker(s) for %zu endpoint(s)", pool->live,
+					  pool->count);
+			} else if (!warned) {
+				log_warn("modbus tcp: cannot start another worker; endpoints wait for the "
+					 "%zu running", pool->live);
+				warned = true;
+			}
+			wait_ms = POOL_LATE_MS;
+		} else if (wait_ms < POOL_LATE_MS / 4) {
+			wait_ms = POOL_LATE_MS / 4; /* a worker is about to take it */
+		}
+		pool_wait(&pool->tick, pool, wait_ms);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return NULL;
+}
+
+/* Starts the pool for the TCP buses of p: the dispatcher and one worker. */
+static int pool_start(struct poller *p)
+{
+	struct tcp_pool *pool = &p->pool;
+	for (size_t b = 0; b < p->bus_count; b++)
+		if (p->buses[b].pool)
+			pool->count++;
+	if (pool->count == 0)
+		return 0;
+	pool->buses = calloc(pool->count, sizeof(*pool->buses));
+	pool->workers = calloc(pool->count, sizeof(*pool->workers));
+	if (!pool->buses || !pool->workers)
+		return MB_ERR_NOMEM;
+	size_t n = 0;
+	for (size_t b = 0; b < p->bus_count; b++)
+		if (p->buses[b].pool)
+			pool->buses[n++] = &p->buses[b];
+	pthread_mutex_lock(&pool->lock);
+	int rc = pool_spawn(pool);
+	pthread_mutex_unlock(&pool->lock);
+	if (rc != 0)
+		return rc;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, BUS_STACK_BYTES);
+	rc = pthread_create(&pool->dispatcher, &attr, pool_dispatcher_main, pool);
+	pthread_attr_destroy(&attr);
+	if (rc != 0)
+		return MB_ERR_NOMEM;
+	pool->dispatcher_started = true;
+	log_info("modbus tcp: %zu endpoint(s), served by a pool of workers that grows while "
+		 "devices are slow to answer",
+		 pool->count);
+	return 0;
+}
+
+/* Stops the pool's threads (reads in progress finish first) and frees it. */
+static void pool_stop(struct tcp_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	pool->stop = true;
+	pthread_cond_broadcast(&pool->wake);
+	pthread_cond_signal(&pool->tick);
+	pthread_mutex_unlock(&pool->lock);
+	if (pool->dispatcher_started)
+		pthread_join(pool->dispatcher, NULL);
+	for (size_t i = 0; pool->workers && i < pool->count; i++)
+		if (pool->workers[i].started)
+			pthread_join(pool->workers[i].thread, NULL);
+	for (size_t b = 0; b < pool->count && pool->buses; b++)
+		if (pool->buses[b])
+			fail_queued_requests(pool->buses[b]);
+	free(pool->buses);
+	free(pool->workers);
+	pthread_mutex_destroy(&pool->lock);
+	pthread_cond_destroy(&pool->wake);
+	pthread_cond_destroy(&pool->tick);
 }
 
 /* Two devices share a bus when they use the same serial port, or the same host:port. */
@@ -467,6 +757,8 @@ static int bus_init(struct bus *bus, struct poller *p, const struct device_confi
 	if (rc)
 		return rc;
 	bus->owner = p;
+	if (first->transport == TRANSPORT_TCP)
+		bus->pool = &p->pool;
 	pthread_mutex_init(&bus->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
@@ -518,6 +810,13 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 	p->sink_ctx = sink_ctx;
 	pthread_mutex_init(&p->users_lock, NULL);
 	pthread_cond_init(&p->users_gone, NULL);
+	pthread_mutex_init(&p->pool.lock, NULL);
+	pthread_condattr_t cattr;
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->pool.wake, &cattr);
+	pthread_cond_init(&p->pool.tick, &cattr);
+	pthread_condattr_destroy(&cattr);
 	p->buses = calloc(cfg->device_count ? cfg->device_count : 1, sizeof(struct bus));
 	if (!p->buses)
 		goto nomem;
@@ -535,26 +834,33 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 		sd->next_ms = time_next_aligned_ms(now, dev->period_ms);
 		if (plan_device(sd) != 0)
 			goto nomem;
+		bus->due_ms = bus_next_due_ms(bus);
 	}
 
-	/* A worker's deepest path (a read, its JSON, a log line) needs tens of KB; the 8 MB
-	 * default would reserve 4 GB of address space for 500 TCP endpoints, more than a
-	 * 32-bit gateway has. */
+	/* Serial buses: a thread each. See pool_spawn for the stack size. */
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, BUS_STACK_BYTES);
 	for (size_t b = 0; b < p->bus_count; b++) {
 		struct bus *bus = &p->buses[b];
-		if (pthread_create(&bus->thread, &attr, bus_main, bus) != 0) {
-			pthread_attr_destroy(&attr);
-			log_error("cannot start the worker for %s", mbio_name(bus->io));
-			poller_stop(p);
-			return MB_ERR_NOMEM;
+		if (!bus->pool) {
+			if (pthread_create(&bus->thread, &attr, bus_main, bus) != 0) {
+				pthread_attr_destroy(&attr);
+				log_error("cannot start the worker for %s", mbio_name(bus->io));
+				poller_stop(p);
+				return MB_ERR_NOMEM;
+			}
+			bus->started = true;
 		}
-		bus->started = true;
 		log_info("bus %s: %zu device(s)", mbio_name(bus->io), bus->device_count);
 	}
 	pthread_attr_destroy(&attr);
+	/* TCP endpoints: the pool. */
+	if (pool_start(p) != 0) {
+		log_error("cannot start the Modbus TCP workers");
+		poller_stop(p);
+		return MB_ERR_NOMEM;
+	}
 	*out = p;
 	return 0;
 nomem:
@@ -581,6 +887,7 @@ void poller_stop(struct poller *p)
 		if (bus->started)
 			pthread_join(bus->thread, NULL);
 	}
+	pool_stop(&p->pool);
 	/* Every request is done now; let its caller leave before the bus goes away. */
 	pthread_mutex_lock(&p->users_lock);
 	while (p->users > 0)
@@ -659,7 +966,15 @@ int poller_execute(struct poller *p, const struct serial_port_config *port, cons
 		else
 			bus->queue = req;
 		bus->queue_tail = req;
-		pthread_cond_signal(&bus->wake);
+		if (bus->pool) {
+			/* Lock order: a bus, then the pool (pool workers never hold both). */
+			pthread_mutex_lock(&bus->pool->lock);
+			bus->kick = true;
+			pthread_cond_signal(&bus->pool->wake);
+			pthread_mutex_unlock(&bus->pool->lock);
+		} else {
+			pthread_cond_signal(&bus->wake);
+		}
 		int64_t deadline = time_mono_ms() + wait_ms;
 		while (req->state != REQ_DONE) {
 			int64_t left = deadline - time_mono_ms();
