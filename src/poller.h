@@ -2,9 +2,11 @@
  * poller.h - the scheduler and bus workers.
  *
  * Devices are grouped into buses: all RTU devices on one serial port form one bus, and
- * all TCP devices at one host:port form another. Each bus gets one worker thread that
- * owns its Modbus link, so the requests of a serial line are strictly serialized and a
- * slow or dead bus never delays another. Each device is read at the instants that are
+ * all TCP devices at one host:port form another. A bus is served by one thread at a time,
+ * which owns its Modbus link, so the requests of a serial line (or of one TCP connection)
+ * are strictly serialized: each serial bus has its own thread, and the TCP buses share an
+ * elastic pool that grows while endpoints are slow, so a slow or dead bus never delays
+ * another for long (poller.c has the details). Each device is read at the instants that are
  * whole multiples of its period (wall clock, UTC); a read that overruns skips the
  * instants it missed rather than drifting.
  *
@@ -31,7 +33,8 @@ typedef void (*poll_sink_fn)(void *ctx, const struct reading *r);
 struct poller;
 
 /*
- * Starts one worker per bus for the devices of cfg that have logger set. cfg must outlive
+ * Starts the workers (a thread per serial bus, a pool for the TCP buses) for the devices of
+ * cfg that have logger set. cfg must outlive
  * the poller. Returns 0 and stores the poller in *out, or a negative mb_error.
  */
 int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, struct poller **out);
