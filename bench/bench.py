@@ -670,8 +670,8 @@ def report(results, args):
 SYSCALL_NOTES = {
     "fdatasync": ": SQLite's WAL sync, once per committed transaction (`synchronous=FULL`)",
     "fsync": ": SQLite sync",
-    "futex": ": mutexes and condition variables (store lock, forwarder wake-ups, 500 bus "
-             "threads)",
+    "futex": ": mutexes and condition variables (store lock, forwarder and TCP pool "
+             "wake-ups)",
     "pselect6": ": libmodbus waiting for each reply (`select`)",
     "pwrite64": ": SQLite writing WAL frames",
     "pread64": ": SQLite reading pages",
