@@ -535,6 +535,16 @@ static void ready_append(struct tcp_pool *pool, struct bus *bus)
 	pool->ready_tail = bus;
 }
 
+/* With the pool lock held: puts a bus with a remote request first in the ready queue. */
+static void ready_push_front(struct tcp_pool *pool, struct bus *bus)
+{
+	bus->queued = true;
+	bus->ready_next = pool->ready_head;
+	pool->ready_head = bus;
+	if (!pool->ready_tail)
+		pool->ready_tail = bus;
+}
+
 /*
  * With the pool lock held: the bus to serve now (NULL if none is due), and in *earliest
  * the first instant at which a free bus falls due. Due buses wait in a FIFO ready queue:
@@ -631,6 +641,8 @@ static void *pool_worker_main(void *arg)
 			bus->due_ms = due;
 			bus->failing = failing;
 			bus->busy = false;
+			if (bus->kick) /* a remote request came in meanwhile */
+				ready_push_front(pool, bus);
 			idle_since = time_mono_ms();
 			continue;
 		}
@@ -1011,14 +1023,10 @@ int poller_execute(struct poller *p, const struct serial_port_config *port, cons
 			/* Lock order: a bus, then the pool (pool workers never hold both). */
 			pthread_mutex_lock(&bus->pool->lock);
 			bus->kick = true;
-			/* Served next: ahead of the buses already waiting for a worker. */
-			if (!bus->busy && !bus->queued) {
-				bus->queued = true;
-				bus->ready_next = bus->pool->ready_head;
-				bus->pool->ready_head = bus;
-				if (!bus->pool->ready_tail)
-					bus->pool->ready_tail = bus;
-			}
+			/* Served next: ahead of the buses already waiting for a worker (a busy
+			 * bus is put there when its worker gives it back). */
+			if (!bus->busy && !bus->queued)
+				ready_push_front(bus->pool, bus);
 			pthread_cond_signal(&bus->pool->wake);
 			pthread_mutex_unlock(&bus->pool->lock);
 		} else {
