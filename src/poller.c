@@ -4,14 +4,16 @@
  * Threading. Each serial bus has its own thread, which owns the line: its requests are
  * strictly serialized. Modbus TCP endpoints (one bus per host:port, each with its own
  * connection) are served by one elastic pool of threads (struct tcp_pool): a pool worker
- * takes the bus that is due first and is not being served, runs its due devices, and
- * gives it back; a bus is served by one worker at a time, so its requests are serialized
- * too. A dispatcher thread, which does no I/O, watches the schedule: when a due bus has
- * waited POOL_LATE_MS with every worker busy (a device that times out holds its worker
- * for its time-out), it starts another worker, up to one per endpoint; a worker idle for
- * POOL_IDLE_EXIT_MS ends (one always stays). So a dead device delays the others by at
- * most POOL_LATE_MS, and 500 healthy endpoints cost a few threads instead of 500 (each
- * thread was a stack and a timer wake-up every period: bench/run.sh, docs/performance.md).
+ * takes the next due bus from a ready queue (healthy buses first, see pool_take), runs its
+ * due devices, and gives it back; a bus is served by one worker at a time, so its
+ * requests are serialized too. A dispatcher thread, which does no I/O, watches the
+ * schedule: when a due bus has waited POOL_LATE_MS with every worker busy (a device that
+ * times out holds its worker for its time-out), it starts another worker, up to one per
+ * endpoint; a worker idle for POOL_IDLE_EXIT_MS ends (one always stays). So dead devices
+ * delay the others by about POOL_LATE_MS each, only until the pool has grown (and failing
+ * buses go last after their first failure), and 500 healthy endpoints cost a few threads
+ * instead of 500 (each thread was a stack and a timer wake-up every period: bench/run.sh,
+ * docs/performance.md).
  * Workers sleep on condition variables (monotonic clock) so that poller_stop() can wake
  * them at once.
  *
@@ -557,32 +559,21 @@ static struct bus *pool_take(struct tcp_pool *pool, int64_t now, int64_t *earlie
 {
 	*earliest = INT64_MAX;
 	if (!pool->ready_head) {
-		struct bus *failing = NULL, *failing_tail = NULL;
-		for (size_t b = 0; b < pool->count; b++) {
-			struct bus *bus = pool->buses[b];
-			if (bus->busy || bus->queued)
-				continue;
-			int64_t due = pooled_due_ms(bus, now);
-			if (due > now) {
-				if (due < *earliest)
-					*earliest = due;
-				continue;
+		/* Two passes, like run_due_devices: healthy buses first, then failing ones. */
+		for (int pass = 0; pass < 2; pass++) {
+			for (size_t b = 0; b < pool->count; b++) {
+				struct bus *bus = pool->buses[b];
+				if (bus->busy || bus->queued)
+					continue;
+				int64_t due = pooled_due_ms(bus, now);
+				if (due > now) {
+					if (due < *earliest)
+						*earliest = due;
+					continue;
+				}
+				if (bus->failing == (pass == 1))
+					ready_append(pool, bus);
 			}
-			bus->queued = true;
-			bus->ready_next = NULL;
-			if (bus->failing) {
-				if (failing_tail)
-					failing_tail->ready_next = bus;
-				else
-					failing = bus;
-				failing_tail = bus;
-			} else {
-				ready_append(pool, bus);
-			}
-		}
-		for (struct bus *bus = failing, *next; bus; bus = next) {
-			next = bus->ready_next;
-			ready_append(pool, bus);
 		}
 	}
 	struct bus *bus = pool->ready_head;
