@@ -3,44 +3,92 @@
 # checks the sources statically and fuzzes them:
 #   1. a normal build (-Werror): unit + integration tests;
 #   2. an ASan+UBSan build: unit + integration tests (the daemon under test is sanitized);
-#   3. valgrind over the unit tests;
-#   4. static analysis: clang-format check, cppcheck, clang-tidy (scripts/lint.sh);
-#   5. every libFuzzer target for FUZZ_SECONDS (default 20) each (fuzz/run.sh).
-# Any failure stops the script with a non-zero exit code.
+#   3. a ThreadSanitizer build: unit + integration tests (tests/tsan.supp);
+#   4. valgrind over the unit tests;
+#   5. static analysis: clang-format check, cppcheck, clang-tidy (scripts/lint.sh);
+#   6. every libFuzzer target for FUZZ_SECONDS (default 20) each (fuzz/run.sh).
+# A sanitizer report in a test, or in the log of a daemon an integration test started, fails
+# that test (tests/integration/harness.py). Any failure stops the script with a non-zero exit
+# code. The wall time of every stage is printed at the end (docs/development.md has figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 JOBS=${JOBS:-2}
 
-bash scripts/install-deps.sh
+STAGES=()
+stage_start=0
+trap 'print_times' EXIT
 
-echo "== normal build =="
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$JOBS"
-(cd build && ctest --output-on-failure -j "$JOBS")
+# Every stage is a function; `stage NAME` runs it and records its wall time.
+stage() {
+  local t0=$SECONDS
+  echo "== $1 =="
+  "stage_$1"
+  STAGES+=("$(printf '%-10s %4d s' "$1" $((SECONDS - t0)))")
+}
 
-echo "== ASan+UBSan build =="
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMODBRIDGE_SANITIZE=ON >/dev/null
-cmake --build build-asan -j "$JOBS"
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
-(cd build-asan && ctest --output-on-failure -j "$JOBS")
-unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+print_times() {
+  local rc=$?
+  [ "${#STAGES[@]}" -gt 0 ] || return 0
+  echo "== stage wall times (JOBS=$JOBS) =="
+  printf '  %s\n' "${STAGES[@]}"
+  printf '  %-10s %4d s\n' total "$SECONDS"
+  return $rc
+}
 
-echo "== valgrind (unit tests) =="
-export MODBRIDGE_TESTDATA="$ROOT/tests/data"
-for t in build/tests/test_*; do
-  [ -x "$t" ] || continue
-  echo "valgrind $(basename "$t")"
-  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-    --track-origins=yes "$t" >/dev/null
-done
+# Builds one configuration in build-DIR and runs all its tests.
+build_and_ctest() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+  (cd "$dir" && ctest --output-on-failure -j "$JOBS")
+}
 
-echo "== static analysis (scripts/lint.sh) =="
-bash scripts/lint.sh
+stage_deps() {
+  bash scripts/install-deps.sh
+}
 
-echo "== fuzzing (fuzz/run.sh, ${FUZZ_SECONDS:-20} s per target) =="
-bash fuzz/run.sh "${FUZZ_SECONDS:-20}"
+stage_normal() {
+  build_and_ctest build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+}
 
+stage_asan() {
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0" \
+    build_and_ctest build-asan -DCMAKE_BUILD_TYPE=Debug -DMODBRIDGE_SANITIZE=ON
+}
+
+# RelWithDebInfo: TSan wants optimised code (and it is what we ship); -g names the lines.
+stage_tsan() {
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp" \
+    build_and_ctest build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODBRIDGE_TSAN=ON
+}
+
+stage_valgrind() {
+  local t
+  for t in build/tests/test_*; do
+    [ -x "$t" ] || continue
+    echo "valgrind $(basename "$t")"
+    MODBRIDGE_TESTDATA="$ROOT/tests/data" valgrind -q --error-exitcode=99 --leak-check=full \
+      --errors-for-leak-kinds=definite,indirect --track-origins=yes "$t" >/dev/null
+  done
+}
+
+stage_lint() {
+  bash scripts/lint.sh
+}
+
+stage_fuzz() {
+  bash fuzz/run.sh "${FUZZ_SECONDS:-20}"
+}
+
+stage deps
+stage normal
+stage asan
+stage tsan
+stage valgrind
+stage lint
+stage fuzz
 echo "== all test stages passed =="
