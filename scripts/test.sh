@@ -10,25 +10,32 @@
 # A sanitizer report in a test, or in the log of a daemon an integration test started, fails
 # that test (tests/integration/harness.py). Any failure stops the script with a non-zero exit
 # code. The wall time of every stage is printed at the end (docs/development.md has figures).
+#
+#   scripts/test.sh                  every stage, as CI (.ci/run)
+#   scripts/test.sh tsan lint        only these stages (valgrind needs the normal build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 JOBS=${JOBS:-2}
 
 STAGES=()
-stage_start=0
+current=""
 trap 'print_times' EXIT
 
-# Every stage is a function; `stage NAME` runs it and records its wall time.
+# Every stage is a function; `stage NAME` runs stage_NAME and records its wall time.
 stage() {
-  local t0=$SECONDS
+  current=$1
+  stage_t0=$SECONDS
   echo "== $1 =="
   "stage_$1"
-  STAGES+=("$(printf '%-10s %4d s' "$1" $((SECONDS - t0)))")
+  STAGES+=("$(printf '%-10s %4d s' "$1" $((SECONDS - stage_t0)))")
+  current=""
 }
 
+# On exit, also after a failure (set -e): the stages so far, and the one that failed.
 print_times() {
   local rc=$?
+  [ -n "$current" ] && STAGES+=("$(printf '%-10s %4d s  FAILED' "$current" $((SECONDS - stage_t0)))")
   [ "${#STAGES[@]}" -gt 0 ] || return 0
   echo "== stage wall times (JOBS=$JOBS) =="
   printf '  %s\n' "${STAGES[@]}"
@@ -84,11 +91,10 @@ stage_fuzz() {
   bash fuzz/run.sh "${FUZZ_SECONDS:-20}"
 }
 
-stage deps
-stage normal
-stage asan
-stage tsan
-stage valgrind
-stage lint
-stage fuzz
+ALL=(deps normal asan tsan valgrind lint fuzz)
+[ $# -gt 0 ] || set -- "${ALL[@]}"
+for s in "$@"; do
+  [[ " ${ALL[*]} " == *" $s "* ]] || { echo "test.sh: no stage '$s' (stages: ${ALL[*]})" >&2; exit 2; }
+done
+for s in "$@"; do stage "$s"; done
 echo "== all test stages passed =="
