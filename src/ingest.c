@@ -139,17 +139,30 @@ static void merge_back(struct ingest *in, struct ingest_reading *run)
 	}
 }
 
-/* Reverses a NULL-terminated list (a LIFO claim comes back newest first). */
-static struct ingest_reading *reversed(struct ingest_reading *p)
+static int by_seq(const void *a, const void *b)
 {
-	struct ingest_reading *out = NULL;
-	while (p) {
-		struct ingest_reading *next = p->next;
-		p->next = out;
-		out = p;
-		p = next;
-	}
-	return out;
+	uint64_t x = (*(struct ingest_reading *const *)a)->seq;
+	uint64_t y = (*(struct ingest_reading *const *)b)->seq;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts a NULL-terminated list by seq: given-back lists come in any order (a LIFO claim,
+ * messages confirmed out of order). Returns NULL when out of memory (list untouched). */
+static struct ingest_reading *sorted(struct ingest_reading *list, size_t n)
+{
+	struct ingest_reading **v = malloc(n * sizeof(*v));
+	if (!v)
+		return NULL;
+	size_t i = 0;
+	for (struct ingest_reading *p = list; p; p = p->next)
+		v[i++] = p;
+	qsort(v, n, sizeof(*v), by_seq);
+	for (i = 0; i + 1 < n; i++)
+		v[i]->next = v[i + 1];
+	v[n - 1]->next = NULL;
+	struct ingest_reading *first = v[0];
+	free(v);
+	return first;
 }
 
 static void notify(struct ingest *in)
@@ -194,9 +207,11 @@ void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *
 		}
 	}
 	if (full && !in->memory_full) {
-		log_error("memory buffer full (%zu readings, the store is not writable): dropping "
-			  "the %s readings until the store recovers",
-			  in->count, in->opt.policy == STORE_DROP_NEWEST ? "newest" : "oldest");
+		log_error("memory buffer full (logger.memory_max_messages %zu / memory_max_bytes "
+			  "%zu; the store is not writable): dropping the %s readings until the "
+			  "store recovers",
+			  in->opt.memory_max_messages, in->opt.memory_max_bytes,
+			  in->opt.policy == STORE_DROP_NEWEST ? "newest" : "oldest");
 		in->memory_full = true;
 	}
 	if (p)
@@ -236,14 +251,25 @@ struct ingest_reading *ingest_claim(struct ingest *in, enum send_mode mode, size
 
 void ingest_unclaim(struct ingest *in, struct ingest_reading *list)
 {
-	if (!list)
+	size_t n = 0;
+	for (struct ingest_reading *p = list; p; p = p->next)
+		n++;
+	if (n == 0)
 		return;
-	if (list->next && list->next->seq < list->seq)
-		list = reversed(list);
+	struct ingest_reading *run = n > 1 ? sorted(list, n) : list;
 	pthread_mutex_lock(&in->lock);
-	size_t n = in->count;
-	merge_back(in, list);
-	in->claimed -= in->count - n;
+	if (run) {
+		merge_back(in, run);
+	} else {
+		/* Out of memory sorting: one at a time (slow, but in order and nothing lost). */
+		while (list) {
+			struct ingest_reading *next = list->next;
+			list->next = NULL;
+			merge_back(in, list);
+			list = next;
+		}
+	}
+	in->claimed -= n;
 	pthread_cond_signal(&in->wake); /* the writer stores them if it can */
 	pthread_mutex_unlock(&in->lock);
 }
