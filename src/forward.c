@@ -97,7 +97,9 @@ struct forwarder {
 	struct idset to_remove; /* delivered, removal pending */
 	struct retry fetch_retry, send_retry, remove_retry;
 	bool held_full_logged;
-	size_t ack_batch; /* a quarter of the window, at least 1 */
+	bool memory_episode;       /* sending from memory since the store failed */
+	uint64_t sent_from_memory; /* readings delivered from memory, for the stop's summary */
+	size_t ack_batch;          /* a quarter of the window, at least 1 */
 };
 
 static int queue_fetch(void *ctx, enum send_mode mode, const struct id_range *skip, size_t nskip,
@@ -305,6 +307,7 @@ static void process_events(struct forwarder *fw)
 							  (long long)e->ids[k]);
 				if (e->mem) {
 					struct ingest_reading *last = e->mem;
+					fw->sent_from_memory += e->count;
 					while (last->next)
 						last = last->next;
 					last->next = delivered;
@@ -427,8 +430,16 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 	pthread_mutex_unlock(&fw->lock);
 	struct ingest_reading *list = ingest_claim(fw->memory, fw->opt.send_mode, max, &n);
 	pthread_mutex_lock(&fw->lock);
-	if (!list)
+	if (!list) {
+		if (fw->memory_episode && !ingest_store_failing(fw->memory))
+			fw->memory_episode = false;
 		return;
+	}
+	if (!fw->memory_episode)
+		log_warn(
+			"forwarder: the store cannot take readings; sending those waiting in memory "
+			"directly, before the stored backlog (they would not survive a crash)");
+	fw->memory_episode = true;
 	struct part *parts = malloc(n * sizeof(*parts));
 	if (!parts) {
 		give_back(fw, list);
@@ -707,6 +718,10 @@ void forwarder_stop(struct forwarder *fw, int flush_ms)
 			  "they will be sent again after a restart",
 			  fw->q.name, (unsigned long long)fw->to_remove.count);
 	pthread_mutex_unlock(&fw->lock);
+	if (fw->sent_from_memory)
+		log_info("forwarder: %llu reading(s) were delivered from memory while the store could "
+			 "not take them",
+			 (unsigned long long)fw->sent_from_memory);
 	if (stored)
 		log_info("forwarder: %zu reading(s) unconfirmed at shutdown stay in the store and will "
 			 "be sent again",

@@ -223,6 +223,14 @@ void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *
 		notify(in); /* the forwarder may send it from memory */
 }
 
+bool ingest_store_failing(struct ingest *in)
+{
+	pthread_mutex_lock(&in->lock);
+	bool yes = in->failing != 0;
+	pthread_mutex_unlock(&in->lock);
+	return yes;
+}
+
 bool ingest_claimable(struct ingest *in)
 {
 	pthread_mutex_lock(&in->lock);
@@ -400,7 +408,9 @@ static void *writer_main(void *arg)
 				retry_at_ms = 0; /* stopping: try again now */
 			continue;
 		}
-		if (!in->head && in->dropped_unrecorded == 0 && in->sent_unrecorded == 0) {
+		/* Stopping with only counters left: not worth holding the shutdown for. */
+		if (!in->head &&
+		    (in->stop || (in->dropped_unrecorded == 0 && in->sent_unrecorded == 0))) {
 			if (in->stop)
 				break;
 			pthread_cond_wait(&in->wake, &in->lock);

@@ -80,6 +80,10 @@ int ingest_start(struct ingest *in);
 void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *payload,
 		 size_t len);
 
+/* True while the store cannot take readings (from the last failed write until the next
+ * successful one). */
+bool ingest_store_failing(struct ingest *in);
+
 /* True when readings wait in memory because the store cannot take them. */
 bool ingest_claimable(struct ingest *in);
 
