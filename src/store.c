@@ -50,6 +50,9 @@ struct store {
 	struct store_limits limits;
 	int64_t count; /* rows in queue */
 	int64_t bytes; /* sum of payload lengths */
+	/* The highest id this process has seen; a fresh file after a recovery starts above it,
+	 * so an id the forwarder still holds from the damaged file never names a new reading. */
+	int64_t max_id;
 };
 
 /* Maps an SQLite result code to our classification. */
@@ -207,6 +210,9 @@ static int open_db(struct store *s)
 	    (rc = prepare(s, "SELECT id, length(payload) FROM queue ORDER BY id ASC LIMIT 256",
 			  &s->oldest)))
 		goto fail;
+	int64_t seq = query_int(s, "SELECT seq FROM sqlite_sequence WHERE name='queue'");
+	if (seq > s->max_id)
+		s->max_id = seq;
 	s->count = query_int(s, "SELECT count(*) FROM queue");
 	s->bytes = query_int(s, "SELECT coalesce(sum(length(payload)),0) FROM queue");
 	return 0;
@@ -364,6 +370,8 @@ int store_put_batch(struct store *s, const struct store_record *records, size_t 
 			goto rollback;
 		}
 		last_id = sqlite3_last_insert_rowid(s->db);
+		if (last_id > s->max_id)
+			s->max_id = last_id;
 		s->count++;
 		s->bytes += (int64_t)r->len;
 	}
@@ -562,6 +570,13 @@ int store_recover(struct store *s)
 	int rc = move_aside(s);
 	if (rc == 0)
 		rc = open_db(s);
+	if (rc == 0 && s->max_id > 0) {
+		char sql[128];
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO sqlite_sequence(name, seq) VALUES('queue', %lld)",
+			 (long long)s->max_id);
+		rc = exec_sql(s, sql);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

@@ -318,6 +318,25 @@ static void delete_ranges_counts_sent(void **state)
 	store_items_clear(items, n);
 }
 
+/* After a damaged file is moved aside at run time, the fresh file's ids start above every
+ * id handed out before: an id the forwarder still holds never names a new reading. */
+static void ids_after_recovery_are_new(void **state)
+{
+	struct fixture *f = *state;
+	struct store_item items[10];
+	size_t n = 0;
+	put_n(f->s, 5);
+	assert_int_equal(store_fetch(f->s, SEND_LIFO, NULL, 0, 1, items, &n), 0);
+	int64_t old_max = items[0].id;
+	store_items_clear(items, n);
+	assert_int_equal(store_recover(f->s), 0);
+	put_n(f->s, 1);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 10, items, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(items[0].id > old_max);
+	store_items_clear(items, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +344,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(in_flight_ids_are_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(skipped_ranges_in_both_orders, setup, teardown),
 		cmocka_unit_test_setup_teardown(delete_ranges_counts_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(ids_after_recovery_are_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(delivered_readings_are_deleted_and_counted, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(readings_survive_reopen_and_ids_are_not_reused,
