@@ -40,9 +40,11 @@
 #define ACK_DELAY_MS 20
 /* Readings fetched from the store at once. */
 #define FETCH_MAX 4096
-/* Retry intervals after a failure: fetch, send, removal. */
+/* Retry intervals after a failure: fetch, send, removal. A removal is retried more often
+ * (it is cheap, and every delivered reading it leaves behind is sent again after a crash). */
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 30000
+#define REMOVE_RETRY_MAX_MS 5000
 /* While removals fail, delivered ids pile up in `held`; past this many ranges (each a
  * run of ids, 16 bytes) the store is not read any more until a removal succeeds. */
 #define HELD_RANGES_MAX 4096
@@ -184,13 +186,13 @@ static void on_failed(void *ctx, int token, int retry_after_ms)
 
 /* Back-off bookkeeping. */
 
-static void retry_failed(struct retry *r, int rc, int64_t min_delay_ms)
+static void retry_failed(struct retry *r, int rc, int64_t min_delay_ms, int64_t max_delay_ms)
 {
 	r->failing = rc;
 	r->attempts++;
 	r->delay_ms = r->delay_ms ? r->delay_ms * 2 : RETRY_MIN_MS;
-	if (r->delay_ms > RETRY_MAX_MS)
-		r->delay_ms = RETRY_MAX_MS;
+	if (r->delay_ms > max_delay_ms)
+		r->delay_ms = max_delay_ms;
 	int64_t delay = r->delay_ms > min_delay_ms ? r->delay_ms : min_delay_ms;
 	r->at_ms = time_mono_ms() + delay;
 }
@@ -259,7 +261,7 @@ static void try_remove(struct forwarder *fw)
 			log_error("store %s: cannot remove %llu delivered reading(s): %s; they will not "
 				  "be sent again, and the removal is retried with back-off",
 				  fw->q.name, (unsigned long long)n, mb_strerror(rc));
-		retry_failed(&fw->remove_retry, rc, 0);
+		retry_failed(&fw->remove_retry, rc, 0, REMOVE_RETRY_MAX_MS);
 		return;
 	}
 	if (fw->remove_retry.failing) {
@@ -327,7 +329,7 @@ static void process_events(struct forwarder *fw)
 			log_warn(
 				"forwarder: the server did not accept a message; its readings stay "
 				"and are sent again");
-		retry_failed(&fw->send_retry, MB_ERR_IO, pause_ms);
+		retry_failed(&fw->send_retry, MB_ERR_IO, pause_ms, RETRY_MAX_MS);
 	}
 	if (delivered) {
 		pthread_mutex_unlock(&fw->lock);
@@ -409,7 +411,7 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 			log_warn("forwarder: cannot send a message of %zu reading(s) (%zu bytes): %s; "
 				 "retrying with back-off",
 				 n, len, mb_strerror(rc));
-		retry_failed(&fw->send_retry, rc, 0);
+		retry_failed(&fw->send_retry, rc, 0, RETRY_MAX_MS);
 	} else if (rc == 0 && fw->send_retry.failing) {
 		log_info("forwarder: sending again");
 		retry_ok(&fw->send_retry);
@@ -488,7 +490,7 @@ static void send_from_store(struct forwarder *fw, size_t max)
 		if (!fw->fetch_retry.failing)
 			log_error("store %s: cannot read readings to send: %s; retrying with back-off",
 				  fw->q.name, mb_strerror(rc));
-		retry_failed(&fw->fetch_retry, rc, 0);
+		retry_failed(&fw->fetch_retry, rc, 0, RETRY_MAX_MS);
 		goto out;
 	}
 	if (fw->fetch_retry.failing) {

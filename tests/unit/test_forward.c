@@ -521,7 +521,7 @@ static void failed_removal_never_resends(void **state)
 	pthread_mutex_lock(&f->q.lock);
 	f->q.fail_remove = 0;
 	pthread_mutex_unlock(&f->q.lock);
-	ASSERT_EVENTUALLY(fq_left(&f->q) == 0, 35000);
+	ASSERT_EVENTUALLY(fq_left(&f->q) == 0, 10000);
 	for (size_t i = 0; i < f->q.nrows; i++)
 		assert_int_equal(f->q.removed_times[i], 1);
 }
