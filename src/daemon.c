@@ -138,12 +138,12 @@ static int lock_store(const char *path, struct lockfile **lock, struct lockfile 
 	if (*lock && lockfile_covers(*lock, path))
 		return 0;
 	rc = store_make_parent_dirs(path);
-	if (rc)
-		return rc;
-	rc = lockfile_acquire(path, &fresh, why, sizeof(why), &err);
-	if (rc) {
+	if (rc == 0 && (rc = lockfile_acquire(path, &fresh, why, sizeof(why), &err)) != 0) {
 		const char *hint = store_os_hint(err);
 		log_error("%s%s%s", why, hint ? "; " : "", hint ? hint : "");
+	}
+	if (rc) {
+		log_error("cannot open the store %s; not starting", path);
 		return rc;
 	}
 	log_debug("store %s: locked (%s)", path, lockfile_path(fresh));

@@ -26,12 +26,10 @@ struct lockfile {
 
 static char *lock_path_of(const char *store_path)
 {
-	size_t n = strlen(store_path);
-	char *p = malloc(n + sizeof(".lock"));
-	if (p) {
-		memcpy(p, store_path, n);
-		memcpy(p + n, ".lock", sizeof(".lock"));
-	}
+	size_t n = strlen(store_path) + sizeof(".lock");
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s.lock", store_path);
 	return p;
 }
 
@@ -52,7 +50,7 @@ static long read_pid(const char *path)
 			if (pid > 0 && end && *end == '\n')
 				return pid;
 		}
-		struct timespec pause = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+		struct timespec pause = {.tv_sec = 0, .tv_nsec = 50L * 1000 * 1000};
 		nanosleep(&pause, NULL);
 	}
 	return 0;
@@ -72,7 +70,7 @@ int lockfile_acquire(const char *store_path, struct lockfile **out, char *why, s
 		     int *os_errno)
 {
 	struct lockfile *l = calloc(1, sizeof(*l));
-	int err = 0, rc = 0;
+	int err = 0, rc;
 
 	if (os_errno)
 		*os_errno = 0;

@@ -100,10 +100,8 @@ const char *store_os_hint(int os_errno)
 		       "store's directory (the store keeps its -wal, -shm and .lock files next to "
 		       "it): change the directory's owner or mode, or set logger.store to a "
 		       "writable place";
-	case EROFS:
-		return "the file system is read-only: set logger.store to a writable place";
-	case ENOTDIR:
-		return "a part of the path is a file, not a directory: fix logger.store";
+	case EROFS: return "the file system is read-only: set logger.store to a writable place";
+	case ENOTDIR: return "a part of the path is a file, not a directory: fix logger.store";
 	case EISDIR: return "logger.store names a directory: give the file's name";
 	case ENOSPC:
 	case EDQUOT: return "the file system is full: free some space";
@@ -142,15 +140,13 @@ static int make_parent_dir(const char *path)
 		int err = 0;
 		if (stat(dir, &st) == 0)
 			err = S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-		else if (errno != ENOENT)
-			err = errno;
-		else if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		else if (errno != ENOENT || (mkdir(dir, 0750) != 0 && errno != EEXIST))
 			err = errno;
 		if (err) {
 			log_os_failure(path, "cannot create the directory", dir, err);
-			rc = err == EROFS ? MB_ERR_READONLY
-			     : err == ENOSPC || err == EDQUOT ? MB_ERR_DISK_FULL
-							      : MB_ERR_STORE;
+			rc = err == EROFS ? MB_ERR_READONLY : MB_ERR_STORE;
+			if (err == ENOSPC || err == EDQUOT)
+				rc = MB_ERR_DISK_FULL;
 			break;
 		}
 		*p = c;
@@ -673,8 +669,8 @@ static char *immutable_uri(const char *path)
 		return NULL;
 	char *o = uri + sprintf(uri, "file:");
 	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("/._~-", *p)) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("/._~-", *p)) {
 			*o++ = (char)*p;
 		} else {
 			*o++ = '%';
@@ -682,7 +678,7 @@ static char *immutable_uri(const char *path)
 			*o++ = hex[*p & 15];
 		}
 	}
-	strcpy(o, "?immutable=1");
+	memcpy(o, "?immutable=1", sizeof("?immutable=1"));
 	return uri;
 }
 
@@ -750,8 +746,8 @@ static int inspect_db(const struct store *s, struct store_stats *st, char *why, 
 			 s->path);
 		return MB_ERR_STORE;
 	}
-	if ((rc = inspect_int(s, "SELECT value FROM meta WHERE key='schema_version'", &version,
-			      why, len)))
+	if ((rc = inspect_int(s, "SELECT value FROM meta WHERE key='schema_version'", &version, why,
+			      len)))
 		return rc;
 	if (version > STORE_SCHEMA_VERSION) {
 		snprintf(why, len,

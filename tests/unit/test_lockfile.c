@@ -66,8 +66,8 @@ static void second_locker_is_refused_with_the_pid(void **state)
 	assert_int_equal(lockfile_acquire(f->store, &b, why, sizeof(why), &err), MB_ERR_STORE);
 	assert_null(b);
 	assert_int_equal(err, 0);
-	snprintf(expected, sizeof(expected), "store %s is in use by modbridge (pid %ld)",
-		 f->store, (long)getpid());
+	snprintf(expected, sizeof(expected), "store %s is in use by modbridge (pid %ld)", f->store,
+		 (long)getpid());
 	assert_string_equal(why, expected);
 
 	lockfile_release(a);
@@ -101,8 +101,8 @@ static void a_killed_holder_leaves_no_stale_lock(void **state)
 	close(ready[0]);
 
 	assert_int_equal(lockfile_acquire(f->store, &l, why, sizeof(why), NULL), MB_ERR_STORE);
-	snprintf(expected, sizeof(expected), "store %s is in use by modbridge (pid %ld)",
-		 f->store, (long)child);
+	snprintf(expected, sizeof(expected), "store %s is in use by modbridge (pid %ld)", f->store,
+		 (long)child);
 	assert_string_equal(why, expected);
 
 	assert_int_equal(kill(child, SIGKILL), 0);
@@ -177,7 +177,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_killed_holder_leaves_no_stale_lock, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(the_descriptor_is_close_on_exec, setup, teardown),
-		cmocka_unit_test_setup_teardown(another_spelling_is_the_same_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(another_spelling_is_the_same_store, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(an_impossible_path_says_why, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

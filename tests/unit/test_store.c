@@ -501,8 +501,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(inspect_a_closed_store_leaves_no_wal_files, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(inspect_an_empty_file_reports_nothing_queued,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(inspect_an_empty_file_reports_nothing_queued, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
