@@ -37,6 +37,7 @@
 #include "poller.h"
 #include "remote.h"
 #include "store.h"
+#include "uplink_mqtt.h"
 
 /* How long SIGTERM waits for messages in flight to be confirmed. */
 #define SHUTDOWN_FLUSH_MS 3000
@@ -45,6 +46,7 @@ struct daemon_ctx {
 	const struct config *cfg;
 	struct store *store;
 	struct ingest *ingest;
+	struct uplink *up; /* NULL when MQTT is off */
 	struct forwarder *fw;
 	struct message_context msg;
 	struct modem *modem;
@@ -116,8 +118,9 @@ static void store_reading(void *arg, const struct reading *r)
 	ingest_push(d->ingest, r->ts_ms, r->device->id, json, strlen(json));
 }
 
-/* Runs on the ingest's writer thread after readings were committed. */
-static void readings_committed(void *arg)
+/* Runs on the ingest's writer thread (readings committed, or waiting in memory while the
+ * store fails) or on a bus worker. d->fw is set before the ingest starts. */
+static void readings_ready(void *arg)
 {
 	struct daemon_ctx *d = arg;
 	if (d->fw)
@@ -194,15 +197,40 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 	};
 	store_set_limits(d.store, &limits);
 	mqtt_global_init();
+	struct ingest_store ist = ingest_store_of(d.store);
+	struct ingest_options io = {
+		.memory_max_messages = (size_t)cfg->logger.memory_max_messages,
+		.memory_max_bytes = (size_t)cfg->logger.memory_max_bytes,
+		.policy = cfg->logger.full_policy,
+		.notify = readings_ready,
+		.ctx = &d,
+	};
+	rc = ingest_new(&ist, &io, &d.ingest);
+	if (rc) {
+		log_error("cannot start the store writer: %s", mb_strerror(rc));
+		goto out;
+	}
 	if (cfg->mqtt.enabled) {
 		static const struct remote_hooks hooks = {.restart = request_restart};
-		rc = forwarder_new(cfg, d.store, &d.fw);
-		/* The remote commands share the forwarder's connection; they subscribe first. */
+		struct forward_options fo = {
+			.window = cfg->logger.inflight_window,
+			.send_mode = cfg->logger.send_mode,
+			.array = cfg->logger.array,
+			.array_max_count = cfg->logger.array_max_count,
+			.array_max_bytes = cfg->logger.array_max_bytes,
+		};
+		struct forward_queue fq = forward_queue_of(d.store);
+		rc = uplink_mqtt_new(cfg, &d.up);
+		if (rc == 0)
+			rc = forwarder_new(&fo, &fq, d.ingest, d.up, &d.fw);
+		/* The remote commands share the uplink's MQTT connection; they subscribe first. */
 		if (rc == 0 && cfg->mqtt.at_topic_count)
-			rc = remote_new(cfg, forwarder_link(d.fw), d.store, d.modem, &hooks,
+			rc = remote_new(cfg, uplink_mqtt_link(d.up), d.store, d.modem, &hooks,
 					&d.remote);
 		if (rc == 0)
 			rc = forwarder_start(d.fw);
+		if (rc == 0)
+			rc = d.up->ops->start(d.up->impl);
 		if (rc) {
 			log_error("cannot start the MQTT client: %s", mb_strerror(rc));
 			goto out;
@@ -212,14 +240,7 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		if (cfg->mqtt.at_topic_count)
 			log_warn("mqtt.enabled is false: the AT topics are not subscribed");
 	}
-	struct ingest_options io = {
-		.memory_max_messages = (size_t)cfg->logger.memory_max_messages,
-		.memory_max_bytes = (size_t)cfg->logger.memory_max_bytes,
-		.policy = cfg->logger.full_policy,
-		.committed = readings_committed,
-		.ctx = &d,
-	};
-	rc = ingest_start(d.store, &io, &d.ingest);
+	rc = ingest_start(d.ingest);
 	if (rc) {
 		log_error("cannot start the store writer: %s", mb_strerror(rc));
 		goto out;
@@ -260,14 +281,22 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 	}
 
 out:
-	/* Remote first (no new command), then the buses (a command waiting for one returns),
-	 * then MQTT; the remote worker is joined while the link still exists. */
+	/*
+	 * Remote first (no new command), then the buses (a command waiting for one returns, and
+	 * no reading arrives any more). The forwarder then stops sending from the store but
+	 * goes on sending readings that only exist in memory (the store was not writable), and
+	 * waits for what is in flight; then the uplink disconnects, and the ingest makes a last
+	 * attempt to store what is left. The remote worker is joined while the link exists.
+	 */
 	remote_stop(d.remote);
 	poller_stop(poller);
-	ingest_stop(d.ingest, SHUTDOWN_FLUSH_MS); /* readings still in memory go to the store */
 	forwarder_stop(d.fw, SHUTDOWN_FLUSH_MS);
+	if (d.up)
+		d.up->ops->stop(d.up->impl);
+	ingest_stop(d.ingest, SHUTDOWN_FLUSH_MS);
 	remote_free(d.remote);
 	forwarder_free(d.fw);
+	uplink_mqtt_free(d.up);
 	modem_free(d.modem);
 	store_close(d.store);
 	mqtt_global_cleanup();

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "idset.h"
 #include "log.h"
 
 #define STORE_SCHEMA_VERSION 1
@@ -53,6 +54,9 @@ struct store {
 	/* The last failure, kept for store_open's message (the handle is closed by then). */
 	int failed_errno;
 	char failed[256];
+	/* The highest id this process has seen; a fresh file after a recovery starts above it,
+	 * so an id the forwarder still holds from the damaged file never names a new reading. */
+	int64_t max_id;
 };
 
 /* Maps an SQLite result code to our classification. */
@@ -254,16 +258,22 @@ static int open_db(struct store *s)
 	if ((rc = migrate(s)) ||
 	    (rc = prepare(s, "INSERT INTO queue(ts_ms, device, payload) VALUES(?,?,?)",
 			  &s->insert)) ||
-	    (rc = prepare(s, "SELECT id, ts_ms, payload FROM queue ORDER BY id ASC LIMIT ?",
+	    (rc = prepare(s,
+			  "SELECT id, ts_ms, payload FROM queue WHERE id >= ?1 ORDER BY id ASC LIMIT ?2",
 			  &s->fetch_fifo)) ||
-	    (rc = prepare(s, "SELECT id, ts_ms, payload FROM queue ORDER BY id DESC LIMIT ?",
+	    (rc = prepare(s,
+			  "SELECT id, ts_ms, payload FROM queue WHERE id <= ?1 ORDER BY id DESC LIMIT ?2",
 			  &s->fetch_lifo)) ||
-	    (rc = prepare(s, "DELETE FROM queue WHERE id=? RETURNING length(payload)",
+	    (rc = prepare(s,
+			  "DELETE FROM queue WHERE id BETWEEN ?1 AND ?2 RETURNING length(payload)",
 			  &s->remove)) ||
 	    (rc = prepare(s, "UPDATE meta SET value=value+? WHERE key=?", &s->add_counter)) ||
 	    (rc = prepare(s, "SELECT id, length(payload) FROM queue ORDER BY id ASC LIMIT 256",
 			  &s->oldest)))
 		goto fail;
+	int64_t seq = query_int(s, "SELECT seq FROM sqlite_sequence WHERE name='queue'");
+	if (seq > s->max_id)
+		s->max_id = seq;
 	s->count = query_int(s, "SELECT count(*) FROM queue");
 	s->bytes = query_int(s, "SELECT coalesce(sum(length(payload)),0) FROM queue");
 	return 0;
@@ -390,6 +400,7 @@ static int drop_oldest(struct store *s, int64_t *dropped)
 		for (size_t i = 0; i < n && over_limits(s, 0, 0); i++) {
 			sqlite3_reset(s->remove);
 			sqlite3_bind_int64(s->remove, 1, ids[i]);
+			sqlite3_bind_int64(s->remove, 2, ids[i]);
 			step = sqlite3_step(s->remove);
 			sqlite3_reset(s->remove);
 			if (step != SQLITE_ROW && step != SQLITE_DONE)
@@ -435,6 +446,8 @@ int store_put_batch(struct store *s, const struct store_record *records, size_t 
 			goto rollback;
 		}
 		last_id = sqlite3_last_insert_rowid(s->db);
+		if (last_id > s->max_id)
+			s->max_id = last_id;
 		s->count++;
 		s->bytes += (int64_t)r->len;
 	}
@@ -477,51 +490,58 @@ int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char 
 	return rc;
 }
 
-static bool in_list(int64_t id, const int64_t *list, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (list[i] == id)
-			return true;
-	return false;
-}
-
-int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_t nskip, size_t max,
-		struct store_item *items, size_t *n)
+int store_fetch(struct store *s, enum send_mode mode, const struct id_range *skip, size_t nskip,
+		size_t max, struct store_item *items, size_t *n)
 {
 	int rc = 0, step = SQLITE_DONE;
 	size_t filled = 0;
+	bool lifo = mode == SEND_LIFO;
+	/* Next id to look at: the query asks for ids from here on, in send order. */
+	int64_t cursor = lifo ? INT64_MAX : INT64_MIN;
 
 	pthread_mutex_lock(&s->lock);
 	if (!s->db) {
 		pthread_mutex_unlock(&s->lock);
 		return MB_ERR_STORE;
 	}
-	sqlite3_stmt *st = mode == SEND_LIFO ? s->fetch_lifo : s->fetch_fifo;
-	sqlite3_reset(st);
-	/* In-flight readings are still in the table; ask for enough rows to skip them. */
-	/* NOLINTNEXTLINE(bugprone-misplaced-widening-cast): both are small counts. */
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)(max + nskip));
-	while (filled < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		if (in_list(id, skip, nskip))
-			continue;
-		const unsigned char *text = sqlite3_column_text(st, 2);
-		size_t len = (size_t)sqlite3_column_bytes(st, 2);
-		char *copy = malloc(len + 1);
-		if (!copy) {
-			rc = MB_ERR_NOMEM;
-			break;
+	sqlite3_stmt *st = lifo ? s->fetch_lifo : s->fetch_fifo;
+	bool more = true;
+	while (rc == 0 && more && filled < max) {
+		/* One query per stretch between skipped ranges: an in-flight or delivered run
+		 * costs one restart, not a row each. */
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, cursor);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)(max - filled));
+		more = false;
+		while (filled < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(st, 0);
+			const struct id_range *r = idset_ranges_find(skip, nskip, id);
+			if (r) {
+				if (lifo ? r->lo == INT64_MIN : r->hi == INT64_MAX)
+					break;
+				cursor = lifo ? r->lo - 1 : r->hi + 1;
+				more = true;
+				break;
+			}
+			const unsigned char *text = sqlite3_column_text(st, 2);
+			size_t len = (size_t)sqlite3_column_bytes(st, 2);
+			char *copy = malloc(len + 1);
+			if (!copy) {
+				rc = MB_ERR_NOMEM;
+				break;
+			}
+			memcpy(copy, text ? (const char *)text : "", len);
+			copy[len] = '\0';
+			items[filled].id = id;
+			items[filled].ts_ms = sqlite3_column_int64(st, 1);
+			items[filled].payload = copy;
+			items[filled].len = len;
+			filled++;
+			cursor = lifo ? id - 1 : id + 1;
 		}
-		memcpy(copy, text, len);
-		copy[len] = '\0';
-		items[filled].id = id;
-		items[filled].ts_ms = sqlite3_column_int64(st, 1);
-		items[filled].payload = copy;
-		items[filled].len = len;
-		filled++;
+		if (rc == 0 && !more && filled < max && step != SQLITE_DONE && step != SQLITE_ROW)
+			rc = fail_sql(s, "read queue", step);
 	}
-	if (rc == 0 && filled < max && step != SQLITE_DONE)
-		rc = fail_sql(s, "read queue", step);
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
 	if (rc) {
@@ -540,24 +560,25 @@ void store_items_clear(struct store_item *items, size_t n)
 	}
 }
 
-int store_delete(struct store *s, const int64_t *ids, size_t n)
+/*
+ * Removes the rows of ranges r[0..nr) and of ids[0..nids) in one transaction and counts
+ * them as sent. Called with the lock held.
+ */
+static int delete_locked(struct store *s, const struct id_range *r, size_t nr, const int64_t *ids,
+			 size_t nids)
 {
 	int rc = 0;
 	int64_t removed = 0, removed_bytes = 0;
-	if (n == 0)
-		return 0;
-	pthread_mutex_lock(&s->lock);
-	if (!s->db) {
-		pthread_mutex_unlock(&s->lock);
+	if (!s->db)
 		return MB_ERR_STORE;
-	}
 	/* See the durability note at the top: a lost delete only means a resend. */
 	exec_sql(s, "PRAGMA synchronous=NORMAL");
 	if ((rc = exec_sql(s, "BEGIN IMMEDIATE")))
 		goto out;
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	for (size_t i = 0; i < nr + nids && rc == 0; i++) {
 		sqlite3_reset(s->remove);
-		sqlite3_bind_int64(s->remove, 1, ids[i]);
+		sqlite3_bind_int64(s->remove, 1, i < nr ? r[i].lo : ids[i - nr]);
+		sqlite3_bind_int64(s->remove, 2, i < nr ? r[i].hi : ids[i - nr]);
 		int step;
 		while ((step = sqlite3_step(s->remove)) == SQLITE_ROW) {
 			removed++;
@@ -579,6 +600,33 @@ int store_delete(struct store *s, const int64_t *ids, size_t n)
 	}
 out:
 	exec_sql(s, "PRAGMA synchronous=FULL");
+	return rc;
+}
+
+int store_delete(struct store *s, const int64_t *ids, size_t n)
+{
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	int rc = delete_locked(s, NULL, 0, ids, n);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_delete_ranges(struct store *s, const struct id_range *ranges, size_t n)
+{
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	int rc = delete_locked(s, ranges, n, NULL, 0);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_count_sent(struct store *s, int64_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	int rc = s->db ? add_counter(s, "sent", n) : MB_ERR_STORE;
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -598,6 +646,13 @@ int store_recover(struct store *s)
 	int rc = move_aside(s);
 	if (rc == 0)
 		rc = open_db(s);
+	if (rc == 0 && s->max_id > 0) {
+		char sql[128];
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO sqlite_sequence(name, seq) VALUES('queue', %lld)",
+			 (long long)s->max_id);
+		rc = exec_sql(s, sql);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

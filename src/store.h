@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "idset.h"
 
 struct store;
 
@@ -85,11 +86,12 @@ int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char 
 
 /*
  * Fills items[0..max) with the next readings to send in send order (oldest first for FIFO,
- * newest first for LIFO), leaving out the ids in skip (those in flight). Writes the number
- * filled to *n. Returns 0 or an error.
+ * newest first for LIFO), leaving out the ids in the sorted, disjoint ranges skip[0..nskip)
+ * (in flight, or delivered and waiting to be removed). Writes the number filled to *n.
+ * Returns 0 or an error (then nothing is filled).
  */
-int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_t nskip, size_t max,
-		struct store_item *items, size_t *n);
+int store_fetch(struct store *s, enum send_mode mode, const struct id_range *skip, size_t nskip,
+		size_t max, struct store_item *items, size_t *n);
 
 /* Frees the payloads of n items. */
 void store_items_clear(struct store_item *items, size_t n);
@@ -97,6 +99,13 @@ void store_items_clear(struct store_item *items, size_t n);
 /* Removes delivered readings (one transaction) and counts them as sent. Ids that are no
  * longer there (dropped meanwhile, or confirmed twice) are ignored. */
 int store_delete(struct store *s, const int64_t *ids, size_t n);
+
+/* store_delete for the ids of sorted, disjoint ranges (one transaction; missing ids are
+ * ignored). */
+int store_delete_ranges(struct store *s, const struct id_range *ranges, size_t n);
+
+/* Adds to the sent counter: readings delivered from memory without being stored. */
+int store_count_sent(struct store *s, int64_t n);
 
 /* Adds to the dropped counter: readings lost before they could be stored. */
 int store_count_dropped(struct store *s, int64_t n);

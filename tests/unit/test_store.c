@@ -96,10 +96,10 @@ static void in_flight_ids_are_skipped(void **state)
 	size_t n = 0;
 	put_n(f->s, 5);
 	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 2, items, &n), 0);
-	int64_t inflight[] = {items[0].id, items[1].id};
+	struct id_range inflight[] = {{items[0].id, items[1].id}};
 	store_items_clear(items, n);
 
-	assert_int_equal(store_fetch(f->s, SEND_FIFO, inflight, 2, 2, items, &n), 0);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, inflight, 1, 2, items, &n), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(items[0].payload, "{\"n\":3}");
 	assert_string_equal(items[1].payload, "{\"n\":4}");
@@ -473,11 +473,96 @@ static void inspect_an_empty_file_reports_nothing_queued(void **state)
 	assert_int_equal(sb.st_size, 0); /* not initialised by a look */
 }
 
+/* Several skipped runs, in both orders: every reading outside them comes, in order. */
+static void skipped_ranges_in_both_orders(void **state)
+{
+	struct fixture *f = *state;
+	struct store_item items[20];
+	size_t n = 0;
+	put_n(f->s, 12);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 12, items, &n), 0);
+	assert_int_equal(n, 12);
+	int64_t first = items[0].id;
+	store_items_clear(items, n);
+	/* Skip readings 1, 3..5 and 9..12 (1-based, as put_n numbers them). */
+	struct id_range skip[] = {{first, first}, {first + 2, first + 4}, {first + 8, first + 11}};
+
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, skip, 3, 20, items, &n), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(items[0].payload, "{\"n\":2}");
+	assert_string_equal(items[1].payload, "{\"n\":6}");
+	assert_string_equal(items[3].payload, "{\"n\":8}");
+	store_items_clear(items, n);
+
+	assert_int_equal(store_fetch(f->s, SEND_LIFO, skip, 3, 3, items, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(items[0].payload, "{\"n\":8}");
+	assert_string_equal(items[1].payload, "{\"n\":7}");
+	assert_string_equal(items[2].payload, "{\"n\":6}");
+	store_items_clear(items, n);
+
+	/* A range open to the end skips everything after it. */
+	struct id_range tail[] = {{first + 1, INT64_MAX}};
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, tail, 1, 20, items, &n), 0);
+	assert_int_equal(n, 1);
+	store_items_clear(items, n);
+}
+
+/* Deleting ranges removes exactly their rows and counts them as sent. */
+static void delete_ranges_counts_sent(void **state)
+{
+	struct fixture *f = *state;
+	struct store_item items[20];
+	struct store_stats st;
+	size_t n = 0;
+	put_n(f->s, 10);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 10, items, &n), 0);
+	int64_t first = items[0].id;
+	store_items_clear(items, n);
+	struct id_range done[] = {{first, first + 3},
+				  {first + 6, first + 6},
+				  {first + 100, first + 200}};
+	assert_int_equal(store_delete_ranges(f->s, done, 3), 0);
+	assert_int_equal(store_stats(f->s, &st), 0);
+	assert_int_equal(st.count, 5);
+	assert_int_equal(st.sent, 5);
+	assert_int_equal(store_count_sent(f->s, 7), 0);
+	assert_int_equal(store_stats(f->s, &st), 0);
+	assert_int_equal(st.sent, 12);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 10, items, &n), 0);
+	assert_int_equal(n, 5);
+	assert_string_equal(items[0].payload, "{\"n\":5}");
+	assert_string_equal(items[2].payload, "{\"n\":8}");
+	store_items_clear(items, n);
+}
+
+/* After a damaged file is moved aside at run time, the fresh file's ids start above every
+ * id handed out before: an id the forwarder still holds never names a new reading. */
+static void ids_after_recovery_are_new(void **state)
+{
+	struct fixture *f = *state;
+	struct store_item items[10];
+	size_t n = 0;
+	put_n(f->s, 5);
+	assert_int_equal(store_fetch(f->s, SEND_LIFO, NULL, 0, 1, items, &n), 0);
+	int64_t old_max = items[0].id;
+	store_items_clear(items, n);
+	assert_int_equal(store_recover(f->s), 0);
+	put_n(f->s, 1);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 10, items, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(items[0].id > old_max);
+	store_items_clear(items, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fifo_and_lifo_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(in_flight_ids_are_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(skipped_ranges_in_both_orders, setup, teardown),
+		cmocka_unit_test_setup_teardown(delete_ranges_counts_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(ids_after_recovery_are_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(delivered_readings_are_deleted_and_counted, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(readings_survive_reopen_and_ids_are_not_reused,
