@@ -11,6 +11,12 @@
  * kept, so nothing is lost. If the new configuration cannot start, the previous one is
  * started again. A remote command asks for the restart by setting `restart_requested`
  * and sending SIGUSR1 to the main thread, which is waiting in sigwait().
+ *
+ * One daemon per store: daemon_run locks the store (lockfile.h) before the first start and
+ * holds the lock across restarts, so no second daemon can slip in while the store is
+ * closed. A restart with another logger.store locks the new store first; the old lock is
+ * released only once the new configuration has started (if it cannot start, the previous
+ * configuration runs again on the store it still holds).
  */
 #include "daemon.h"
 
@@ -23,6 +29,7 @@
 #include "error.h"
 #include "forward.h"
 #include "ingest.h"
+#include "lockfile.h"
 #include "log.h"
 #include "message.h"
 #include "modem.h"
@@ -121,11 +128,40 @@ static void readings_ready(void *arg)
 }
 
 /*
+ * Makes *lock the lock of path's store (see the opening comment). When that takes a new
+ * lock, the one held so far moves to *old, for run_once to release once started.
+ * Returns 0, or an error (logged) with *lock unchanged.
+ */
+static int lock_store(const char *path, struct lockfile **lock, struct lockfile **old)
+{
+	struct lockfile *fresh = NULL;
+	char why[1024];
+	int err = 0, rc;
+
+	if (*lock && lockfile_covers(*lock, path))
+		return 0;
+	rc = store_make_parent_dirs(path);
+	if (rc == 0 && (rc = lockfile_acquire(path, &fresh, why, sizeof(why), &err)) != 0) {
+		const char *hint = store_os_hint(err);
+		log_error("%s%s%s", why, hint ? "; " : "", hint ? hint : "");
+	}
+	if (rc) {
+		log_error("cannot open the store %s; not starting", path);
+		return rc;
+	}
+	log_debug("store %s: locked (%s)", path, lockfile_path(fresh));
+	*old = *lock;
+	*lock = fresh;
+	return 0;
+}
+
+/*
  * Starts every part with cfg, waits for a signal, stops everything. Returns 0 after a stop
  * (*next set to a new, valid configuration when it was a restart), or a negative mb_error
- * when start-up failed.
+ * when start-up failed. Once started, it releases *old_lock (the previous store's lock).
  */
-static int run_once(struct config *cfg, const sigset_t *set, struct config **next)
+static int run_once(struct config *cfg, const sigset_t *set, struct config **next,
+		    struct lockfile **old_lock)
 {
 	struct daemon_ctx d = {.cfg = cfg};
 	struct poller *poller = NULL;
@@ -219,6 +255,11 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		goto out;
 	}
 	log_info("running: %zu device(s), store %s", cfg->device_count, cfg->logger.store_path);
+	if (*old_lock) {
+		log_info("released the lock of the previous store (%s)", lockfile_path(*old_lock));
+		lockfile_release(*old_lock);
+		*old_lock = NULL;
+	}
 
 	for (;;) {
 		int sig = 0;
@@ -266,6 +307,7 @@ out:
 int daemon_run(struct config *cfg)
 {
 	struct config *current = cfg, *previous = NULL;
+	struct lockfile *lock = NULL, *old_lock = NULL;
 	int rc;
 
 	sigset_t set;
@@ -282,7 +324,14 @@ int daemon_run(struct config *cfg)
 	for (;;) {
 		struct config *next = NULL;
 		atomic_store(&restart_requested, false);
-		rc = run_once(current, &set, &next);
+		rc = lock_store(current->logger.store_path, &lock, &old_lock);
+		if (rc == 0)
+			rc = run_once(current, &set, &next, &old_lock);
+		if (old_lock) { /* not started: back to the store the previous configuration holds */
+			lockfile_release(lock);
+			lock = old_lock;
+			old_lock = NULL;
+		}
 		if (rc != 0 && previous) {
 			log_error("the new configuration could not be started; starting the previous one "
 				  "again (the file %s still holds the new one)",
@@ -302,5 +351,6 @@ int daemon_run(struct config *cfg)
 	}
 	if (current != cfg)
 		config_free(current);
+	lockfile_release(lock);
 	return rc;
 }

@@ -3,7 +3,9 @@
  *
  * Each subcommand loads the configuration the same way, so `check` reports exactly what
  * `run` would refuse. Exit codes: 0 success, 1 the command's check failed (a bad config
- * for `check`, a failed read for `read`), 2 usage or start-up errors.
+ * for `check`, a failed read for `read`, a damaged store for `queue`), 2 usage or start-up
+ * errors (for `queue`: no store, or one it cannot read). Only `run` locks the store
+ * (lockfile.h), creates it or moves a damaged one aside; `queue` only looks.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -42,7 +44,10 @@ static void usage(FILE *out)
 		"                          each bus's requests per poll and estimated line time\n"
 		"  read   -c FILE DEVICE   poll one device now and print the JSON it would send\n"
 		"                          (nothing is stored or sent; the router's Test button)\n"
-		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent, dropped\n"
+		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent,\n"
+		"                          dropped; it only looks (safe beside the daemon): a\n"
+		"                          missing store is not created (exit 2), a damaged one is\n"
+		"                          reported and left as it is (exit 1)\n"
 		"  at     -c FILE 'AT...'  run one remote command here, as if it came over MQTT, and\n"
 		"                          print the reply (same permissions; the buses and the modem\n"
 		"                          are opened directly, so use MQTT while the daemon runs)\n"
@@ -56,7 +61,8 @@ static void usage(FILE *out)
 		"  -h, --help              show this help\n"
 		"\n"
 		"Exit status: 0 success; 1 check found errors / read failed / the command's reply is\n"
-		"ERROR; 2 usage or start-up error.\n"
+		"ERROR / queue found the store damaged; 2 usage or start-up error (run: the store\n"
+		"is in use by another modbridge, or cannot be opened; queue: no store, or unreadable).\n"
 		"Documentation: docs/configuration.md, docs/json-format.md, docs/modbus.md,\n"
 		"               docs/logger.md, docs/operations.md, docs/remote-commands.md\n");
 }
@@ -193,17 +199,30 @@ static void print_time(const char *label, int64_t ms)
 	printf("%-8s %s\n", label, text);
 }
 
+/* `modbridge queue`: looks only (store_inspect); `run` alone creates or moves the store. */
 static int cmd_queue(const char *path)
 {
 	struct config *cfg = load_config(path, true);
 	if (!cfg)
 		return 2;
-	struct store *s = NULL;
 	struct store_stats st;
-	if (store_open(cfg->logger.store_path, &s) != 0 || store_stats(s, &st) != 0) {
-		store_close(s);
+	char why[1024];
+	int rc = store_inspect(cfg->logger.store_path, &st, why, sizeof(why));
+	if (rc) {
+		fprintf(stderr, "modbridge queue: %s\n", why);
+		if (rc == MB_ERR_CORRUPT)
+			fprintf(stderr,
+				"modbridge queue: the file was left as it is; `modbridge run` moves a "
+				"damaged store aside to %s.corrupt-<UTC time> (kept, never deleted) "
+				"and starts a fresh one\n",
+				cfg->logger.store_path);
+		else if (rc == MB_ERR_NOTFOUND)
+			fprintf(stderr,
+				"modbridge queue: nothing was created; `modbridge run` creates the "
+				"store when it starts (is logger.store in %s right?)\n",
+				path);
 		config_free(cfg);
-		return 2;
+		return rc == MB_ERR_CORRUPT ? 1 : 2;
 	}
 	printf("store    %s\n", cfg->logger.store_path);
 	printf("backlog  %" PRId64 "\n", st.count);
@@ -216,7 +235,6 @@ static int cmd_queue(const char *path)
 	printf("sent     %" PRId64 "\n", st.sent);
 	printf("dropped  %" PRId64 "\n", st.dropped);
 	printf("size     %" PRId64 " bytes\n", st.size_bytes);
-	store_close(s);
 	config_free(cfg);
 	return 0;
 }

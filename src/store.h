@@ -56,10 +56,12 @@ struct store_stats {
 };
 
 /*
- * Opens (creating if needed, with its parent directory) the store at path, checks it
+ * Opens (creating if needed, with its missing parent directories) the store at path, checks it
  * (PRAGMA quick_check) and migrates its schema. A damaged file is moved aside to
  * "<path>.corrupt-<time>" (never deleted) and a fresh store is started, with an error
- * logged. Returns 0, or a classified error (the reason is logged).
+ * logged. Returns 0, or a classified error (the reason is logged: what failed, on which
+ * path, the OS's reason and what to do). It does not lock the store against a second
+ * daemon: `modbridge run` holds the lock (lockfile.h).
  */
 int store_open(const char *path, struct store **out);
 
@@ -113,6 +115,30 @@ int store_count_dropped(struct store *s, int64_t n);
  * aside (never deletes it) and starts a fresh store at the same path. Returns 0 or an error.
  */
 int store_recover(struct store *s);
+
+/*
+ * Reads the figures of the store at path without writing anything (`modbridge queue`):
+ * it never creates, moves, repairs or initialises a file, and leaves no -wal/-shm file
+ * behind. It works beside a running daemon (as a WAL reader, never blocking it) and,
+ * when no daemon runs, in a directory the caller cannot write. Checks the file as
+ * store_open does (PRAGMA quick_check). Returns 0 with *st filled (zeros for a store that
+ * was created but not initialised yet); MB_ERR_NOTFOUND when there is no such file,
+ * MB_ERR_CORRUPT when it is damaged (store_open would move it aside), or another error
+ * when it cannot be read. why receives one line naming the store and the reason.
+ * Thread-safe (it uses its own connection). Logs nothing above debug level.
+ */
+int store_inspect(const char *path, struct store_stats *st, char *why, size_t len);
+
+/*
+ * Creates the missing directories of the store's path (like mkdir -p, mode 0750), as
+ * store_open does; for the daemon, which locks the store (lockfile.h) before opening it.
+ * Returns 0 or an error; the failure is logged with the directory and the OS's reason.
+ */
+int store_make_parent_dirs(const char *path);
+
+/* What to do about an OS error met on the store's path (EACCES, EROFS, ENOTDIR,
+ * ENOSPC...), for messages; NULL when there is no advice. */
+const char *store_os_hint(int os_errno);
 
 /* Current figures for `modbridge queue` and the status command. */
 int store_stats(struct store *s, struct store_stats *st);
