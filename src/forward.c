@@ -210,6 +210,16 @@ static void free_entry(struct entry *e)
 	e->ids = NULL;
 }
 
+/* Drops entry i (already released) by moving the last one into its place; the vacated
+ * slot is cleared so no pointer is ever held twice. */
+static void remove_entry(struct forwarder *fw, size_t i)
+{
+	fw->ninflight--;
+	if (i != fw->ninflight)
+		fw->inflight[i] = fw->inflight[fw->ninflight];
+	fw->inflight[fw->ninflight] = (struct entry){0};
+}
+
 /* The entry's readings were not delivered: stored ones may be fetched again, memory ones
  * go back to the ingest (*giveback collects them, handed over without the lock). */
 static void release_entry(struct forwarder *fw, struct entry *e, struct ingest_reading **giveback)
@@ -318,7 +328,7 @@ static void process_events(struct forwarder *fw)
 				}
 				free_entry(e);
 			}
-			fw->inflight[i] = fw->inflight[--fw->ninflight];
+			remove_entry(fw, i);
 			break;
 		}
 	}
@@ -442,14 +452,20 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 			"forwarder: the store cannot take readings; sending those waiting in memory "
 			"directly, before the stored backlog (they would not survive a crash)");
 	fw->memory_episode = true;
-	struct part *parts = malloc(n * sizeof(*parts));
-	if (!parts) {
+	struct part *parts = calloc(n, sizeof(*parts));
+	struct ingest_reading **readings = calloc(n, sizeof(struct ingest_reading *));
+	if (!parts || !readings) {
+		free(parts);
+		free(readings);
 		give_back(fw, list);
 		return;
 	}
 	size_t i = 0;
-	for (struct ingest_reading *p = list; p; p = p->next, i++)
+	for (struct ingest_reading *p = list; p && i < n; p = p->next, i++) {
 		parts[i] = (struct part){p->payload, p->len};
+		readings[i] = p;
+	}
+	n = i;
 
 	size_t pos = 0;
 	struct ingest_reading *rest = list;
@@ -459,15 +475,14 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 		if (send_parts(fw, parts + pos, span, &token) != 0)
 			break;
 		/* Cut the span's readings off the list: they belong to the entry now. */
-		struct ingest_reading *first = rest, *last = rest;
-		for (size_t k = 1; k < span; k++)
-			last = last->next;
+		struct ingest_reading *last = readings[pos + span - 1];
 		rest = last->next;
 		last->next = NULL;
 		fw->inflight[fw->ninflight++] =
-			(struct entry){.token = token, .mem = first, .count = span};
+			(struct entry){.token = token, .mem = readings[pos], .count = span};
 		pos += span;
 	}
+	free(readings);
 	free(parts);
 	give_back(fw, rest);
 }
@@ -658,7 +673,9 @@ int forwarder_new(const struct forward_options *opt, const struct forward_queue 
 	pthread_condattr_destroy(&attr);
 	fw->inflight = calloc((size_t)opt->window, sizeof(struct entry));
 	if (!fw->inflight) {
-		forwarder_free(fw);
+		pthread_mutex_destroy(&fw->lock);
+		pthread_cond_destroy(&fw->wake);
+		free(fw);
 		return MB_ERR_NOMEM;
 	}
 	up->ops->bind(up->impl, &events, fw);

@@ -110,6 +110,21 @@ static void unlink_reading(struct ingest *in, struct ingest_reading *p)
 	in->bytes -= p->len;
 }
 
+/* Takes the oldest reading off the list (the list is not empty). */
+static struct ingest_reading *pop_front(struct ingest *in)
+{
+	struct ingest_reading *p = in->head;
+	in->head = p->next;
+	if (in->head)
+		in->head->prev = NULL;
+	else
+		in->tail = NULL;
+	p->next = p->prev = NULL;
+	in->count--;
+	in->bytes -= p->len;
+	return p;
+}
+
 static void insert_before(struct ingest *in, struct ingest_reading *pos, struct ingest_reading *p)
 {
 	p->next = pos;
@@ -150,13 +165,13 @@ static int by_seq(const void *a, const void *b)
  * messages confirmed out of order). Returns NULL when out of memory (list untouched). */
 static struct ingest_reading *sorted(struct ingest_reading *list, size_t n)
 {
-	struct ingest_reading **v = malloc(n * sizeof(*v));
+	struct ingest_reading **v = malloc(n * sizeof(struct ingest_reading *));
 	if (!v)
 		return NULL;
 	size_t i = 0;
 	for (struct ingest_reading *p = list; p; p = p->next)
 		v[i++] = p;
-	qsort(v, n, sizeof(*v), by_seq);
+	qsort(v, n, sizeof(struct ingest_reading *), by_seq);
 	for (i = 0; i + 1 < n; i++)
 		v[i]->next = v[i + 1];
 	v[n - 1]->next = NULL;
@@ -199,9 +214,7 @@ void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *
 	} else if (full) {
 		while (in->head && (in->count + 1 > in->opt.memory_max_messages ||
 				    in->bytes + len > in->opt.memory_max_bytes)) {
-			struct ingest_reading *old = in->head;
-			unlink_reading(in, old);
-			free_reading(old);
+			free_reading(pop_front(in));
 			in->dropped_unrecorded++;
 			in->memory_dropped_episode++;
 		}

@@ -493,7 +493,7 @@ int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char 
 int store_fetch(struct store *s, enum send_mode mode, const struct id_range *skip, size_t nskip,
 		size_t max, struct store_item *items, size_t *n)
 {
-	int rc = 0, step = SQLITE_DONE;
+	int rc = 0, step;
 	size_t filled = 0;
 	bool lifo = mode == SEND_LIFO;
 	/* Next id to look at: the query asks for ids from here on, in send order. */

@@ -94,6 +94,15 @@ static void set_operations(void **state)
 	idset_free(&b);
 }
 
+/* A small deterministic generator (xorshift64): the same sequence on every run. */
+static uint64_t next_random(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
 /* Random adds and removes, checked against a bitmap after every step. */
 static void matches_a_bitmap(void **state)
 {
@@ -102,12 +111,13 @@ static void matches_a_bitmap(void **state)
 	bool bits[N] = {false};
 	struct idset s;
 	idset_init(&s);
-	srand(12345);
+	uint64_t seed = 12345;
 	for (int step = 0; step < 20000; step++) {
-		int64_t lo = rand() % N, hi = lo + rand() % 12;
+		int64_t lo = (int64_t)(next_random(&seed) % N);
+		int64_t hi = lo + (int64_t)(next_random(&seed) % 12);
 		if (hi >= N)
 			hi = N - 1;
-		bool add = rand() % 3 != 0;
+		bool add = next_random(&seed) % 3 != 0;
 		if (add)
 			assert_int_equal(idset_add_range(&s, lo, hi), 0);
 		else
