@@ -1276,6 +1276,11 @@ static int get_list(const struct obj *o, const char *name, const char *hint, uin
 	return 1;
 }
 
+/*
+ * Reads start and count into d->blocks. Each list's own problems are reported even when
+ * the other list or the command is wrong, so one `check` shows every mistake; the checks
+ * that need both lists and a valid command (blocks_build) run only when those are sound.
+ */
 static void parse_blocks(const struct obj *o, struct device_config *d, bool function_ok)
 {
 	uint32_t *starts = NULL, *counts = NULL;
@@ -1287,9 +1292,24 @@ static void parse_blocks(const struct obj *o, struct device_config *d, bool func
 		      &starts, &ns);
 	rcn = get_list(o, "count", "registers or bits per block, such as 5 or \"1;3;2\"", &counts,
 		       &nc);
-	if (rs == 1 && rcn == 1 && function_ok) {
-		rc = blocks_build(starts, ns, counts, nc, d->function, &d->blocks, &d->block_count,
-				  err, sizeof(err));
+	bool lists_ok = rs == 1 && rcn == 1;
+	for (size_t i = 0; rcn == 1 && i < nc; i++) {
+		if (counts[i] == 0) {
+			obj_error(o, "count", "entry %zu is 0 (allowed: 1..65535 %s)", i + 1,
+				  function_ok && d->function <= 2 ? "bits" : "registers");
+			lists_ok = false;
+			break;
+		}
+	}
+	if (rs == 1 && rcn == 1 && ns != nc) {
+		obj_error(o, "count", "%zu %s but start has %zu", nc, nc == 1 ? "entry" : "entries",
+			  ns);
+		lists_ok = false;
+	}
+	if (lists_ok) {
+		/* An invalid command has been reported; check the blocks as registers. */
+		rc = blocks_build(starts, ns, counts, nc, function_ok ? d->function : 3, &d->blocks,
+				  &d->block_count, err, sizeof(err));
 		if (rc == MB_ERR_NOMEM) {
 			o->c->nomem = true;
 		} else if (rc < 0) {
@@ -1535,14 +1555,12 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 
 	parse_blocks(&o, d, function_ok);
 
-	bool type_ok = true;
 	if (get_text(&o, "type", &t) == 1) {
 		const struct choice *ch = find_choice(t, reg_types, ARRAY_SIZE(reg_types));
 
 		if (ch) {
 			d->type = (enum reg_type)ch->value;
 		} else {
-			type_ok = false;
 			char allowed[128];
 			const char *names[ARRAY_SIZE(reg_types)];
 
@@ -1565,8 +1583,9 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 	}
 
 	get_bool(&o, "logger", &d->logger);
-	if (type_ok)
-		parse_device_reads(&o, d, function_ok);
+	/* An unknown type leaves the default (word), which no type check objects to: the
+	 * other read keys are still checked, so every problem is reported at once. */
+	parse_device_reads(&o, d, function_ok);
 }
 
 static void parse_modbus(struct ctx *c, const struct obj *top)
