@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "certinfo.h"
 #include "decode.h"
 #include "error.h"
 
@@ -1899,6 +1900,31 @@ static void parse_status_topic(const struct obj *o, struct mqtt_config *m)
 	}
 }
 
+/*
+ * The TLS files must hold what their keys say: a key that does not belong to the
+ * certificate, or a CA file that is not a certificate, would otherwise only show as an
+ * OpenSSL error at every connection attempt (docs/operations.md: start-up refuses them).
+ */
+static void check_tls_files(const struct obj *o, const struct mqtt_config *m, bool ca, bool cert,
+			    bool key)
+{
+	char why[512];
+
+	if (ca && certinfo_check_cert_file(m->ca_file, why, sizeof(why)) != 0)
+		obj_error(o, "ca_file", "%s", why);
+	if (cert && certinfo_check_cert_file(m->cert_file, why, sizeof(why)) != 0) {
+		obj_error(o, "cert_file", "%s", why);
+		cert = false;
+	}
+	if (key && certinfo_check_key_file(m->key_file, why, sizeof(why)) != 0) {
+		obj_error(o, "key_file", "%s", why);
+		key = false;
+	}
+	if (cert && key &&
+	    certinfo_check_key_pair(m->cert_file, m->key_file, why, sizeof(why)) != 0)
+		obj_error(o, "key_file", "%s (cert_file, line %d)", why, obj_line(o, "cert_file"));
+}
+
 static void parse_mqtt(struct ctx *c, const struct obj *top)
 {
 	static const char *const tls_keys[] = {"ca_file", "ca_path", "cert_file", "key_file"};
@@ -1957,10 +1983,12 @@ static void parse_mqtt(struct ctx *c, const struct obj *top)
 			obj_warn(&o, "allow_all_certificates",
 				 "TLS certificate and host name verification are disabled; use only for tests");
 	}
-	get_path(&o, "ca_file", checks, false, &m->ca_file);
+	int ca = get_path(&o, "ca_file", checks, false, &m->ca_file);
 	get_path(&o, "ca_path", checks, true, &m->ca_path);
-	get_path(&o, "cert_file", checks, false, &m->cert_file);
-	get_path(&o, "key_file", checks, false, &m->key_file);
+	int cert = get_path(&o, "cert_file", checks, false, &m->cert_file);
+	int key = get_path(&o, "key_file", checks, false, &m->key_file);
+	if (checks)
+		check_tls_files(&o, m, ca == 1, cert == 1, key == 1);
 	if (checks && obj_get(&o, "cert_file") && !obj_get(&o, "key_file"))
 		obj_error(&o, "cert_file",
 			  "set without key_file (a client certificate needs its private key)");

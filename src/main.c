@@ -113,15 +113,8 @@ static int cmd_check(const char *path)
 			       : "no TLS");
 		if (cfg->mqtt.tls) {
 			print_cert("mqtt.ca_file", cfg->mqtt.ca_file, &problems);
+			/* config_load checked what the files hold (and the key pair), with lines. */
 			print_cert("mqtt.cert_file", cfg->mqtt.cert_file, &problems);
-			if (cfg->mqtt.cert_file && cfg->mqtt.key_file) {
-				char why[512];
-				if (certinfo_check_key_pair(cfg->mqtt.cert_file, cfg->mqtt.key_file,
-							    why, sizeof(why)) != 0) {
-					fprintf(stderr, "mqtt.key_file: %s\n", why);
-					problems++;
-				}
-			}
 			if (!cfg->mqtt.ca_file && !cfg->mqtt.ca_path)
 				printf("  mqtt: the broker is verified against the system CA store\n");
 		}
