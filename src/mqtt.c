@@ -35,7 +35,7 @@
 /* A session lost sooner than this after it was accepted counts as a quick loss; several
  * in a row are what a client id shared with another client looks like under MQTT 3.1.1. */
 #define QUICK_LOSS_MS 10000
-#define QUICK_LOSSES_HINT 3
+#define QUICK_LOSSES_HINT 2
 /* MQTT 5 DISCONNECT reason codes we explain (mqtt_protocol.h names them too). */
 #define REASON_SERVER_SHUTTING_DOWN 0x8B
 #define REASON_SESSION_TAKEN_OVER 0x8E
@@ -241,6 +241,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
 	struct mqtt_link *link = obj;
 	(void)mosq;
 	(void)props;
+	log_debug("mqtt: disconnected (%d)", rc);
 	if (rc >= 0x80)
 		link->server_reason = rc;
 }
@@ -260,7 +261,7 @@ static void on_log(struct mosquitto *mosq, void *obj, int level, const char *str
 	(void)mosq;
 	if ((level & MOSQ_LOG_ERR) && strstr(str, "OpenSSL Error"))
 		snprintf(link->tls_error, sizeof(link->tls_error), "%s", str);
-	else if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+	else
 		log_debug("mqtt: libmosquitto: %s", str);
 }
 
