@@ -261,7 +261,7 @@ static void on_log(struct mosquitto *mosq, void *obj, int level, const char *str
 	(void)mosq;
 	if ((level & MOSQ_LOG_ERR) && strstr(str, "OpenSSL Error"))
 		snprintf(link->tls_error, sizeof(link->tls_error), "%s", str);
-	else
+	else if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
 		log_debug("mqtt: libmosquitto: %s", str);
 }
 
