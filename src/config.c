@@ -1074,6 +1074,8 @@ static void parse_port(struct ctx *c, const yaml_node_t *map, const char *path,
 
 	obj_scan(&o, c, map, path, node_line(map), serial_keys, ARRAY_SIZE(serial_keys));
 	p->line = o.line;
+	p->device_line = obj_line(&o, "device");
+	snprintf(p->key, sizeof(p->key), "%s", path);
 	p->baudrate = 9600;
 	p->data_bits = 8;
 	p->parity = 'N';

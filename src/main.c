@@ -5,11 +5,13 @@
  * `run` would refuse. Exit codes: 0 success, 1 the command's check failed (a bad config
  * for `check`, a failed read for `read`), 2 usage or start-up errors.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "busplan.h"
 #include "certinfo.h"
@@ -92,6 +94,28 @@ static void print_cert(const char *key, const char *path, int *problems)
 	}
 }
 
+/*
+ * Serial devices that are not there now. Not an error: a USB adapter may be plugged in
+ * later, and the daemon keeps trying to open the port; but `check` must not look clean.
+ */
+static int check_serial_devices(const struct config *cfg)
+{
+	int warnings = 0;
+	for (size_t i = 0; i < cfg->serial_port_count; i++) {
+		const struct serial_port_config *p = &cfg->serial_ports[i];
+		struct stat st;
+		if (!p->device || stat(p->device, &st) == 0)
+			continue;
+		int err = errno;
+		fprintf(stderr,
+			"%s:%d: %s.device: '%s': %s; the daemon keeps trying to open it (a USB "
+			"adapter plugged in later is found) (warning)\n",
+			cfg->path, p->device_line, p->key, p->device, strerror(err));
+		warnings++;
+	}
+	return warnings;
+}
+
 static int cmd_check(const char *path)
 {
 	struct config *cfg = load_config(path, false);
@@ -136,8 +160,12 @@ static int cmd_check(const char *path)
 	if (cfg->modem.device)
 		printf("  modem: %s%s\n", cfg->modem.device,
 		       cfg->imei_configured ? "" : " (the identity is read from it at start-up)");
+	int absent = check_serial_devices(cfg);
 	if (problems)
 		fprintf(stderr, "%s: %d certificate problem(s)\n", path, problems);
+	else if (absent)
+		printf("%s: OK, but %d serial device(s) are not there now (see the warnings)\n",
+		       path, absent);
 	else
 		printf("%s: OK\n", path);
 	config_free(cfg);
