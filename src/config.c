@@ -5,7 +5,10 @@
  * section, filling a fresh struct config with defaults and the values found. Every
  * problem is recorded with its line and the walk goes on, so one run reports all of them;
  * at the end they are sorted into file order and handed to the caller's config_diags.
- * This module never logs: the caller decides how to show the diagnostics.
+ * Paths to TLS files are opened, and what they hold is checked with certinfo.h (a
+ * certificate, an unencrypted key of that certificate), so `run` refuses what would only
+ * fail at every handshake. This module never logs: the caller decides how to show the
+ * diagnostics.
  * docs/configuration.md is the user-facing reference of every key checked here.
  */
 #include "config.h"
