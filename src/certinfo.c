@@ -389,7 +389,7 @@ const char *certinfo_verify_failure(const struct certinfo_verify *verify)
 static int connect_bounded(const char *host, int port, int timeout_ms)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	struct timeval tv = {timeout_ms / 1000, (suseconds_t)(timeout_ms % 1000) * 1000};
 	char service[8];
 	int fd = -1;
 

@@ -62,9 +62,9 @@ struct mbio {
 	char *host;                            /* TCP only */
 	int tcp_port;
 	char name[160];
-	bool lost;                    /* the link failed: log when it works again */
-	int last_exception;           /* exception code of the last read, 0: none */
-	int last_function;            /* the request that got last_exception */
+	bool lost;          /* the link failed: log when it works again */
+	int last_exception; /* exception code of the last read, 0: none */
+	int last_function;  /* the request that got last_exception */
 	uint16_t last_start, last_count;
 	bool answered;                /* TCP: the peer answered on this connection */
 	bool tls_hint_given;          /* TCP: the "TLS port?" hint was logged this episode */
@@ -161,9 +161,8 @@ void mbio_exception_text(const struct mbio *io, char *buf, size_t len)
 					   "input registers"};
 	int code = io->last_exception;
 	int f = io->last_function;
-	const char *name = code > 0 && code < (int)(sizeof(names) / sizeof(names[0]))
-				   ? names[code]
-				   : NULL;
+	const char *name =
+		code > 0 && code < (int)(sizeof(names) / sizeof(names[0])) ? names[code] : NULL;
 	const char *kind = f >= 1 && f <= 4 ? what[f] : "addresses";
 
 	if (!code) {
