@@ -360,7 +360,8 @@ static void explain_failure(struct mqtt_link *link, int rc, int err, char *out, 
 	}
 	/* MQTT 3.1.1 brokers close the older of two connections with one client id without a
 	 * word; sessions that keep dying right after being accepted are the sign of it. */
-	if (link->quick_losses >= QUICK_LOSSES_HINT && !link->server_reason && link->client_id) {
+	if (link->got_connack && link->quick_losses >= QUICK_LOSSES_HINT && !link->server_reason &&
+	    link->client_id) {
 		size_t used = strlen(out);
 		snprintf(out + used, len - used,
 			 "; sessions keep being lost right after the broker accepts them: is "
