@@ -7,11 +7,13 @@
  * errors (for `queue`: no store, or one it cannot read). Only `run` locks the store
  * (lockfile.h), creates it or moves a damaged one aside; `queue` only looks.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "busplan.h"
 #include "certinfo.h"
@@ -39,9 +41,11 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it,\n"
 		"                          SIGHUP reloads the configuration)\n"
-		"  check  -c FILE          validate the configuration; print every error as\n"
-		"                          file:line: key: message, certificate fingerprints, and\n"
-		"                          each bus's requests per poll and estimated line time\n"
+		"  check  -c FILE          validate the configuration (and what the TLS files hold);\n"
+		"                          print every error as file:line: key: message, warn about\n"
+		"                          serial devices that are not there, certificate\n"
+		"                          fingerprints, and each bus's requests per poll and\n"
+		"                          estimated line time\n"
 		"  read   -c FILE DEVICE   poll one device now and print the JSON it would send\n"
 		"                          (nothing is stored or sent; the router's Test button)\n"
 		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent,\n"
@@ -98,6 +102,28 @@ static void print_cert(const char *key, const char *path, int *problems)
 	}
 }
 
+/*
+ * Serial devices that are not there now. Not an error: a USB adapter may be plugged in
+ * later, and the daemon keeps trying to open the port; but `check` must not look clean.
+ */
+static int check_serial_devices(const struct config *cfg)
+{
+	int warnings = 0;
+	for (size_t i = 0; i < cfg->serial_port_count; i++) {
+		const struct serial_port_config *p = &cfg->serial_ports[i];
+		struct stat st;
+		if (!p->device || stat(p->device, &st) == 0)
+			continue;
+		int err = errno;
+		fprintf(stderr,
+			"%s:%d: %s.device: '%s': %s; the daemon keeps trying to open it (a USB "
+			"adapter plugged in later is found) (warning)\n",
+			cfg->path, p->device_line, p->key, p->device, strerror(err));
+		warnings++;
+	}
+	return warnings;
+}
+
 static int cmd_check(const char *path)
 {
 	struct config *cfg = load_config(path, false);
@@ -119,15 +145,8 @@ static int cmd_check(const char *path)
 			       : "no TLS");
 		if (cfg->mqtt.tls) {
 			print_cert("mqtt.ca_file", cfg->mqtt.ca_file, &problems);
+			/* config_load checked what the files hold (and the key pair), with lines. */
 			print_cert("mqtt.cert_file", cfg->mqtt.cert_file, &problems);
-			if (cfg->mqtt.cert_file && cfg->mqtt.key_file) {
-				char why[512];
-				if (certinfo_check_key_pair(cfg->mqtt.cert_file, cfg->mqtt.key_file,
-							    why, sizeof(why)) != 0) {
-					fprintf(stderr, "mqtt.key_file: %s\n", why);
-					problems++;
-				}
-			}
 			if (!cfg->mqtt.ca_file && !cfg->mqtt.ca_path)
 				printf("  mqtt: the broker is verified against the system CA store\n");
 		}
@@ -149,8 +168,12 @@ static int cmd_check(const char *path)
 	if (cfg->modem.device)
 		printf("  modem: %s%s\n", cfg->modem.device,
 		       cfg->imei_configured ? "" : " (the identity is read from it at start-up)");
+	int absent = check_serial_devices(cfg);
 	if (problems)
 		fprintf(stderr, "%s: %d certificate problem(s)\n", path, problems);
+	else if (absent)
+		printf("%s: OK, but %d serial device(s) are not there now (see the warnings)\n",
+		       path, absent);
 	else
 		printf("%s: OK\n", path);
 	config_free(cfg);

@@ -316,8 +316,15 @@ static void note_result(struct mbio *io, struct scheduled_device *sd, const stru
 	if (!sd->failing) {
 		sd->failing = true;
 		sd->down_since_ms = r->ts_ms;
-		log_warn("device %s (address %s on %s): down: not answering: %s", dev->id,
-			 dev->address_text, mbio_name(io), r->error);
+		if (sd->refused) { /* it did answer, with its reason */
+			char what[160];
+			mbio_exception_text(io, what, sizeof(what));
+			log_warn("device %s (address %s on %s): answers with %s", dev->id,
+				 dev->address_text, mbio_name(io), what);
+		} else {
+			log_warn("device %s (address %s on %s): down: not answering: %s", dev->id,
+				 dev->address_text, mbio_name(io), r->error);
+		}
 	}
 	int64_t cap = backoff_cap_ms(dev);
 	/* A device that answers with an exception is alive and says why: it costs one short
