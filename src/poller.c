@@ -42,6 +42,7 @@
 #include "poller.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,11 +67,31 @@
 /* Failed polls in a row after which a device is polled less often. */
 #define BACKOFF_AFTER_FAILURES 3
 
+/* Instants in a row read within their period that end an episode of skipped instants (one
+ * would end it between every two skips of a device that overruns every other instant). */
+#define LATE_EPISODE_END_READS 2
+
+/* A wall clock that moved this much more, or less, than the monotonic clock between two
+ * looks was stepped (NTP on a gateway without a battery-backed clock, an operator) or the
+ * system was suspended: the schedule restarts from the new time instead of publishing an
+ * ERR for every instant in between (years of them after a first NTP sync). */
+#define CLOCK_STEP_MS 1000
+
+/* The ERR reasons of instants that were not read (docs/json-format.md). */
+#define SKIP_OVERRAN "skipped: previous read still running"
+#define SKIP_BUSY "skipped: bus busy"
+
 struct scheduled_device {
 	const struct device_config *dev;
-	int64_t next_ms;  /* wall-clock instant of the next read */
-	bool failing;     /* last read failed: log only the change of state */
-	bool overrunning; /* last schedule slipped: log only the change of state */
+	int64_t next_ms; /* wall-clock instant of the next message (aligned) */
+	/* When next_ms was set, on both clocks: a wall clock that since moved more than the
+	 * monotonic one was stepped (see clock_stepped). */
+	int64_t anchor_wall_ms, anchor_mono_ms;
+	bool failing; /* last read failed: log only the change of state */
+	/* Skipped instants (overrun or busy bus): the episode is logged once, and ends after
+	 * LATE_EPISODE_END_READS instants in a row were read within their period. */
+	bool late;
+	unsigned on_time_reads;
 	/* Request plans (planner.h): plan is what we read with; exact is the blocks as
 	 * configured, the fallback when the device refuses a merged read. */
 	struct plan plan;
@@ -146,6 +167,7 @@ struct poller {
 	pthread_cond_t users_gone;
 	int users;
 	bool stopping;
+	_Atomic int64_t step_logged_mono_ms; /* last clock-step warning (any worker); 0: none */
 };
 
 static int device_timeout_ms(const struct device_config *dev)
@@ -337,17 +359,13 @@ static void note_result(struct mbio *io, struct scheduled_device *sd, const stru
 	}
 }
 
-/*
- * A due instant of a device that is backing off, before its next probe: no request goes
- * on the bus, but the instant still gets its message, so a server sees every period.
- */
-static void skip_reading(struct scheduled_device *sd, struct reading *r)
+/* A message for an instant that was not read: its own TS and the reason. */
+static void publish_unread(struct poller *p, const struct scheduled_device *sd, int64_t instant,
+			   const char *reason)
 {
-	memset(r, 0, sizeof(*r));
-	r->device = sd->dev;
-	r->ts_ms = time_now_ms();
-	snprintf(r->error, sizeof(r->error), "not polled: device down (last error: %.100s)",
-		 sd->last_error);
+	struct reading r = {.device = sd->dev, .ts_ms = instant};
+	snprintf(r.error, sizeof(r.error), "%s", reason);
+	p->sink(p->sink_ctx, &r);
 }
 
 /* Called with the bus lock held; returns with it held. Runs queued remote requests. */
@@ -390,54 +408,135 @@ static void record_status(struct bus *bus, struct scheduled_device *sd, const st
 	pthread_mutex_unlock(&bus->lock);
 }
 
-static void schedule_next(struct scheduled_device *sd)
+/* The instant a time belongs to: the latest aligned instant at or before it. */
+static int64_t aligned_floor_ms(int64_t t_ms, int64_t period_ms)
 {
-	int64_t now = time_now_ms();
-	int64_t period = sd->dev->period_ms;
-	int64_t next = time_next_aligned_ms(sd->next_ms, period);
-	if (next <= now) {
-		/* The read overran one or more instants: skip them instead of drifting. */
-		if (!sd->overrunning)
-			log_warn("device %s: read took longer than its period; skipping missed instants",
-				 sd->dev->id);
-		sd->overrunning = true;
-		next = time_next_aligned_ms(now, period);
-	} else {
-		sd->overrunning = false;
-	}
-	sd->next_ms = next;
+	return time_next_aligned_ms(t_ms, period_ms) - period_ms;
 }
 
-/* Polls one due device (or skips it while it backs off), hands over the reading, and
- * schedules its next instant. */
+/*
+ * Whether the wall clock was stepped between two looks at both clocks (any worker). The
+ * warning is logged at most once a minute for the whole poller, not once per device.
+ */
+static bool clock_stepped(struct poller *p, int64_t wall0, int64_t mono0, int64_t wall1,
+			  int64_t mono1)
+{
+	int64_t step = (wall1 - wall0) - (mono1 - mono0);
+	if (step <= CLOCK_STEP_MS && step >= -CLOCK_STEP_MS)
+		return false;
+	int64_t last = atomic_load(&p->step_logged_mono_ms);
+	if ((last == 0 || mono1 - last >= 60000) &&
+	    atomic_compare_exchange_strong(&p->step_logged_mono_ms, &last, mono1))
+		log_warn("the wall clock moved %+lld s against the monotonic clock (set, or the system "
+			 "was suspended): schedules go on from the new time, without messages for "
+			 "the instants in between",
+			 (long long)(step / 1000));
+	return true;
+}
+
+/* Sets the next instant of a device, with the clocks' readings it was computed from. */
+static void set_next(struct scheduled_device *sd, int64_t next_ms, int64_t wall_ms, int64_t mono_ms)
+{
+	sd->next_ms = next_ms;
+	sd->anchor_wall_ms = wall_ms;
+	sd->anchor_mono_ms = mono_ms;
+}
+
+/* Instants were skipped: the first skip of an episode is logged (why), the rest are not. */
+static void note_late(struct scheduled_device *sd, const char *why)
+{
+	sd->on_time_reads = 0;
+	if (!sd->late)
+		log_warn("device %s: %s", sd->dev->id, why);
+	sd->late = true;
+}
+
+/* An instant was read within its period; enough of them in a row end the episode. */
+static void note_on_time(struct scheduled_device *sd)
+{
+	if (!sd->late || ++sd->on_time_reads < LATE_EPISODE_END_READS)
+		return;
+	log_info("device %s: reads fit their period again", sd->dev->id);
+	sd->late = false;
+	sd->on_time_reads = 0;
+}
+
+/*
+ * Gives every instant of a due device, from its next_ms to now, exactly one message, in
+ * instant order: an ERR "skipped: bus busy" for each instant whose whole period went by
+ * before the bus got to the device, then the reading of the current instant (an ERR
+ * "not polled" one while the device backs off), then an ERR "skipped: previous read still
+ * running" for each instant that came while that read ran. The next read is at the first
+ * instant after the read ended, so an overrun never makes the schedule drift. Every
+ * message's TS is its instant. Only the bus's current worker runs this for the device, so
+ * nothing else can publish one of its instants meanwhile.
+ */
 static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 {
 	struct poller *p = bus->owner;
-	int64_t instant = sd->next_ms;
+	const struct device_config *dev = sd->dev;
+	int64_t period = dev->period_ms;
+	int64_t now = time_now_ms();
+	int64_t mono = time_mono_ms();
 	struct reading r;
+	char why[160];
+
+	if (clock_stepped(p, sd->anchor_wall_ms, sd->anchor_mono_ms, now, mono))
+		sd->next_ms = aligned_floor_ms(now, period);
+	int64_t instant = sd->next_ms;
+	if (instant + period <= now) {
+		for (; instant + period <= now; instant += period)
+			publish_unread(p, sd, instant, SKIP_BUSY);
+		snprintf(why, sizeof(why),
+			 "its bus was busy for a whole period (other devices' reads or remote "
+			 "requests); the instants it missed get ERR \"%s\"",
+			 SKIP_BUSY);
+		note_late(sd, why);
+	}
 
 	if (sd->backing_off && instant < sd->probe_ms) {
-		skip_reading(sd, &r);
-		p->sink(p->sink_ctx, &r);
-	} else {
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		if (read_device(bus->io, sd, &r) != 0) {
-			log_error("device %s: out of memory; reading lost", sd->dev->id);
-		} else {
-			/* bench/modbus_bus.py reads this line: keep its form. */
-			clock_gettime(CLOCK_MONOTONIC, &t1);
-			log_debug("device %s: read in %.1f ms with %zu request(s)", sd->dev->id,
-				  (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-					  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-				  sd->requests);
-			note_result(bus->io, sd, &r, instant);
-			record_status(bus, sd, &r);
-			p->sink(p->sink_ctx, &r);
-		}
+		/* No request goes on the bus, but the instant still gets its message. */
+		snprintf(why, sizeof(why), "not polled: device down (last error: %.100s)",
+			 sd->last_error);
+		publish_unread(p, sd, instant, why);
+		set_next(sd, instant + period, now, mono);
+		return;
 	}
-	reading_clear(&r);
-	schedule_next(sd);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (read_device(bus->io, sd, &r) != 0) {
+		log_error("device %s: out of memory reading it", dev->id);
+		publish_unread(p, sd, instant, "out of memory");
+	} else {
+		r.ts_ms = instant;
+		/* bench/modbus_bus.py reads this line: keep its form. */
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		log_debug("device %s: read in %.1f ms with %zu request(s)", dev->id,
+			  (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+				  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+			  sd->requests);
+		note_result(bus->io, sd, &r, instant);
+		record_status(bus, sd, &r);
+		p->sink(p->sink_ctx, &r);
+		reading_clear(&r);
+	}
+	/* Where the read ended on the instants' clock, even if the wall clock was set
+	 * meanwhile (the next look sees that step). */
+	int64_t end_mono = time_mono_ms();
+	int64_t end = now + (end_mono - mono);
+	int64_t next = instant + period;
+	if (next <= end) {
+		for (; next <= end; next += period)
+			publish_unread(p, sd, next, SKIP_OVERRAN);
+		snprintf(why, sizeof(why),
+			 "read took longer than its period (ended %lld ms after its instant, period "
+			 "%lld ms); the instants it overran get ERR \"%s\"",
+			 (long long)(end - instant), (long long)period, SKIP_OVERRAN);
+		note_late(sd, why);
+	} else if (instant == sd->next_ms) {
+		note_on_time(sd);
+	}
+	set_next(sd, next, end, end_mono);
 }
 
 /* The wall-clock instant at which the bus has work next: its earliest device. */
@@ -875,7 +974,7 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 			goto nomem;
 		struct scheduled_device *sd = &bus->devices[bus->device_count++];
 		sd->dev = dev;
-		sd->next_ms = time_next_aligned_ms(now, dev->period_ms);
+		set_next(sd, time_next_aligned_ms(now, dev->period_ms), now, time_mono_ms());
 		if (plan_device(sd) != 0)
 			goto nomem;
 		bus->due_ms = bus_next_due_ms(bus);
