@@ -33,6 +33,14 @@
  * good standing are read before failing ones, so a dead device never delays a healthy
  * device that is due at the same instant.
  *
+ * One message per instant (poll_due_device): a device's next_ms is the next instant that
+ * has no message yet, and only the worker serving its bus publishes its messages, in instant
+ * order: a late reading for T comes before the ERR for T+1, and no instant gets two.
+ * Instants skipped because the device's own read ran past them, or because the bus was
+ * busy for their whole period, get ERR readings; both episodes are logged once. The
+ * monotonic clock tells a clock step from a late bus, so setting the wall clock does not
+ * flood the store with ERR readings for the instants in between.
+ *
  * Remote requests (poller_execute) are queued on the bus under its lock; the worker
  * serves them before each device read, and signals `done`.
  * The per-device status is written by the worker and read by poller_device_status(), both
