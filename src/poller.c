@@ -38,8 +38,10 @@
  * order: a late reading for T comes before the ERR for T+1, and no instant gets two.
  * Instants skipped because the device's own read ran past them, or because the bus was
  * busy for their whole period, get ERR readings; both episodes are logged once. The
- * monotonic clock tells a clock step from a late bus, so setting the wall clock does not
- * flood the store with ERR readings for the instants in between.
+ * monotonic clock tells a clock step from a late bus, so setting the wall clock forward does
+ * not flood the store with ERR readings for the instants in between, and setting it back
+ * reschedules the devices at once (resync_devices) instead of leaving them silent until
+ * the clock is back where it was.
  *
  * Remote requests (poller_execute) are queued on the bus under its lock; the worker
  * serves them before each device read, and signals `done`.
@@ -131,7 +133,8 @@ struct bus {
 	bool failing; /* a device failed its last poll: served after healthy buses */
 	bool queued;  /* waits in the pool's ready queue */
 	struct bus *ready_next;
-	int64_t due_ms; /* earliest next_ms of its devices (wall clock) */
+	int64_t due_ms;            /* earliest next_ms of its devices (wall clock) */
+	int64_t longest_period_ms; /* of its devices: due_ms beyond now + this is a clock step */
 	struct mbio *io;
 	struct scheduled_device *devices;
 	size_t device_count;
@@ -175,7 +178,9 @@ struct poller {
 	pthread_cond_t users_gone;
 	int users;
 	bool stopping;
-	_Atomic int64_t step_logged_mono_ms; /* last clock-step warning (any worker); 0: none */
+	/* The last clock-step warning (any worker): when, and the step it reported. */
+	_Atomic int64_t step_logged_mono_ms; /* 0: none yet */
+	_Atomic int64_t step_logged_ms;
 };
 
 static int device_timeout_ms(const struct device_config *dev)
@@ -423,8 +428,9 @@ static int64_t aligned_floor_ms(int64_t t_ms, int64_t period_ms)
 }
 
 /*
- * Whether the wall clock was stepped between two looks at both clocks (any worker). The
- * warning is logged at most once a minute for the whole poller, not once per device.
+ * Whether the wall clock was stepped between two looks at both clocks (any worker). Every
+ * device notices the same step: it is logged once for the whole poller (again only for
+ * another step, or a minute later).
  */
 static bool clock_stepped(struct poller *p, int64_t wall0, int64_t mono0, int64_t wall1,
 			  int64_t mono1)
@@ -433,12 +439,15 @@ static bool clock_stepped(struct poller *p, int64_t wall0, int64_t mono0, int64_
 	if (step <= CLOCK_STEP_MS && step >= -CLOCK_STEP_MS)
 		return false;
 	int64_t last = atomic_load(&p->step_logged_mono_ms);
-	if ((last == 0 || mono1 - last >= 60000) &&
-	    atomic_compare_exchange_strong(&p->step_logged_mono_ms, &last, mono1))
+	int64_t same = step - atomic_load(&p->step_logged_ms);
+	if ((last == 0 || mono1 - last >= 60000 || same > CLOCK_STEP_MS || same < -CLOCK_STEP_MS) &&
+	    atomic_compare_exchange_strong(&p->step_logged_mono_ms, &last, mono1)) {
+		atomic_store(&p->step_logged_ms, step);
 		log_warn("the wall clock moved %+lld s against the monotonic clock (set, or the system "
 			 "was suspended): schedules go on from the new time, without messages for "
 			 "the instants in between",
 			 (long long)(step / 1000));
+	}
 	return true;
 }
 
@@ -547,6 +556,28 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 	set_next(sd, next, end, end_mono);
 }
 
+/*
+ * A device's next instant is never more than a period ahead of the time it was set at, so
+ * one further ahead means the wall clock was set back: reschedule it from the new time
+ * rather than wait, without messages, until the clock is back where it was. (The instants
+ * between the new time and the old one get messages again: the clock repeats them.) Run
+ * by the bus's worker before it looks at what is due.
+ */
+static void resync_devices(struct bus *bus, int64_t now)
+{
+	for (size_t i = 0; i < bus->device_count; i++) {
+		struct scheduled_device *sd = &bus->devices[i];
+		int64_t period = sd->dev->period_ms;
+		if (sd->next_ms - now <= period + CLOCK_STEP_MS)
+			continue;
+		int64_t mono = time_mono_ms();
+		clock_stepped(bus->owner, sd->anchor_wall_ms, sd->anchor_mono_ms, now, mono);
+		set_next(sd, time_next_aligned_ms(now, period), now, mono);
+		if (sd->backing_off)
+			sd->probe_ms = sd->next_ms; /* its probe was on the old time too */
+	}
+}
+
 /* The wall-clock instant at which the bus has work next: its earliest device. */
 static int64_t bus_next_due_ms(const struct bus *bus)
 {
@@ -566,6 +597,7 @@ static int64_t bus_next_due_ms(const struct bus *bus)
  */
 static void run_due_devices(struct bus *bus, int64_t now)
 {
+	resync_devices(bus, now);
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < bus->device_count; i++) {
 			struct scheduled_device *sd = &bus->devices[i];
@@ -606,6 +638,7 @@ static void *bus_main(void *arg)
 		if (bus->stop)
 			break;
 		int64_t now = time_now_ms();
+		resync_devices(bus, now);
 		int64_t due = bus_next_due_ms(bus);
 		if (due > now) {
 			/* Sleep at most 1 s at a time so a wall-clock step is noticed soon. */
@@ -626,10 +659,13 @@ static void *bus_main(void *arg)
 
 /* ---- the TCP pool ---- */
 
-/* When a pooled bus is due: now if a remote request waits, else its earliest device. */
+/* When a pooled bus is due: now if a remote request waits or the wall clock was set back
+ * (its worker reschedules it, see resync_devices), else its earliest device. */
 static int64_t pooled_due_ms(const struct bus *bus, int64_t now)
 {
-	return bus->kick ? now : bus->due_ms;
+	if (bus->kick || bus->due_ms - now > bus->longest_period_ms + CLOCK_STEP_MS)
+		return now;
+	return bus->due_ms;
 }
 
 /* With the pool lock held: appends a due bus to the ready queue. */
@@ -982,6 +1018,8 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 			goto nomem;
 		struct scheduled_device *sd = &bus->devices[bus->device_count++];
 		sd->dev = dev;
+		if (dev->period_ms > bus->longest_period_ms)
+			bus->longest_period_ms = dev->period_ms;
 		set_next(sd, time_next_aligned_ms(now, dev->period_ms), now, time_mono_ms());
 		if (plan_device(sd) != 0)
 			goto nomem;
