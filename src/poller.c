@@ -429,8 +429,8 @@ static int64_t aligned_floor_ms(int64_t t_ms, int64_t period_ms)
 
 /*
  * Whether the wall clock was stepped between two looks at both clocks (any worker). Every
- * device notices the same step: it is logged once for the whole poller (again only for
- * another step, or a minute later).
+ * device notices the same step, a device with a long period later: it is logged for the
+ * whole poller, again only for a different step or after a minute.
  */
 static bool clock_stepped(struct poller *p, int64_t wall0, int64_t mono0, int64_t wall1,
 			  int64_t mono1)
@@ -444,9 +444,10 @@ static bool clock_stepped(struct poller *p, int64_t wall0, int64_t mono0, int64_
 	    atomic_compare_exchange_strong(&p->step_logged_mono_ms, &last, mono1)) {
 		atomic_store(&p->step_logged_ms, step);
 		log_warn("the wall clock moved %+lld s against the monotonic clock (set, or the system "
-			 "was suspended): schedules go on from the new time, without messages for "
-			 "the instants in between",
-			 (long long)(step / 1000));
+			 "was suspended): schedules go on from the new time, %s",
+			 (long long)(step / 1000),
+			 step > 0 ? "without messages for the instants in between"
+				  : "and the instants it goes through again get messages again");
 	}
 	return true;
 }
