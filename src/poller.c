@@ -77,9 +77,11 @@
 /* Failed polls in a row after which a device is polled less often. */
 #define BACKOFF_AFTER_FAILURES 3
 
-/* Instants in a row read within their period that end an episode of skipped instants (one
- * would end it between every two skips of a device that overruns every other instant). */
-#define LATE_EPISODE_END_READS 2
+/* An episode of skipped instants ends when instants in a row were read within their
+ * period, at least two (one would end it between every two skips of a device that overruns
+ * every other instant) and for at least this long (at a 100 ms period, a loaded bus made an
+ * episode start and end several times a second). */
+#define LATE_EPISODE_QUIET_MS 10000
 
 /* A wall clock that moved this much more, or less, than the monotonic clock between two
  * looks was stepped (NTP on a gateway without a battery-backed clock, an operator) or the
@@ -98,10 +100,11 @@ struct scheduled_device {
 	 * monotonic one was stepped (see clock_stepped). */
 	int64_t anchor_wall_ms, anchor_mono_ms;
 	bool failing; /* last read failed: log only the change of state */
-	/* Skipped instants (overrun or busy bus): the episode is logged once, and ends after
-	 * LATE_EPISODE_END_READS instants in a row were read within their period. */
+	/* Skipped instants (overrun or busy bus): the episode is logged once, and ends as
+	 * LATE_EPISODE_QUIET_MS says. */
 	bool late;
-	unsigned on_time_reads;
+	unsigned on_time_reads;   /* instants in a row read within their period */
+	int64_t on_time_since_ms; /* the first of them */
 	/* Request plans (planner.h): plan is what we read with; exact is the blocks as
 	 * configured, the fallback when the device refuses a merged read. */
 	struct plan plan;
@@ -470,9 +473,13 @@ static void note_late(struct scheduled_device *sd, const char *why)
 }
 
 /* An instant was read within its period; enough of them in a row end the episode. */
-static void note_on_time(struct scheduled_device *sd)
+static void note_on_time(struct scheduled_device *sd, int64_t instant)
 {
-	if (!sd->late || ++sd->on_time_reads < LATE_EPISODE_END_READS)
+	if (!sd->late)
+		return;
+	if (sd->on_time_reads++ == 0)
+		sd->on_time_since_ms = instant;
+	if (sd->on_time_reads < 2 || instant - sd->on_time_since_ms < LATE_EPISODE_QUIET_MS)
 		return;
 	log_info("device %s: reads fit their period again", sd->dev->id);
 	sd->late = false;
@@ -552,7 +559,7 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 			 (long long)(end - instant), (long long)period, SKIP_OVERRAN);
 		note_late(sd, why);
 	} else if (instant == sd->next_ms) {
-		note_on_time(sd);
+		note_on_time(sd, instant);
 	}
 	set_next(sd, next, end, end_mono);
 }

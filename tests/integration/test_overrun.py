@@ -90,6 +90,8 @@ mqtt:
         harness.wait_until(lambda: sum("V" in m for m in msgs("slow")[recovered_from:]) >= 8,
                            40, "eight readings of the slow device after its peer recovered")
         harness.wait_until(lambda: len(msgs("silent")) >= 36, 30, "36 instants of the silent device")
+        # The episode ends after 10 s of reads within their period.
+        daemon.wait_log(r"device slow: reads fit their period again", 20)
         assert daemon.stop() == 0
 
         # One message per instant, per device, in instant order.
