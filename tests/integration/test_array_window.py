@@ -72,6 +72,7 @@ mqtt:
         # Whatever was stored at the stop is sent by a second run (at-least-once).
         if not drained():
             daemon.start()
+            daemon.wait_log(r"info: running:", 20)
             harness.wait_until(drained, 60, "the backlog to drain")
             assert daemon.stop() == 0
 

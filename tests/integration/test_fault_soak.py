@@ -138,6 +138,7 @@ mqtt:
     # Whatever is still in the store goes out in a last run that polls nothing.
     daemon.write_config(config.replace("period: 1s", "period: 1s, logger: false"))
     daemon.start()
+    daemon.wait_log(r"info: running:", 20)
 
     def drained():
         out = daemon.run_cli("queue", "-c", daemon.config_path).stdout

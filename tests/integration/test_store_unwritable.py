@@ -123,6 +123,7 @@ mqtt:
     # Free the disk and restart: the rest arrives, nothing is missing.
     os.unlink(filler)
     daemon.start()
+    daemon.wait_log(r"info: running:", 20)
 
     def drained():
         out = daemon.run_cli("queue", "-c", daemon.config_path).stdout
