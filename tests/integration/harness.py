@@ -45,6 +45,7 @@ API (see each docstring):
                                          .kill9() .signal(sig) .run_cli(*args, timeout=30)
                                          .write_config(yaml) .config_path .log_path
     wait_until(predicate, timeout, what)
+    fill_disk(path)                      take every free byte of path's file system
 """
 
 import atexit
@@ -67,7 +68,7 @@ import types
 
 __all__ = [
     "Workdir", "free_port", "make_pki", "Broker", "Subscriber", "PtyPair", "ModbusSim",
-    "Daemon", "wait_until", "REPO", "SYSTEM_PYTHON", "SIM_SCRIPT", "TIMEOUT_SCALE",
+    "Daemon", "wait_until", "fill_disk", "REPO", "SYSTEM_PYTHON", "SIM_SCRIPT", "TIMEOUT_SCALE",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1284,3 +1285,20 @@ class Daemon:
         if self.proc is not None:
             _stop_proc(self.proc, self.name, 10)
             self.proc = None
+
+
+def fill_disk(path):
+    """Create path and write zeros until its file system is full, down to the last byte.
+
+    Unbuffered on purpose: a buffered file keeps the bytes the disk refused and raises
+    ENOSPC again when it is closed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        chunk = 1 << 20
+        while chunk:
+            try:
+                os.write(fd, b"\0" * chunk)
+            except OSError:
+                chunk //= 2
+    finally:
+        os.close(fd)

@@ -60,16 +60,6 @@ def produced(log):
     return out
 
 
-def fill(path):
-    with open(path, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError:
-            pass
-
-
 def mid_second():
     """Sleep until half-way between two polls (every reading of the last instant is stored
     by then)."""
@@ -117,7 +107,7 @@ mqtt:
 
         # 2. The disk fills up under the store while the broker is up, then is freed.
         at = daemon.log_offset()
-        fill(filler)
+        harness.fill_disk(filler)
         daemon.wait_log(r"cannot store readings: disk full", 30, since=at)
         time.sleep(4)
         os.unlink(filler)

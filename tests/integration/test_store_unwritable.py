@@ -88,13 +88,7 @@ mqtt:
     daemon.wait_log("cannot connect", 15)
     time.sleep(8)  # a backlog of about 300 readings
     filler = os.path.join(mnt, "filler")
-    with open(filler, "wb") as fh:  # take every free byte
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError:
-            pass
+    harness.fill_disk(filler)  # take every free byte
     daemon.wait_log(r"cannot store readings: disk full", 30)
 
     broker.start()
