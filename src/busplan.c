@@ -7,6 +7,9 @@
  *   - the burst when every device is due at once (aligned periods all meet at the top of
  *     the hour): if that scan takes longer than the shortest period, the devices with that
  *     period skip an instant there (the poller skips missed instants rather than drift).
+ * Every device, on a serial line or Modbus TCP, is also checked against the time-outs: when
+ * its worst read (time-out x attempts x requests per poll) is not shorter than its
+ * period, the instants such a read overruns are skipped (published as ERR).
  */
 #include "busplan.h"
 
@@ -68,6 +71,28 @@ static void print_device(FILE *out, const struct device_config *dev, const struc
 	fprintf(out, "\n");
 }
 
+/*
+ * Warns when one read of dev can take as long as its period: each request may wait its
+ * time-out on every attempt (an answer just in time, or a retry that succeeds), and the
+ * poller then skips the instants the read overran. Returns the number of warnings (0, 1).
+ */
+static int warn_slow_read(const struct config *cfg, const struct device_config *dev,
+			  const char *bus, int timeout_ms, size_t requests, FILE *warn)
+{
+	int attempts = 1 + dev->retries;
+	int64_t worst_ms = (int64_t)timeout_ms * attempts * (int64_t)requests;
+	if (worst_ms < dev->period_ms)
+		return 0;
+	char period[32];
+	fmt_period(dev->period_ms, period, sizeof(period));
+	fprintf(warn,
+		"%s:%d: bus %s: device %s: a read can take up to %" PRId64
+		" ms (time-out %d ms x %d attempt%s x %zu request%s), not shorter than its period (%s): instants will be skipped (warning)\n",
+		cfg->path, dev->line, bus, dev->id, worst_ms, timeout_ms, attempts,
+		attempts == 1 ? "" : "s", requests, requests == 1 ? "" : "s", period);
+	return 1;
+}
+
 static int report_serial(const struct config *cfg, const struct serial_port_config *port, FILE *out,
 			 FILE *warn)
 {
@@ -95,6 +120,8 @@ static int report_serial(const struct config *cfg, const struct serial_port_conf
 		if (rc)
 			return rc;
 		print_device(out, dev, &c, unmerged, true);
+		warnings += warn_slow_read(cfg, dev, port->name, port->timeout_ms, c.transactions,
+					   warn);
 		burst_ns += c.time_ns;
 		share += (double)c.time_ns / 1e6 / (double)dev->period_ms;
 		if (dev->period_ms < shortest_ms)
@@ -188,8 +215,11 @@ int busplan_report(const struct config *cfg, FILE *out, FILE *warn)
 				first = false;
 		if (!first)
 			continue;
-		fprintf(out, "  bus %s%s%s:%d (Modbus TCP)\n", strchr(dev->host, ':') ? "[" : "",
-			dev->host, strchr(dev->host, ':') ? "]" : "", dev->port);
+		char bus[300];
+		snprintf(bus, sizeof(bus), "%s%s%s:%d", strchr(dev->host, ':') ? "[" : "",
+			 dev->host, strchr(dev->host, ':') ? "]" : "", dev->port);
+		fprintf(out, "  bus %s (Modbus TCP)\n", bus);
+		int64_t worst_dead_ms = 0;
 		for (size_t j = i; j < cfg->device_count; j++) {
 			const struct device_config *d = &cfg->devices[j];
 			if (d->transport != TRANSPORT_TCP || !d->logger || !same_endpoint(d, dev))
@@ -200,7 +230,16 @@ int busplan_report(const struct config *cfg, FILE *out, FILE *warn)
 			if (rc)
 				return rc;
 			print_device(out, d, &c, unmerged, false);
+			warnings +=
+				warn_slow_read(cfg, d, bus, d->timeout_ms, c.transactions, warn);
+			int64_t dead_ms = (int64_t)d->timeout_ms * (1 + d->retries);
+			if (dead_ms > worst_dead_ms)
+				worst_dead_ms = dead_ms;
 		}
+		fprintf(out,
+			"    a device that does not answer costs up to %" PRId64
+			" ms per poll (time-out x attempts)\n",
+			worst_dead_ms);
 	}
 	return warnings;
 }

@@ -1148,7 +1148,7 @@ static void add_time(struct command_reply *r, const char *label, int64_t ms)
 static void do_status(const struct command_env *env, struct command_reply *r)
 {
 	const struct config *cfg = env->cfg;
-	struct store *own = NULL, *s = env->store;
+	struct store *s = env->store;
 	struct store_stats st;
 
 	add_line(r, "version: modbridge %s", MODBRIDGE_VERSION);
@@ -1161,18 +1161,19 @@ static void do_status(const struct command_env *env, struct command_reply *r)
 		add_line(r, "mqtt: %s",
 			 mqtt_link_connected(env->link) ? "connected" : "not connected");
 
-	if (!s && store_open(cfg->logger.store_path, &own) == 0)
-		s = own;
-	if (s && store_stats(s, &st) == 0) {
+	char why[256] = "";
+	/* Without the daemon's store (`modbridge at`): only look, never create or repair it. */
+	int rc = s ? store_stats(s, &st)
+		   : store_inspect(cfg->logger.store_path, &st, why, sizeof(why));
+	if (rc == 0) {
 		add_line(r, "backlog: %" PRId64, st.count);
 		add_time(r, "oldest", st.oldest_ts_ms);
 		add_time(r, "newest", st.newest_ts_ms);
 		add_line(r, "sent: %" PRId64, st.sent);
 		add_line(r, "dropped: %" PRId64, st.dropped);
 	} else {
-		add_line(r, "store: cannot read %s", cfg->logger.store_path);
+		add_line(r, "store: %s", why[0] ? why : "cannot be read");
 	}
-	store_close(own);
 
 	for (size_t i = 0; i < cfg->device_count; i++) {
 		const struct device_config *d = &cfg->devices[i];

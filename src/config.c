@@ -5,7 +5,10 @@
  * section, filling a fresh struct config with defaults and the values found. Every
  * problem is recorded with its line and the walk goes on, so one run reports all of them;
  * at the end they are sorted into file order and handed to the caller's config_diags.
- * This module never logs: the caller decides how to show the diagnostics.
+ * Paths to TLS files are opened, and what they hold is checked with certinfo.h (a
+ * certificate, an unencrypted key of that certificate), so `run` refuses what would only
+ * fail at every handshake. This module never logs: the caller decides how to show the
+ * diagnostics.
  * docs/configuration.md is the user-facing reference of every key checked here.
  */
 #include "config.h"
@@ -24,6 +27,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "certinfo.h"
 #include "decode.h"
 #include "error.h"
 
@@ -1073,6 +1077,8 @@ static void parse_port(struct ctx *c, const yaml_node_t *map, const char *path,
 
 	obj_scan(&o, c, map, path, node_line(map), serial_keys, ARRAY_SIZE(serial_keys));
 	p->line = o.line;
+	p->device_line = obj_line(&o, "device");
+	snprintf(p->key, sizeof(p->key), "%s", path);
 	p->baudrate = 9600;
 	p->data_bits = 8;
 	p->parity = 'N';
@@ -1276,6 +1282,11 @@ static int get_list(const struct obj *o, const char *name, const char *hint, uin
 	return 1;
 }
 
+/*
+ * Reads start and count into d->blocks. Each list's own problems are reported even when
+ * the other list or the command is wrong, so one `check` shows every mistake; the checks
+ * that need both lists and a valid command (blocks_build) run only when those are sound.
+ */
 static void parse_blocks(const struct obj *o, struct device_config *d, bool function_ok)
 {
 	uint32_t *starts = NULL, *counts = NULL;
@@ -1287,9 +1298,24 @@ static void parse_blocks(const struct obj *o, struct device_config *d, bool func
 		      &starts, &ns);
 	rcn = get_list(o, "count", "registers or bits per block, such as 5 or \"1;3;2\"", &counts,
 		       &nc);
-	if (rs == 1 && rcn == 1 && function_ok) {
-		rc = blocks_build(starts, ns, counts, nc, d->function, &d->blocks, &d->block_count,
-				  err, sizeof(err));
+	bool lists_ok = rs == 1 && rcn == 1;
+	for (size_t i = 0; rcn == 1 && i < nc; i++) {
+		if (counts[i] == 0) {
+			obj_error(o, "count", "entry %zu is 0 (allowed: 1..65535 %s)", i + 1,
+				  function_ok && d->function <= 2 ? "bits" : "registers");
+			lists_ok = false;
+			break;
+		}
+	}
+	if (rs == 1 && rcn == 1 && ns != nc) {
+		obj_error(o, "count", "%zu %s but start has %zu", nc, nc == 1 ? "entry" : "entries",
+			  ns);
+		lists_ok = false;
+	}
+	if (lists_ok) {
+		/* An invalid command has been reported; check the blocks as registers. */
+		rc = blocks_build(starts, ns, counts, nc, function_ok ? d->function : 3, &d->blocks,
+				  &d->block_count, err, sizeof(err));
 		if (rc == MB_ERR_NOMEM) {
 			o->c->nomem = true;
 		} else if (rc < 0) {
@@ -1535,14 +1561,12 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 
 	parse_blocks(&o, d, function_ok);
 
-	bool type_ok = true;
 	if (get_text(&o, "type", &t) == 1) {
 		const struct choice *ch = find_choice(t, reg_types, ARRAY_SIZE(reg_types));
 
 		if (ch) {
 			d->type = (enum reg_type)ch->value;
 		} else {
-			type_ok = false;
 			char allowed[128];
 			const char *names[ARRAY_SIZE(reg_types)];
 
@@ -1565,8 +1589,9 @@ static void parse_device(struct ctx *c, const yaml_node_t *map, const char *path
 	}
 
 	get_bool(&o, "logger", &d->logger);
-	if (type_ok)
-		parse_device_reads(&o, d, function_ok);
+	/* An unknown type leaves the default (word), which no type check objects to: the
+	 * other read keys are still checked, so every problem is reported at once. */
+	parse_device_reads(&o, d, function_ok);
 }
 
 static void parse_modbus(struct ctx *c, const struct obj *top)
@@ -1880,6 +1905,31 @@ static void parse_status_topic(const struct obj *o, struct mqtt_config *m)
 	}
 }
 
+/*
+ * The TLS files must hold what their keys say: a key that does not belong to the
+ * certificate, or a CA file that is not a certificate, would otherwise only show as an
+ * OpenSSL error at every connection attempt (docs/operations.md: start-up refuses them).
+ */
+static void check_tls_files(const struct obj *o, const struct mqtt_config *m, bool ca, bool cert,
+			    bool key)
+{
+	char why[512];
+
+	if (ca && certinfo_check_cert_file(m->ca_file, why, sizeof(why)) != 0)
+		obj_error(o, "ca_file", "%s", why);
+	if (cert && certinfo_check_cert_file(m->cert_file, why, sizeof(why)) != 0) {
+		obj_error(o, "cert_file", "%s", why);
+		cert = false;
+	}
+	if (key && certinfo_check_key_file(m->key_file, why, sizeof(why)) != 0) {
+		obj_error(o, "key_file", "%s", why);
+		key = false;
+	}
+	if (cert && key &&
+	    certinfo_check_key_pair(m->cert_file, m->key_file, why, sizeof(why)) != 0)
+		obj_error(o, "key_file", "%s (cert_file, line %d)", why, obj_line(o, "cert_file"));
+}
+
 static void parse_mqtt(struct ctx *c, const struct obj *top)
 {
 	static const char *const tls_keys[] = {"ca_file", "ca_path", "cert_file", "key_file"};
@@ -1938,10 +1988,12 @@ static void parse_mqtt(struct ctx *c, const struct obj *top)
 			obj_warn(&o, "allow_all_certificates",
 				 "TLS certificate and host name verification are disabled; use only for tests");
 	}
-	get_path(&o, "ca_file", checks, false, &m->ca_file);
+	int ca = get_path(&o, "ca_file", checks, false, &m->ca_file);
 	get_path(&o, "ca_path", checks, true, &m->ca_path);
-	get_path(&o, "cert_file", checks, false, &m->cert_file);
-	get_path(&o, "key_file", checks, false, &m->key_file);
+	int cert = get_path(&o, "cert_file", checks, false, &m->cert_file);
+	int key = get_path(&o, "key_file", checks, false, &m->key_file);
+	if (checks)
+		check_tls_files(&o, m, ca == 1, cert == 1, key == 1);
 	if (checks && obj_get(&o, "cert_file") && !obj_get(&o, "key_file"))
 		obj_error(&o, "cert_file",
 			  "set without key_file (a client certificate needs its private key)");

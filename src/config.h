@@ -28,6 +28,8 @@ struct serial_port_config {
 	int timeout_ms;      /* response time-out, default 1000 */
 	int byte_timeout_ms; /* silence that ends a frame (router's "Timeout ms"), default 50 */
 	int line;            /* line in the file, for messages */
+	int device_line;     /* line of the device key, for messages */
+	char key[24];        /* key path for messages: "serial[0]" ("serial" for one mapping) */
 	/* Modbus depth (issue 5): line timing for slow slaves and the bus-time planner. */
 	int silent_interval_ms; /* silence before each request; -1: 3.5 characters (the spec) */
 	int turnaround_ms;      /* planner's allowance per transaction for the slave, default 5 */

@@ -11,6 +11,12 @@
  * kept, so nothing is lost. If the new configuration cannot start, the previous one is
  * started again. A remote command asks for the restart by setting `restart_requested`
  * and sending SIGUSR1 to the main thread, which is waiting in sigwait().
+ *
+ * One daemon per store: daemon_run locks the store (lockfile.h) before the first start and
+ * holds the lock across restarts, so no second daemon can slip in while the store is
+ * closed. A restart with another logger.store locks the new store first; the old lock is
+ * released only once the new configuration has started (if it cannot start, the previous
+ * configuration runs again on the store it still holds).
  */
 #include "daemon.h"
 
@@ -23,6 +29,7 @@
 #include "error.h"
 #include "forward.h"
 #include "ingest.h"
+#include "lockfile.h"
 #include "log.h"
 #include "message.h"
 #include "modem.h"
@@ -30,6 +37,7 @@
 #include "poller.h"
 #include "remote.h"
 #include "store.h"
+#include "uplink_mqtt.h"
 
 /* How long SIGTERM waits for messages in flight to be confirmed. */
 #define SHUTDOWN_FLUSH_MS 3000
@@ -38,6 +46,7 @@ struct daemon_ctx {
 	const struct config *cfg;
 	struct store *store;
 	struct ingest *ingest;
+	struct uplink *up; /* NULL when MQTT is off */
 	struct forwarder *fw;
 	struct message_context msg;
 	struct modem *modem;
@@ -109,8 +118,9 @@ static void store_reading(void *arg, const struct reading *r)
 	ingest_push(d->ingest, r->ts_ms, r->device->id, json, strlen(json));
 }
 
-/* Runs on the ingest's writer thread after readings were committed. */
-static void readings_committed(void *arg)
+/* Runs on the ingest's writer thread (readings committed, or waiting in memory while the
+ * store fails) or on a bus worker. d->fw is set before the ingest starts. */
+static void readings_ready(void *arg)
 {
 	struct daemon_ctx *d = arg;
 	if (d->fw)
@@ -118,11 +128,40 @@ static void readings_committed(void *arg)
 }
 
 /*
+ * Makes *lock the lock of path's store (see the opening comment). When that takes a new
+ * lock, the one held so far moves to *old, for run_once to release once started.
+ * Returns 0, or an error (logged) with *lock unchanged.
+ */
+static int lock_store(const char *path, struct lockfile **lock, struct lockfile **old)
+{
+	struct lockfile *fresh = NULL;
+	char why[1024];
+	int err = 0, rc;
+
+	if (*lock && lockfile_covers(*lock, path))
+		return 0;
+	rc = store_make_parent_dirs(path);
+	if (rc == 0 && (rc = lockfile_acquire(path, &fresh, why, sizeof(why), &err)) != 0) {
+		const char *hint = store_os_hint(err);
+		log_error("%s%s%s", why, hint ? "; " : "", hint ? hint : "");
+	}
+	if (rc) {
+		log_error("cannot open the store %s; not starting", path);
+		return rc;
+	}
+	log_debug("store %s: locked (%s)", path, lockfile_path(fresh));
+	*old = *lock;
+	*lock = fresh;
+	return 0;
+}
+
+/*
  * Starts every part with cfg, waits for a signal, stops everything. Returns 0 after a stop
  * (*next set to a new, valid configuration when it was a restart), or a negative mb_error
- * when start-up failed.
+ * when start-up failed. Once started, it releases *old_lock (the previous store's lock).
  */
-static int run_once(struct config *cfg, const sigset_t *set, struct config **next)
+static int run_once(struct config *cfg, const sigset_t *set, struct config **next,
+		    struct lockfile **old_lock)
 {
 	struct daemon_ctx d = {.cfg = cfg};
 	struct poller *poller = NULL;
@@ -158,15 +197,40 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 	};
 	store_set_limits(d.store, &limits);
 	mqtt_global_init();
+	struct ingest_store ist = ingest_store_of(d.store);
+	struct ingest_options io = {
+		.memory_max_messages = (size_t)cfg->logger.memory_max_messages,
+		.memory_max_bytes = (size_t)cfg->logger.memory_max_bytes,
+		.policy = cfg->logger.full_policy,
+		.notify = readings_ready,
+		.ctx = &d,
+	};
+	rc = ingest_new(&ist, &io, &d.ingest);
+	if (rc) {
+		log_error("cannot start the store writer: %s", mb_strerror(rc));
+		goto out;
+	}
 	if (cfg->mqtt.enabled) {
 		static const struct remote_hooks hooks = {.restart = request_restart};
-		rc = forwarder_new(cfg, d.store, &d.fw);
-		/* The remote commands share the forwarder's connection; they subscribe first. */
+		struct forward_options fo = {
+			.window = cfg->logger.inflight_window,
+			.send_mode = cfg->logger.send_mode,
+			.array = cfg->logger.array,
+			.array_max_count = cfg->logger.array_max_count,
+			.array_max_bytes = cfg->logger.array_max_bytes,
+		};
+		struct forward_queue fq = forward_queue_of(d.store);
+		rc = uplink_mqtt_new(cfg, &d.up);
+		if (rc == 0)
+			rc = forwarder_new(&fo, &fq, d.ingest, d.up, &d.fw);
+		/* The remote commands share the uplink's MQTT connection; they subscribe first. */
 		if (rc == 0 && cfg->mqtt.at_topic_count)
-			rc = remote_new(cfg, forwarder_link(d.fw), d.store, d.modem, &hooks,
+			rc = remote_new(cfg, uplink_mqtt_link(d.up), d.store, d.modem, &hooks,
 					&d.remote);
 		if (rc == 0)
 			rc = forwarder_start(d.fw);
+		if (rc == 0)
+			rc = d.up->ops->start(d.up->impl);
 		if (rc) {
 			log_error("cannot start the MQTT client: %s", mb_strerror(rc));
 			goto out;
@@ -176,14 +240,7 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		if (cfg->mqtt.at_topic_count)
 			log_warn("mqtt.enabled is false: the AT topics are not subscribed");
 	}
-	struct ingest_options io = {
-		.memory_max_messages = (size_t)cfg->logger.memory_max_messages,
-		.memory_max_bytes = (size_t)cfg->logger.memory_max_bytes,
-		.policy = cfg->logger.full_policy,
-		.committed = readings_committed,
-		.ctx = &d,
-	};
-	rc = ingest_start(d.store, &io, &d.ingest);
+	rc = ingest_start(d.ingest);
 	if (rc) {
 		log_error("cannot start the store writer: %s", mb_strerror(rc));
 		goto out;
@@ -198,6 +255,11 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		goto out;
 	}
 	log_info("running: %zu device(s), store %s", cfg->device_count, cfg->logger.store_path);
+	if (*old_lock) {
+		log_info("released the lock of the previous store (%s)", lockfile_path(*old_lock));
+		lockfile_release(*old_lock);
+		*old_lock = NULL;
+	}
 
 	for (;;) {
 		int sig = 0;
@@ -219,14 +281,22 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 	}
 
 out:
-	/* Remote first (no new command), then the buses (a command waiting for one returns),
-	 * then MQTT; the remote worker is joined while the link still exists. */
+	/*
+	 * Remote first (no new command), then the buses (a command waiting for one returns, and
+	 * no reading arrives any more). The forwarder then stops sending from the store but
+	 * goes on sending readings that only exist in memory (the store was not writable), and
+	 * waits for what is in flight; then the uplink disconnects, and the ingest makes a last
+	 * attempt to store what is left. The remote worker is joined while the link exists.
+	 */
 	remote_stop(d.remote);
 	poller_stop(poller);
-	ingest_stop(d.ingest, SHUTDOWN_FLUSH_MS); /* readings still in memory go to the store */
 	forwarder_stop(d.fw, SHUTDOWN_FLUSH_MS);
+	if (d.up)
+		d.up->ops->stop(d.up->impl);
+	ingest_stop(d.ingest, SHUTDOWN_FLUSH_MS);
 	remote_free(d.remote);
 	forwarder_free(d.fw);
+	uplink_mqtt_free(d.up);
 	modem_free(d.modem);
 	store_close(d.store);
 	mqtt_global_cleanup();
@@ -237,6 +307,7 @@ out:
 int daemon_run(struct config *cfg)
 {
 	struct config *current = cfg, *previous = NULL;
+	struct lockfile *lock = NULL, *old_lock = NULL;
 	int rc;
 
 	sigset_t set;
@@ -253,7 +324,14 @@ int daemon_run(struct config *cfg)
 	for (;;) {
 		struct config *next = NULL;
 		atomic_store(&restart_requested, false);
-		rc = run_once(current, &set, &next);
+		rc = lock_store(current->logger.store_path, &lock, &old_lock);
+		if (rc == 0)
+			rc = run_once(current, &set, &next, &old_lock);
+		if (old_lock) { /* not started: back to the store the previous configuration holds */
+			lockfile_release(lock);
+			lock = old_lock;
+			old_lock = NULL;
+		}
 		if (rc != 0 && previous) {
 			log_error("the new configuration could not be started; starting the previous one "
 				  "again (the file %s still holds the new one)",
@@ -273,5 +351,6 @@ int daemon_run(struct config *cfg)
 	}
 	if (current != cfg)
 		config_free(current);
+	lockfile_release(lock);
 	return rc;
 }

@@ -3,13 +3,17 @@
  *
  * Each subcommand loads the configuration the same way, so `check` reports exactly what
  * `run` would refuse. Exit codes: 0 success, 1 the command's check failed (a bad config
- * for `check`, a failed read for `read`), 2 usage or start-up errors.
+ * for `check`, a failed read for `read`, a damaged store for `queue`), 2 usage or start-up
+ * errors (for `queue`: no store, or one it cannot read). Only `run` locks the store
+ * (lockfile.h), creates it or moves a damaged one aside; `queue` only looks.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "busplan.h"
 #include "certinfo.h"
@@ -37,12 +41,17 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it,\n"
 		"                          SIGHUP reloads the configuration)\n"
-		"  check  -c FILE          validate the configuration; print every error as\n"
-		"                          file:line: key: message, certificate fingerprints, and\n"
-		"                          each bus's requests per poll and estimated line time\n"
+		"  check  -c FILE          validate the configuration (and what the TLS files hold);\n"
+		"                          print every error as file:line: key: message, warn about\n"
+		"                          serial devices that are not there, certificate\n"
+		"                          fingerprints, and each bus's requests per poll and\n"
+		"                          estimated line time\n"
 		"  read   -c FILE DEVICE   poll one device now and print the JSON it would send\n"
 		"                          (nothing is stored or sent; the router's Test button)\n"
-		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent, dropped\n"
+		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent,\n"
+		"                          dropped; it only looks (safe beside the daemon): a\n"
+		"                          missing store is not created (exit 2), a damaged one is\n"
+		"                          reported and left as it is (exit 1)\n"
 		"  at     -c FILE 'AT...'  run one remote command here, as if it came over MQTT, and\n"
 		"                          print the reply (same permissions; the buses and the modem\n"
 		"                          are opened directly, so use MQTT while the daemon runs)\n"
@@ -56,7 +65,8 @@ static void usage(FILE *out)
 		"  -h, --help              show this help\n"
 		"\n"
 		"Exit status: 0 success; 1 check found errors / read failed / the command's reply is\n"
-		"ERROR; 2 usage or start-up error.\n"
+		"ERROR / queue found the store damaged; 2 usage or start-up error (run: the store\n"
+		"is in use by another modbridge, or cannot be opened; queue: no store, or unreadable).\n"
 		"Documentation: docs/configuration.md, docs/json-format.md, docs/modbus.md,\n"
 		"               docs/logger.md, docs/operations.md, docs/remote-commands.md\n");
 }
@@ -92,6 +102,28 @@ static void print_cert(const char *key, const char *path, int *problems)
 	}
 }
 
+/*
+ * Serial devices that are not there now. Not an error: a USB adapter may be plugged in
+ * later, and the daemon keeps trying to open the port; but `check` must not look clean.
+ */
+static int check_serial_devices(const struct config *cfg)
+{
+	int warnings = 0;
+	for (size_t i = 0; i < cfg->serial_port_count; i++) {
+		const struct serial_port_config *p = &cfg->serial_ports[i];
+		struct stat st;
+		if (!p->device || stat(p->device, &st) == 0)
+			continue;
+		int err = errno;
+		fprintf(stderr,
+			"%s:%d: %s.device: '%s': %s; the daemon keeps trying to open it (a USB "
+			"adapter plugged in later is found) (warning)\n",
+			cfg->path, p->device_line, p->key, p->device, strerror(err));
+		warnings++;
+	}
+	return warnings;
+}
+
 static int cmd_check(const char *path)
 {
 	struct config *cfg = load_config(path, false);
@@ -113,15 +145,8 @@ static int cmd_check(const char *path)
 			       : "no TLS");
 		if (cfg->mqtt.tls) {
 			print_cert("mqtt.ca_file", cfg->mqtt.ca_file, &problems);
+			/* config_load checked what the files hold (and the key pair), with lines. */
 			print_cert("mqtt.cert_file", cfg->mqtt.cert_file, &problems);
-			if (cfg->mqtt.cert_file && cfg->mqtt.key_file) {
-				char why[512];
-				if (certinfo_check_key_pair(cfg->mqtt.cert_file, cfg->mqtt.key_file,
-							    why, sizeof(why)) != 0) {
-					fprintf(stderr, "mqtt.key_file: %s\n", why);
-					problems++;
-				}
-			}
 			if (!cfg->mqtt.ca_file && !cfg->mqtt.ca_path)
 				printf("  mqtt: the broker is verified against the system CA store\n");
 		}
@@ -143,8 +168,12 @@ static int cmd_check(const char *path)
 	if (cfg->modem.device)
 		printf("  modem: %s%s\n", cfg->modem.device,
 		       cfg->imei_configured ? "" : " (the identity is read from it at start-up)");
+	int absent = check_serial_devices(cfg);
 	if (problems)
 		fprintf(stderr, "%s: %d certificate problem(s)\n", path, problems);
+	else if (absent)
+		printf("%s: OK, but %d serial device(s) are not there now (see the warnings)\n",
+		       path, absent);
 	else
 		printf("%s: OK\n", path);
 	config_free(cfg);
@@ -193,17 +222,30 @@ static void print_time(const char *label, int64_t ms)
 	printf("%-8s %s\n", label, text);
 }
 
+/* `modbridge queue`: looks only (store_inspect); `run` alone creates or moves the store. */
 static int cmd_queue(const char *path)
 {
 	struct config *cfg = load_config(path, true);
 	if (!cfg)
 		return 2;
-	struct store *s = NULL;
 	struct store_stats st;
-	if (store_open(cfg->logger.store_path, &s) != 0 || store_stats(s, &st) != 0) {
-		store_close(s);
+	char why[1024];
+	int rc = store_inspect(cfg->logger.store_path, &st, why, sizeof(why));
+	if (rc) {
+		fprintf(stderr, "modbridge queue: %s\n", why);
+		if (rc == MB_ERR_CORRUPT)
+			fprintf(stderr,
+				"modbridge queue: the file was left as it is; `modbridge run` moves a "
+				"damaged store aside to %s.corrupt-<UTC time> (kept, never deleted) "
+				"and starts a fresh one\n",
+				cfg->logger.store_path);
+		else if (rc == MB_ERR_NOTFOUND)
+			fprintf(stderr,
+				"modbridge queue: nothing was created; `modbridge run` creates the "
+				"store when it starts (is logger.store in %s right?)\n",
+				path);
 		config_free(cfg);
-		return 2;
+		return rc == MB_ERR_CORRUPT ? 1 : 2;
 	}
 	printf("store    %s\n", cfg->logger.store_path);
 	printf("backlog  %" PRId64 "\n", st.count);
@@ -216,7 +258,6 @@ static int cmd_queue(const char *path)
 	printf("sent     %" PRId64 "\n", st.sent);
 	printf("dropped  %" PRId64 "\n", st.dropped);
 	printf("size     %" PRId64 " bytes\n", st.size_bytes);
-	store_close(s);
 	config_free(cfg);
 	return 0;
 }

@@ -22,7 +22,7 @@
 
 struct reading {
 	const struct device_config *device; /* borrowed; outlives the reading */
-	int64_t ts_ms;                      /* wall-clock time the poll started */
+	int64_t ts_ms;                      /* the instant the reading belongs to (wall clock) */
 	uint16_t *values;                   /* all blocks' values in order; bits are 0/1 */
 	size_t value_count;
 	char error[READING_ERROR_MAX]; /* "" when the poll succeeded */

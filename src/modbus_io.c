@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "certinfo.h"
 #include "error.h"
 #include "log.h"
 #include "planner.h"
@@ -61,8 +62,12 @@ struct mbio {
 	char *host;                            /* TCP only */
 	int tcp_port;
 	char name[160];
-	bool lost;                    /* the link failed: log when it works again */
-	int last_exception;           /* exception code of the last read, 0: none */
+	bool lost;          /* the link failed: log when it works again */
+	int last_exception; /* exception code of the last read, 0: none */
+	int last_function;  /* the request that got last_exception */
+	uint16_t last_start, last_count;
+	bool answered;                /* TCP: the peer answered on this connection */
+	bool tls_hint_given;          /* TCP: the "TLS port?" hint was logged this episode */
 	int64_t silent_us;            /* RTU: silence kept before each request */
 	int64_t last_activity_us;     /* RTU: monotonic end of the last transaction */
 	struct late_window late[256]; /* RTU: indexed by slave address */
@@ -134,6 +139,39 @@ const char *mbio_name(const struct mbio *io)
 int mbio_last_exception(const struct mbio *io)
 {
 	return io->last_exception;
+}
+
+void mbio_exception_text(const struct mbio *io, char *buf, size_t len)
+{
+	static const char *const names[] = {
+		NULL,
+		"illegal function",
+		"illegal data address",
+		"illegal data value",
+		"slave device failure",
+		"acknowledge",
+		"slave device busy",
+		"negative acknowledge",
+		"memory parity error",
+		NULL,
+		"gateway path unavailable",
+		"gateway target failed to respond",
+	};
+	static const char *const what[] = {NULL, "coils", "discrete inputs", "holding registers",
+					   "input registers"};
+	int code = io->last_exception;
+	int f = io->last_function;
+	const char *name =
+		code > 0 && code < (int)(sizeof(names) / sizeof(names[0])) ? names[code] : NULL;
+	const char *kind = f >= 1 && f <= 4 ? what[f] : "addresses";
+
+	if (!code) {
+		snprintf(buf, len, "no exception");
+		return;
+	}
+	snprintf(buf, len, "exception %d%s%s%s for %s %u..%u", code, name ? " (" : "",
+		 name ? name : "", name ? ")" : "", kind, (unsigned)io->last_start,
+		 (unsigned)io->last_start + io->last_count - 1u);
 }
 
 /* Maps errno after a failed libmodbus call to the short reason that goes into "ERR". */
@@ -280,6 +318,7 @@ static int link_open(struct mbio *io, int timeout_ms, char *reason, size_t len)
 	 * for the first reply. */
 	modbus_flush(io->ctx);
 	io->connected = 1;
+	io->answered = false;
 	if (io->lost) {
 		io->lost = false;
 		if (io->is_rtu)
@@ -347,6 +386,27 @@ static void rtu_open_window(struct mbio *io, int slave, int function, uint16_t s
 }
 
 /*
+ * TCP: a peer that drops a fresh connection (or answers garbage) without one Modbus
+ * answer may be a TLS port: mosquitto's TLS listener, for one, resets the connection on
+ * our plain request. A TLS handshake settles it, once per episode.
+ */
+static void hint_tls_port(struct mbio *io, int err, int timeout_ms)
+{
+	if (io->tls_hint_given ||
+	    (err != ECONNRESET && err != EPIPE && err != EMBBADDATA && err != EMBMDATA))
+		return;
+	io->tls_hint_given = true;
+	if (certinfo_probe_tls(io->host, io->tcp_port, timeout_ms))
+		log_warn("%s: the peer closed the connection without a Modbus answer, and port %d "
+			 "speaks TLS: is this a TLS port? Modbus TCP is plain TCP",
+			 io->name, io->tcp_port);
+	else
+		log_warn("%s: the peer closed the connection right after connect, without a "
+			 "Modbus answer: is this a Modbus TCP port?",
+			 io->name);
+}
+
+/*
  * What every request does after libmodbus returns (err: 0, or the errno of the failure):
  * classify the answer, keep the per-slave late-reply window (see the top of this file),
  * and leave the link ready for the next request. Returns 0 or MB_ERR_MODBUS with reason.
@@ -366,14 +426,21 @@ static int finish_request(struct mbio *io, int err, bool pending, int slave, int
 		if (pending)
 			rtu_open_window(io, slave, function, start, count,
 					sent_ms + 2LL * timeout_ms);
+		io->answered = true;
+		io->tls_hint_given = false;
 		if (!exception)
 			return 0;
 		io->last_exception = err - MODBUS_ENOBASE;
+		io->last_function = function;
+		io->last_start = start;
+		io->last_count = count;
 		describe_error(err, reason, reason_len);
 		return MB_ERR_MODBUS;
 	}
 
 	describe_error(err, reason, reason_len);
+	if (!io->is_rtu && !io->answered)
+		hint_tls_port(io, err, timeout_ms);
 	if (!io->is_rtu) {
 		/* TCP: after a time-out the reply may still come; a fresh connection is the only
 		 * way to be sure it is not read as the next answer. */

@@ -35,7 +35,9 @@ const char *mbio_name(const struct mbio *io);
  * response time-out for this request. On failure writes a short reason ("timeout",
  * "exception 2 illegal data address", "crc error", "connection refused", ...) into reason
  * and returns MB_ERR_IO when the link could not be opened (nothing was sent) or
- * MB_ERR_MODBUS when the transaction failed; dest is then undefined.
+ * MB_ERR_MODBUS when the transaction failed; dest is then undefined. When a TCP peer
+ * drops a fresh connection without a Modbus answer, the first time in an episode also
+ * logs whether it speaks TLS (a TLS handshake: up to about twice timeout_ms more).
  */
 int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t count,
 	      int timeout_ms, uint16_t *dest, char *reason, size_t reason_len);
@@ -47,6 +49,14 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
  * retrying cannot change, from a transport failure, which it may.
  */
 int mbio_last_exception(const struct mbio *io);
+
+/*
+ * After a read that failed with an exception (mbio_last_exception() != 0), the device's
+ * answer and the request it refused, for logs: "exception 2 (illegal data address) for
+ * holding registers 100..109" (addresses as sent, 0-based). The JSON ERR text stays the
+ * shorter reason of mbio_read.
+ */
+void mbio_exception_text(const struct mbio *io, char *buf, size_t len);
 
 /*
  * Writes one value to slave: function 5 (a coil, value 0 or 1), 6 (a holding register),

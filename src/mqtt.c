@@ -25,12 +25,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "certinfo.h"
 #include "error.h"
 #include "log.h"
 #include "timeutil.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
+/* A session lost sooner than this after it was accepted counts as a quick loss; several
+ * in a row are what a client id shared with another client looks like under MQTT 3.1.1. */
+#define QUICK_LOSS_MS 10000
+#define QUICK_LOSSES_HINT 2
+/* MQTT 5 DISCONNECT reason codes we explain (mqtt_protocol.h names them too). */
+#define REASON_SERVER_SHUTTING_DOWN 0x8B
+#define REASON_SESSION_TAKEN_OVER 0x8E
 /* Debian's system trust store, used when the config names no CA. */
 #define SYSTEM_CA_PATH "/etc/ssl/certs"
 
@@ -65,7 +73,18 @@ struct mqtt_link {
 	char refusal[160];      /* CONNACK refusal text */
 	char tls_error[200];    /* the last OpenSSL error the library logged */
 	bool protocol_fallback; /* the broker refused MQTT 5: retry with 3.1.1 now */
+	int server_reason;      /* MQTT 5 DISCONNECT reason code from the broker, 0: none */
 	char last_failure[400];
+
+	/* Across attempts (network thread only): what the history of this link tells. */
+	bool accepted_before;    /* a session with these settings was accepted once */
+	int64_t connected_at_ms; /* monotonic time of the last CONNACK */
+	unsigned quick_losses;   /* sessions lost in a row within QUICK_LOSS_MS */
+	int tls_probe;           /* plain broker port: -1 not probed, 0 not TLS, 1 TLS */
+
+	/* TLS: our SSL_CTX for libmosquitto, which keeps why a certificate was refused. */
+	void *ssl_ctx;
+	struct certinfo_verify *verify;
 };
 
 void mqtt_global_init(void)
@@ -193,10 +212,16 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 		return;
 	}
 	atomic_store(&link->connected, true);
-	link->last_failure[0] = '\0';
-	log_info("mqtt: connected to %s as client id '%s' (MQTT %s)", link->cfg->broker,
-		 link->client_id ? link->client_id : "(random)",
-		 atomic_load(&link->protocol) == MQTT_PROTOCOL_V5 ? "5" : "3.1.1");
+	link->accepted_before = true;
+	link->connected_at_ms = time_mono_ms();
+	link->tls_probe = -1;
+	/* While sessions keep being lost at once for the same reason, that was said once. */
+	if (link->quick_losses < 2)
+		link->last_failure[0] = '\0';
+	log_msg(link->quick_losses >= 2 ? LOG_LVL_DEBUG : LOG_LVL_INFO,
+		"mqtt: connected to %s as client id '%s' (MQTT %s)", link->cfg->broker,
+		link->client_id ? link->client_id : "(random)",
+		atomic_load(&link->protocol) == MQTT_PROTOCOL_V5 ? "5" : "3.1.1");
 	if (link->status_topic)
 		publish_status(link, "online");
 	subscribe_all(link);
@@ -206,6 +231,19 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 			 "this connection.");
 	if (link->ev.connected)
 		link->ev.connected(link->ctx);
+}
+
+/* rc is a reason code (>= 0x80) when the broker sent an MQTT 5 DISCONNECT, else a
+ * libmosquitto error code (< 0x80) for a lost socket or 0 for our own disconnect. */
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
+			  const mosquitto_property *props)
+{
+	struct mqtt_link *link = obj;
+	(void)mosq;
+	(void)props;
+	log_debug("mqtt: disconnected (%d)", rc);
+	if (rc >= 0x80)
+		link->server_reason = rc;
 }
 
 static void on_publish(struct mosquitto *mosq, void *obj, int mid)
@@ -227,43 +265,128 @@ static void on_log(struct mosquitto *mosq, void *obj, int level, const char *str
 		log_debug("mqtt: libmosquitto: %s", str);
 }
 
+/* A DISCONNECT from an MQTT 5 broker, in words. */
+static void server_disconnect_text(struct mqtt_link *link, char *out, size_t len)
+{
+	int r = link->server_reason;
+	if (r == REASON_SESSION_TAKEN_OVER) {
+		snprintf(out, len,
+			 "the broker handed our session to another client that connected with our "
+			 "client id '%s' (MQTT 5 reason 0x8E, session taken over); every gateway "
+			 "and tool needs its own client id",
+			 link->client_id ? link->client_id : "");
+	} else if (r == REASON_SERVER_SHUTTING_DOWN) {
+		snprintf(out, len, "the broker is shutting down (MQTT 5 reason 0x8B)");
+	} else {
+		char reason[96];
+		snprintf(reason, sizeof(reason), "%s", mosquitto_reason_string(r));
+		reason[0] = (char)tolower((unsigned char)reason[0]);
+		snprintf(out, len, "the broker disconnected us: %s (MQTT 5 reason 0x%02X)", reason,
+			 (unsigned)r);
+	}
+}
+
+/*
+ * A plain-TCP broker port that drops the connection before any CONNACK: is it a TLS port?
+ * Asked once per episode (a probe is one more connection), answered by a TLS handshake.
+ */
+static bool plain_port_speaks_tls(struct mqtt_link *link)
+{
+	if (link->tls_probe < 0)
+		link->tls_probe = certinfo_probe_tls(link->cfg->host, link->cfg->port, 3000);
+	return link->tls_probe == 1;
+}
+
 /* Turns what we saw during a failed attempt into one sentence a user can act on. */
 static void explain_failure(struct mqtt_link *link, int rc, int err, char *out, size_t len)
 {
+	const struct mqtt_config *cfg = link->cfg;
 	const char *t = link->tls_error;
+	/* The peer hung up before any CONNACK: a TLS peer may do it without close_notify. */
+	bool closed_early =
+		!link->got_connack && !link->refusal[0] && (!t[0] || strstr(t, "unexpected eof")) &&
+		(rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_PROTOCOL || rc == MOSQ_ERR_NO_CONN ||
+		 rc == MOSQ_ERR_TLS ||
+		 (rc == MOSQ_ERR_ERRNO && (err == ECONNRESET || err == EPIPE || err == EPROTO)));
 	if (link->refusal[0]) {
 		snprintf(out, len, "%s", link->refusal);
+	} else if (link->server_reason) {
+		server_disconnect_text(link, out, len);
+	} else if (strstr(t, "certificate verify failed") && link->verify &&
+		   certinfo_verify_failure(link->verify)) {
+		/* OpenSSL's own verification result: expired, wrong host or wrong CA. */
+		snprintf(out, len, "TLS: %s", certinfo_verify_failure(link->verify));
+		log_debug("mqtt: %s", t);
 	} else if (strstr(t, "certificate verify failed")) {
 		snprintf(out, len,
 			 "TLS: the broker's certificate could not be verified (untrusted CA, "
 			 "expired, or it does not match the host name '%s'); check ca_file [%s]",
-			 link->cfg->host, t);
+			 cfg->host, t);
 	} else if (strstr(t, "certificate required")) {
 		snprintf(out, len, "TLS: the broker requires a client certificate%s [%s]",
-			 link->cfg->cert_file ? "" : " (set cert_file and key_file)", t);
+			 cfg->cert_file ? "" : " (set cert_file and key_file)", t);
 	} else if (strstr(t, "unknown ca") || strstr(t, "bad certificate")) {
 		snprintf(out, len, "TLS: the broker rejected our client certificate [%s]", t);
+	} else if (closed_early && link->accepted_before) {
+		/* The same settings worked before: a broker that is (re)starting or overloaded
+		 * drops connections like this; our certificate is not the cause. */
+		snprintf(out, len,
+			 "the broker closed the connection before accepting it (%s); it accepted "
+			 "this client with the same settings before, so it is probably restarting "
+			 "or overloaded",
+			 rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc));
 	} else if (t[0]) {
 		snprintf(out, len, "TLS: %s", t);
+	} else if (closed_early && !cfg->tls && plain_port_speaks_tls(link)) {
+		snprintf(out, len,
+			 "the broker closed the connection before accepting it: port %d speaks TLS, "
+			 "so the broker URL must be ssl://%s:%d (tcp:// and mqtt:// are plain TCP)",
+			 cfg->port, cfg->host, cfg->port);
+	} else if (closed_early && !cfg->tls) {
+		snprintf(out, len,
+			 "the broker closed the connection before accepting it (%s); is port %d an "
+			 "MQTT port?",
+			 rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc), cfg->port);
 	} else if (rc == MOSQ_ERR_ERRNO && err) {
 		snprintf(out, len, "%s", strerror(err));
-	} else if (!link->got_connack && link->cfg->tls) {
+	} else if (!link->got_connack && cfg->tls) {
 		snprintf(out, len,
 			 "the broker closed the connection before accepting it (%s); it may "
 			 "require a client certificate%s or reject ours",
 			 mosquitto_strerror(rc),
-			 link->cfg->cert_file ? "" : " (cert_file/key_file not set)");
+			 cfg->cert_file ? "" : " (cert_file/key_file not set)");
 	} else {
 		snprintf(out, len, "%s", mosquitto_strerror(rc));
 	}
+	/* MQTT 3.1.1 brokers close the older of two connections with one client id without a
+	 * word; sessions that keep dying right after being accepted are the sign of it. */
+	if (link->got_connack && link->quick_losses >= QUICK_LOSSES_HINT && !link->server_reason &&
+	    link->client_id) {
+		size_t used = strlen(out);
+		snprintf(out + used, len - used,
+			 "; sessions keep being lost right after the broker accepts them: is "
+			 "another client connecting with our client id '%s'?",
+			 link->client_id);
+	}
 }
 
+/*
+ * Logs a failure once per change of reason. A lost session is a change each time, unless
+ * sessions keep being lost at once for the same reason (two clients fighting over one
+ * client id): then it was said, and the repeats go to the debug level.
+ */
 static void report_failure(struct mqtt_link *link, bool was_connected, const char *reason)
 {
-	if (was_connected)
-		log_warn("mqtt: connection to %s lost: %s; reconnecting", link->cfg->broker,
-			 reason);
-	else if (strcmp(reason, link->last_failure) != 0)
+	bool same = strcmp(reason, link->last_failure) == 0;
+	if (was_connected && link->quick_losses >= 2 && same)
+		log_debug("mqtt: connection to %s lost again: %s", link->cfg->broker, reason);
+	else if (was_connected)
+		log_warn("mqtt: connection to %s lost: %s; reconnecting%s", link->cfg->broker,
+			 reason,
+			 link->quick_losses >= 2 ? " (repeats are logged at debug level until a "
+						   "session lasts)"
+						 : "");
+	else if (!same)
 		log_error("mqtt: cannot connect to %s: %s (retrying with back-off)",
 			  link->cfg->broker, reason);
 	snprintf(link->last_failure, sizeof(link->last_failure), "%s", reason);
@@ -295,6 +418,9 @@ static void *network_main(void *arg)
 		link->got_connack = false;
 		link->refusal[0] = '\0';
 		link->tls_error[0] = '\0';
+		link->server_reason = 0;
+		if (link->verify)
+			certinfo_verify_reset(link->verify);
 		errno = 0;
 		int rc = first ? mosquitto_connect_async(link->mosq, cfg->host, cfg->port,
 							 cfg->keepalive_s)
@@ -316,6 +442,10 @@ static void *network_main(void *arg)
 		if (link->protocol_fallback) {
 			link->protocol_fallback = false;
 			continue; /* at once, with MQTT 3.1.1: not a failure to report */
+		}
+		if (was_connected) {
+			bool quick = time_mono_ms() - link->connected_at_ms < QUICK_LOSS_MS;
+			link->quick_losses = quick ? link->quick_losses + 1 : 0;
 		}
 		char reason[400];
 		explain_failure(link, rc, err, reason, sizeof(reason));
@@ -349,6 +479,25 @@ static int setup_tls(struct mqtt_link *link)
 		ca_path = SYSTEM_CA_PATH;
 		mosquitto_int_option(link->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
 	}
+	/* Our SSL_CTX, with libmosquitto's settings applied to it, so that the reason for a
+	 * refused broker certificate can be logged (certinfo.h). */
+	char ca_desc[600];
+	if (cfg->ca_file && cfg->ca_path)
+		snprintf(ca_desc, sizeof(ca_desc), "ca_file '%s' or ca_path '%s'", cfg->ca_file,
+			 cfg->ca_path);
+	else if (cfg->ca_file || cfg->ca_path)
+		snprintf(ca_desc, sizeof(ca_desc), "%s '%s'", cfg->ca_file ? "ca_file" : "ca_path",
+			 cfg->ca_file ? cfg->ca_file : cfg->ca_path);
+	else
+		snprintf(ca_desc, sizeof(ca_desc),
+			 "the system CA store (" SYSTEM_CA_PATH "; set ca_file for a private CA)");
+	if (certinfo_client_ctx_new(cfg->host, ca_desc, &link->ssl_ctx, &link->verify) != 0)
+		return MB_ERR_NOMEM;
+	if (mosquitto_void_option(link->mosq, MOSQ_OPT_SSL_CTX, link->ssl_ctx) !=
+		    MOSQ_ERR_SUCCESS ||
+	    mosquitto_int_option(link->mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 1) != MOSQ_ERR_SUCCESS)
+		log_debug("mqtt: libmosquitto does not take our SSL_CTX; certificate failures are "
+			  "reported less precisely");
 	int rc = mosquitto_tls_set(link->mosq, ca_file, ca_path, cfg->cert_file, cfg->key_file,
 				   no_passphrase);
 	if (rc != MOSQ_ERR_SUCCESS) {
@@ -375,6 +524,7 @@ int mqtt_link_new(const struct mqtt_config *cfg, const char *imei, const struct 
 	if (!link)
 		return MB_ERR_NOMEM;
 	link->cfg = cfg;
+	link->tls_probe = -1;
 	link->ev = *ev;
 	link->ctx = ctx;
 	pthread_mutex_init(&link->lock, NULL);
@@ -410,6 +560,7 @@ int mqtt_link_new(const struct mqtt_config *cfg, const char *imei, const struct 
 	/* The forwarder bounds what is in flight; don't let the library queue behind it. */
 	mosquitto_max_inflight_messages_set(link->mosq, 0);
 	mosquitto_connect_callback_set(link->mosq, on_connect);
+	mosquitto_disconnect_v5_callback_set(link->mosq, on_disconnect);
 	mosquitto_publish_callback_set(link->mosq, on_publish);
 	mosquitto_subscribe_callback_set(link->mosq, on_subscribe);
 	mosquitto_message_v5_callback_set(link->mosq, on_message);
@@ -533,6 +684,7 @@ void mqtt_link_free(struct mqtt_link *link)
 	mqtt_link_stop(link);
 	if (link->mosq)
 		mosquitto_destroy(link->mosq);
+	certinfo_client_ctx_free(link->ssl_ctx, link->verify);
 	pthread_mutex_destroy(&link->lock);
 	pthread_cond_destroy(&link->wake);
 	for (size_t i = 0; i < link->sub_count; i++)

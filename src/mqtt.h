@@ -8,7 +8,12 @@
  * mqtt_link_publish().
  *
  * Errors are logged once per change of state ("connected", "cannot connect: ...",
- * "connection lost: ..."), never once per retry. Passwords are never logged.
+ * "connection lost: ..."), never once per retry, with the cause when it can be told: the
+ * broker's certificate expired / is for another host / is not signed by our CA (OpenSSL's
+ * verification result, through certinfo.h), a tcp:// URL at a TLS port (probed), a broker
+ * that accepted us before dropping connections while it restarts, another client taking
+ * our session (MQTT 5 reason 0x8E, or sessions lost again and again right after being
+ * accepted; the repeats of such a fight go to the debug level). Passwords are never logged.
  *
  * The link speaks MQTT 5 (so a request's response topic and correlation data can be
  * honoured), or MQTT 3.1.1 when a persistent session is configured (libmosquitto 2.0

@@ -33,6 +33,16 @@
  * good standing are read before failing ones, so a dead device never delays a healthy
  * device that is due at the same instant.
  *
+ * One message per instant (poll_due_device): a device's next_ms is the next instant that
+ * has no message yet, and only the worker serving its bus publishes its messages, in instant
+ * order: a late reading for T comes before the ERR for T+1, and no instant gets two.
+ * Instants skipped because the device's own read ran past them, or because the bus was
+ * busy for their whole period, get ERR readings; both episodes are logged once. The
+ * monotonic clock tells a clock step from a late bus, so setting the wall clock forward does
+ * not flood the store with ERR readings for the instants in between, and setting it back
+ * reschedules the devices at once (resync_devices) instead of leaving them silent until
+ * the clock is back where it was.
+ *
  * Remote requests (poller_execute) are queued on the bus under its lock; the worker
  * serves them before each device read, and signals `done`.
  * The per-device status is written by the worker and read by poller_device_status(), both
@@ -42,6 +52,7 @@
 #include "poller.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,11 +77,34 @@
 /* Failed polls in a row after which a device is polled less often. */
 #define BACKOFF_AFTER_FAILURES 3
 
+/* An episode of skipped instants ends when instants in a row were read within their
+ * period, at least two (one would end it between every two skips of a device that overruns
+ * every other instant) and for at least this long (at a 100 ms period, a loaded bus made an
+ * episode start and end several times a second). */
+#define LATE_EPISODE_QUIET_MS 10000
+
+/* A wall clock that moved this much more, or less, than the monotonic clock between two
+ * looks was stepped (NTP on a gateway without a battery-backed clock, an operator) or the
+ * system was suspended: the schedule restarts from the new time instead of publishing an
+ * ERR for every instant in between (years of them after a first NTP sync). */
+#define CLOCK_STEP_MS 1000
+
+/* The ERR reasons of instants that were not read (docs/json-format.md). */
+#define SKIP_OVERRAN "skipped: previous read still running"
+#define SKIP_BUSY "skipped: bus busy"
+
 struct scheduled_device {
 	const struct device_config *dev;
-	int64_t next_ms;  /* wall-clock instant of the next read */
-	bool failing;     /* last read failed: log only the change of state */
-	bool overrunning; /* last schedule slipped: log only the change of state */
+	int64_t next_ms; /* wall-clock instant of the next message (aligned) */
+	/* When next_ms was set, on both clocks: a wall clock that since moved more than the
+	 * monotonic one was stepped (see clock_stepped). */
+	int64_t anchor_wall_ms, anchor_mono_ms;
+	bool failing; /* last read failed: log only the change of state */
+	/* Skipped instants (overrun or busy bus): the episode is logged once, and ends as
+	 * LATE_EPISODE_QUIET_MS says. */
+	bool late;
+	unsigned on_time_reads;   /* instants in a row read within their period */
+	int64_t on_time_since_ms; /* the first of them */
 	/* Request plans (planner.h): plan is what we read with; exact is the blocks as
 	 * configured, the fallback when the device refuses a merged read. */
 	struct plan plan;
@@ -102,7 +136,8 @@ struct bus {
 	bool failing; /* a device failed its last poll: served after healthy buses */
 	bool queued;  /* waits in the pool's ready queue */
 	struct bus *ready_next;
-	int64_t due_ms; /* earliest next_ms of its devices (wall clock) */
+	int64_t due_ms;            /* earliest next_ms of its devices (wall clock) */
+	int64_t longest_period_ms; /* of its devices: due_ms beyond now + this is a clock step */
 	struct mbio *io;
 	struct scheduled_device *devices;
 	size_t device_count;
@@ -146,6 +181,9 @@ struct poller {
 	pthread_cond_t users_gone;
 	int users;
 	bool stopping;
+	/* The last clock-step warning (any worker): when, and the step it reported. */
+	_Atomic int64_t step_logged_mono_ms; /* 0: none yet */
+	_Atomic int64_t step_logged_ms;
 };
 
 static int device_timeout_ms(const struct device_config *dev)
@@ -316,8 +354,15 @@ static void note_result(struct mbio *io, struct scheduled_device *sd, const stru
 	if (!sd->failing) {
 		sd->failing = true;
 		sd->down_since_ms = r->ts_ms;
-		log_warn("device %s (address %s on %s): down: not answering: %s", dev->id,
-			 dev->address_text, mbio_name(io), r->error);
+		if (sd->refused) { /* it did answer, with its reason */
+			char what[160];
+			mbio_exception_text(io, what, sizeof(what));
+			log_warn("device %s (address %s on %s): answers with %s", dev->id,
+				 dev->address_text, mbio_name(io), what);
+		} else {
+			log_warn("device %s (address %s on %s): down: not answering: %s", dev->id,
+				 dev->address_text, mbio_name(io), r->error);
+		}
 	}
 	int64_t cap = backoff_cap_ms(dev);
 	/* A device that answers with an exception is alive and says why: it costs one short
@@ -337,17 +382,13 @@ static void note_result(struct mbio *io, struct scheduled_device *sd, const stru
 	}
 }
 
-/*
- * A due instant of a device that is backing off, before its next probe: no request goes
- * on the bus, but the instant still gets its message, so a server sees every period.
- */
-static void skip_reading(struct scheduled_device *sd, struct reading *r)
+/* A message for an instant that was not read: its own TS and the reason. */
+static void publish_unread(struct poller *p, const struct scheduled_device *sd, int64_t instant,
+			   const char *reason)
 {
-	memset(r, 0, sizeof(*r));
-	r->device = sd->dev;
-	r->ts_ms = time_now_ms();
-	snprintf(r->error, sizeof(r->error), "not polled: device down (last error: %.100s)",
-		 sd->last_error);
+	struct reading r = {.device = sd->dev, .ts_ms = instant};
+	snprintf(r.error, sizeof(r.error), "%s", reason);
+	p->sink(p->sink_ctx, &r);
 }
 
 /* Called with the bus lock held; returns with it held. Runs queued remote requests. */
@@ -390,54 +431,166 @@ static void record_status(struct bus *bus, struct scheduled_device *sd, const st
 	pthread_mutex_unlock(&bus->lock);
 }
 
-static void schedule_next(struct scheduled_device *sd)
+/* The instant a time belongs to: the latest aligned instant at or before it. */
+static int64_t aligned_floor_ms(int64_t t_ms, int64_t period_ms)
 {
-	int64_t now = time_now_ms();
-	int64_t period = sd->dev->period_ms;
-	int64_t next = time_next_aligned_ms(sd->next_ms, period);
-	if (next <= now) {
-		/* The read overran one or more instants: skip them instead of drifting. */
-		if (!sd->overrunning)
-			log_warn("device %s: read took longer than its period; skipping missed instants",
-				 sd->dev->id);
-		sd->overrunning = true;
-		next = time_next_aligned_ms(now, period);
-	} else {
-		sd->overrunning = false;
-	}
-	sd->next_ms = next;
+	return time_next_aligned_ms(t_ms, period_ms) - period_ms;
 }
 
-/* Polls one due device (or skips it while it backs off), hands over the reading, and
- * schedules its next instant. */
+/*
+ * Whether the wall clock was stepped between two looks at both clocks (any worker). Every
+ * device notices the same step, a device with a long period later: it is logged for the
+ * whole poller, again only for a different step or after a minute.
+ */
+static bool clock_stepped(struct poller *p, int64_t wall0, int64_t mono0, int64_t wall1,
+			  int64_t mono1)
+{
+	int64_t step = (wall1 - wall0) - (mono1 - mono0);
+	if (step <= CLOCK_STEP_MS && step >= -CLOCK_STEP_MS)
+		return false;
+	int64_t last = atomic_load(&p->step_logged_mono_ms);
+	int64_t same = step - atomic_load(&p->step_logged_ms);
+	if ((last == 0 || mono1 - last >= 60000 || same > CLOCK_STEP_MS || same < -CLOCK_STEP_MS) &&
+	    atomic_compare_exchange_strong(&p->step_logged_mono_ms, &last, mono1)) {
+		atomic_store(&p->step_logged_ms, step);
+		log_warn("the wall clock moved %+lld s against the monotonic clock (set, or the system "
+			 "was suspended): schedules go on from the new time, %s",
+			 (long long)(step / 1000),
+			 step > 0 ? "without messages for the instants in between"
+				  : "and the instants it goes through again get messages again");
+	}
+	return true;
+}
+
+/* Sets the next instant of a device, with the clocks' readings it was computed from. */
+static void set_next(struct scheduled_device *sd, int64_t next_ms, int64_t wall_ms, int64_t mono_ms)
+{
+	sd->next_ms = next_ms;
+	sd->anchor_wall_ms = wall_ms;
+	sd->anchor_mono_ms = mono_ms;
+}
+
+/* Instants were skipped: the first skip of an episode is logged (why), the rest are not. */
+static void note_late(struct scheduled_device *sd, const char *why)
+{
+	sd->on_time_reads = 0;
+	if (!sd->late)
+		log_warn("device %s: %s", sd->dev->id, why);
+	sd->late = true;
+}
+
+/* An instant was read within its period; enough of them in a row end the episode. */
+static void note_on_time(struct scheduled_device *sd, int64_t instant)
+{
+	if (!sd->late)
+		return;
+	if (sd->on_time_reads++ == 0)
+		sd->on_time_since_ms = instant;
+	if (sd->on_time_reads < 2 || instant - sd->on_time_since_ms < LATE_EPISODE_QUIET_MS)
+		return;
+	log_info("device %s: reads fit their period again", sd->dev->id);
+	sd->late = false;
+	sd->on_time_reads = 0;
+}
+
+/*
+ * Gives every instant of a due device, from its next_ms to now, exactly one message, in
+ * instant order: an ERR "skipped: bus busy" for each instant whose whole period went by
+ * before the bus got to the device, then the reading of the current instant (an ERR
+ * "not polled" one while the device backs off), then an ERR "skipped: previous read still
+ * running" for each instant that came while that read ran. The next read is at the first
+ * instant after the read ended, so an overrun never makes the schedule drift. Every
+ * message's TS is its instant. Only the bus's current worker runs this for the device, so
+ * nothing else can publish one of its instants meanwhile.
+ */
 static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 {
 	struct poller *p = bus->owner;
-	int64_t instant = sd->next_ms;
+	const struct device_config *dev = sd->dev;
+	int64_t period = dev->period_ms;
+	int64_t now = time_now_ms();
+	int64_t mono = time_mono_ms();
 	struct reading r;
+	char why[160];
+
+	if (clock_stepped(p, sd->anchor_wall_ms, sd->anchor_mono_ms, now, mono))
+		sd->next_ms = aligned_floor_ms(now, period);
+	int64_t instant = sd->next_ms;
+	if (instant + period <= now) {
+		for (; instant + period <= now; instant += period)
+			publish_unread(p, sd, instant, SKIP_BUSY);
+		snprintf(why, sizeof(why),
+			 "its bus was busy for a whole period (other devices' reads or remote "
+			 "requests); the instants it missed get ERR \"%s\"",
+			 SKIP_BUSY);
+		note_late(sd, why);
+	}
 
 	if (sd->backing_off && instant < sd->probe_ms) {
-		skip_reading(sd, &r);
-		p->sink(p->sink_ctx, &r);
-	} else {
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		if (read_device(bus->io, sd, &r) != 0) {
-			log_error("device %s: out of memory; reading lost", sd->dev->id);
-		} else {
-			/* bench/modbus_bus.py reads this line: keep its form. */
-			clock_gettime(CLOCK_MONOTONIC, &t1);
-			log_debug("device %s: read in %.1f ms with %zu request(s)", sd->dev->id,
-				  (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-					  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-				  sd->requests);
-			note_result(bus->io, sd, &r, instant);
-			record_status(bus, sd, &r);
-			p->sink(p->sink_ctx, &r);
-		}
+		/* No request goes on the bus, but the instant still gets its message. */
+		snprintf(why, sizeof(why), "not polled: device down (last error: %.100s)",
+			 sd->last_error);
+		publish_unread(p, sd, instant, why);
+		set_next(sd, instant + period, now, mono);
+		return;
 	}
-	reading_clear(&r);
-	schedule_next(sd);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (read_device(bus->io, sd, &r) != 0) {
+		log_error("device %s: out of memory reading it", dev->id);
+		publish_unread(p, sd, instant, "out of memory");
+	} else {
+		r.ts_ms = instant;
+		/* bench/modbus_bus.py reads this line: keep its form. */
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		log_debug("device %s: read in %.1f ms with %zu request(s)", dev->id,
+			  (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+				  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+			  sd->requests);
+		note_result(bus->io, sd, &r, instant);
+		record_status(bus, sd, &r);
+		p->sink(p->sink_ctx, &r);
+		reading_clear(&r);
+	}
+	/* Where the read ended on the instants' clock, even if the wall clock was set
+	 * meanwhile (the next look sees that step). */
+	int64_t end_mono = time_mono_ms();
+	int64_t end = now + (end_mono - mono);
+	int64_t next = instant + period;
+	if (next <= end) {
+		for (; next <= end; next += period)
+			publish_unread(p, sd, next, SKIP_OVERRAN);
+		snprintf(why, sizeof(why),
+			 "read took longer than its period (ended %lld ms after its instant, period "
+			 "%lld ms); the instants it overran get ERR \"%s\"",
+			 (long long)(end - instant), (long long)period, SKIP_OVERRAN);
+		note_late(sd, why);
+	} else if (instant == sd->next_ms) {
+		note_on_time(sd, instant);
+	}
+	set_next(sd, next, end, end_mono);
+}
+
+/*
+ * A device's next instant is never more than a period ahead of the time it was set at, so
+ * one further ahead means the wall clock was set back: reschedule it from the new time
+ * rather than wait, without messages, until the clock is back where it was. (The instants
+ * between the new time and the old one get messages again: the clock repeats them.) Run
+ * by the bus's worker before it looks at what is due.
+ */
+static void resync_devices(struct bus *bus, int64_t now)
+{
+	for (size_t i = 0; i < bus->device_count; i++) {
+		struct scheduled_device *sd = &bus->devices[i];
+		int64_t period = sd->dev->period_ms;
+		if (sd->next_ms - now <= period + CLOCK_STEP_MS)
+			continue;
+		int64_t mono = time_mono_ms();
+		clock_stepped(bus->owner, sd->anchor_wall_ms, sd->anchor_mono_ms, now, mono);
+		set_next(sd, time_next_aligned_ms(now, period), now, mono);
+		if (sd->backing_off)
+			sd->probe_ms = sd->next_ms; /* its probe was on the old time too */
+	}
 }
 
 /* The wall-clock instant at which the bus has work next: its earliest device. */
@@ -459,6 +612,7 @@ static int64_t bus_next_due_ms(const struct bus *bus)
  */
 static void run_due_devices(struct bus *bus, int64_t now)
 {
+	resync_devices(bus, now);
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < bus->device_count; i++) {
 			struct scheduled_device *sd = &bus->devices[i];
@@ -499,6 +653,7 @@ static void *bus_main(void *arg)
 		if (bus->stop)
 			break;
 		int64_t now = time_now_ms();
+		resync_devices(bus, now);
 		int64_t due = bus_next_due_ms(bus);
 		if (due > now) {
 			/* Sleep at most 1 s at a time so a wall-clock step is noticed soon. */
@@ -519,10 +674,13 @@ static void *bus_main(void *arg)
 
 /* ---- the TCP pool ---- */
 
-/* When a pooled bus is due: now if a remote request waits, else its earliest device. */
+/* When a pooled bus is due: now if a remote request waits or the wall clock was set back
+ * (its worker reschedules it, see resync_devices), else its earliest device. */
 static int64_t pooled_due_ms(const struct bus *bus, int64_t now)
 {
-	return bus->kick ? now : bus->due_ms;
+	if (bus->kick || bus->due_ms - now > bus->longest_period_ms + CLOCK_STEP_MS)
+		return now;
+	return bus->due_ms;
 }
 
 /* With the pool lock held: appends a due bus to the ready queue. */
@@ -875,7 +1033,9 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 			goto nomem;
 		struct scheduled_device *sd = &bus->devices[bus->device_count++];
 		sd->dev = dev;
-		sd->next_ms = time_next_aligned_ms(now, dev->period_ms);
+		if (dev->period_ms > bus->longest_period_ms)
+			bus->longest_period_ms = dev->period_ms;
+		set_next(sd, time_next_aligned_ms(now, dev->period_ms), now, time_mono_ms());
 		if (plan_device(sd) != 0)
 			goto nomem;
 		bus->due_ms = bus_next_due_ms(bus);

@@ -7,8 +7,10 @@
  * are strictly serialized: each serial bus has its own thread, and the TCP buses share an
  * elastic pool that grows while endpoints are slow, so a slow or dead bus never delays
  * another for long (poller.c has the details). Each device is read at the instants that are
- * whole multiples of its period (wall clock, UTC); a read that overruns skips the
- * instants it missed rather than drifting.
+ * whole multiples of its period (wall clock, UTC), and every instant yields exactly one
+ * reading, in instant order, whose ts_ms is the instant: the values, or an ERR one when
+ * the instant was skipped (a read that overran it, a bus busy for its whole period). A read
+ * that overruns skips instants rather than making the schedule drift.
  *
  * A device's blocks are read with the request optimiser's plan (planner.h), and typed
  * devices are decoded (decode.h); the reading is the same as reading the blocks one by

@@ -30,8 +30,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
+#include "idset.h"
 #include "log.h"
 
 #define STORE_SCHEMA_VERSION 1
@@ -49,6 +51,12 @@ struct store {
 	struct store_limits limits;
 	int64_t count; /* rows in queue */
 	int64_t bytes; /* sum of payload lengths */
+	/* The last failure, kept for store_open's message (the handle is closed by then). */
+	int failed_errno;
+	char failed[256];
+	/* The highest id this process has seen; a fresh file after a recovery starts above it,
+	 * so an id the forwarder still holds from the damaged file never names a new reading. */
+	int64_t max_id;
 };
 
 /* Maps an SQLite result code to our classification. */
@@ -76,6 +84,8 @@ static int fail_sql(struct store *s, const char *what, int sqlite_rc)
 		rc = MB_ERR_READONLY;
 	log_debug("store %s: %s: %s (%s)", s->path, what, sqlite3_errmsg(s->db),
 		  err ? strerror(err) : "-");
+	s->failed_errno = err;
+	snprintf(s->failed, sizeof(s->failed), "%s", sqlite3_errmsg(s->db));
 	return rc;
 }
 
@@ -85,20 +95,75 @@ static int exec_sql(struct store *s, const char *sql)
 	return rc == SQLITE_OK ? 0 : fail_sql(s, sql, rc);
 }
 
+const char *store_os_hint(int os_errno)
+{
+	switch (os_errno) {
+	case EACCES:
+	case EPERM:
+		return "the user running modbridge must be able to create and write files in the "
+		       "store's directory (the store keeps its -wal, -shm and .lock files next to "
+		       "it): change the directory's owner or mode, or set logger.store to a "
+		       "writable place";
+	case EROFS: return "the file system is read-only: set logger.store to a writable place";
+	case ENOTDIR: return "a part of the path is a file, not a directory: fix logger.store";
+	case EISDIR: return "logger.store names a directory: give the file's name";
+	case ENOSPC:
+	case EDQUOT: return "the file system is full: free some space";
+	default: return NULL;
+	}
+}
+
+/* Logs what failed, on which path, the OS's reason and, when known, what to do. */
+static void log_os_failure(const char *store, const char *what, const char *path, int err)
+{
+	const char *hint = store_os_hint(err);
+	log_error("store %s: %s %s: %s%s%s", store, what, path, strerror(err), hint ? "; " : "",
+		  hint ? hint : "");
+}
+
+/* mkdir -p of the store's directory (mode 0750 for what it creates). */
 static int make_parent_dir(const char *path)
 {
-	char *copy = strdup(path);
-	if (!copy)
+	char *dir = strdup(path);
+	if (!dir)
 		return MB_ERR_NOMEM;
-	char *dir = dirname(copy);
+	char *slash = strrchr(dir, '/');
 	int rc = 0;
-	struct stat st;
-	if (stat(dir, &st) != 0 && mkdir(dir, 0750) != 0 && errno != EEXIST) {
-		log_error("store %s: cannot create directory %s: %s", path, dir, strerror(errno));
-		rc = errno == EROFS ? MB_ERR_READONLY : MB_ERR_STORE;
+	if (!slash || slash == dir) { /* "store.db" or "/store.db": nothing to create */
+		free(dir);
+		return 0;
 	}
-	free(copy);
+	*slash = '\0';
+	/* Each prefix ending before a '/', then the whole directory. */
+	for (char *p = dir + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		struct stat st;
+		*p = '\0';
+		int err = 0;
+		if (stat(dir, &st) == 0)
+			err = S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+		else if (errno != ENOENT || (mkdir(dir, 0750) != 0 && errno != EEXIST))
+			err = errno;
+		if (err) {
+			log_os_failure(path, "cannot create the directory", dir, err);
+			rc = err == EROFS ? MB_ERR_READONLY : MB_ERR_STORE;
+			if (err == ENOSPC || err == EDQUOT)
+				rc = MB_ERR_DISK_FULL;
+			break;
+		}
+		*p = c;
+		if (!c)
+			break;
+	}
+	free(dir);
 	return rc;
+}
+
+int store_make_parent_dirs(const char *path)
+{
+	return make_parent_dir(path);
 }
 
 static int64_t query_int(struct store *s, const char *sql)
@@ -193,16 +258,22 @@ static int open_db(struct store *s)
 	if ((rc = migrate(s)) ||
 	    (rc = prepare(s, "INSERT INTO queue(ts_ms, device, payload) VALUES(?,?,?)",
 			  &s->insert)) ||
-	    (rc = prepare(s, "SELECT id, ts_ms, payload FROM queue ORDER BY id ASC LIMIT ?",
+	    (rc = prepare(s,
+			  "SELECT id, ts_ms, payload FROM queue WHERE id >= ?1 ORDER BY id ASC LIMIT ?2",
 			  &s->fetch_fifo)) ||
-	    (rc = prepare(s, "SELECT id, ts_ms, payload FROM queue ORDER BY id DESC LIMIT ?",
+	    (rc = prepare(s,
+			  "SELECT id, ts_ms, payload FROM queue WHERE id <= ?1 ORDER BY id DESC LIMIT ?2",
 			  &s->fetch_lifo)) ||
-	    (rc = prepare(s, "DELETE FROM queue WHERE id=? RETURNING length(payload)",
+	    (rc = prepare(s,
+			  "DELETE FROM queue WHERE id BETWEEN ?1 AND ?2 RETURNING length(payload)",
 			  &s->remove)) ||
 	    (rc = prepare(s, "UPDATE meta SET value=value+? WHERE key=?", &s->add_counter)) ||
 	    (rc = prepare(s, "SELECT id, length(payload) FROM queue ORDER BY id ASC LIMIT 256",
 			  &s->oldest)))
 		goto fail;
+	int64_t seq = query_int(s, "SELECT seq FROM sqlite_sequence WHERE name='queue'");
+	if (seq > s->max_id)
+		s->max_id = seq;
 	s->count = query_int(s, "SELECT count(*) FROM queue");
 	s->bytes = query_int(s, "SELECT coalesce(sum(length(payload)),0) FROM queue");
 	return 0;
@@ -235,6 +306,21 @@ static int move_aside(struct store *s)
 	return 0;
 }
 
+/* store_open's one error line: SQLite's words, the OS's reason and what to do. */
+static void log_open_failure(const struct store *s, const char *path, int rc)
+{
+	const char *hint = store_os_hint(s->failed_errno);
+	if (!hint && rc == MB_ERR_READONLY)
+		hint = "the file or its file system is read-only to this user: fix its owner or "
+		       "mode, or set logger.store to a writable place";
+	if (!s->failed[0]) /* make_parent_dir or move_aside said it already */
+		log_error("store %s: cannot open: %s", path, mb_strerror(rc));
+	else
+		log_error("store %s: cannot open the database: %s (%s)%s%s", path, s->failed,
+			  s->failed_errno ? strerror(s->failed_errno) : mb_strerror(rc),
+			  hint ? "; " : "", hint ? hint : "");
+}
+
 int store_open(const char *path, struct store **out)
 {
 	struct store *s = calloc(1, sizeof(*s));
@@ -248,7 +334,7 @@ int store_open(const char *path, struct store **out)
 	if (rc == MB_ERR_CORRUPT && (rc = move_aside(s)) == 0)
 		rc = open_db(s);
 	if (rc) {
-		log_error("store %s: cannot open: %s", path, mb_strerror(rc));
+		log_open_failure(s, path, rc);
 		store_close(s);
 		return rc;
 	}
@@ -314,6 +400,7 @@ static int drop_oldest(struct store *s, int64_t *dropped)
 		for (size_t i = 0; i < n && over_limits(s, 0, 0); i++) {
 			sqlite3_reset(s->remove);
 			sqlite3_bind_int64(s->remove, 1, ids[i]);
+			sqlite3_bind_int64(s->remove, 2, ids[i]);
 			step = sqlite3_step(s->remove);
 			sqlite3_reset(s->remove);
 			if (step != SQLITE_ROW && step != SQLITE_DONE)
@@ -359,6 +446,8 @@ int store_put_batch(struct store *s, const struct store_record *records, size_t 
 			goto rollback;
 		}
 		last_id = sqlite3_last_insert_rowid(s->db);
+		if (last_id > s->max_id)
+			s->max_id = last_id;
 		s->count++;
 		s->bytes += (int64_t)r->len;
 	}
@@ -401,51 +490,58 @@ int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char 
 	return rc;
 }
 
-static bool in_list(int64_t id, const int64_t *list, size_t n)
+int store_fetch(struct store *s, enum send_mode mode, const struct id_range *skip, size_t nskip,
+		size_t max, struct store_item *items, size_t *n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (list[i] == id)
-			return true;
-	return false;
-}
-
-int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_t nskip, size_t max,
-		struct store_item *items, size_t *n)
-{
-	int rc = 0, step = SQLITE_DONE;
+	int rc = 0, step;
 	size_t filled = 0;
+	bool lifo = mode == SEND_LIFO;
+	/* Next id to look at: the query asks for ids from here on, in send order. */
+	int64_t cursor = lifo ? INT64_MAX : INT64_MIN;
 
 	pthread_mutex_lock(&s->lock);
 	if (!s->db) {
 		pthread_mutex_unlock(&s->lock);
 		return MB_ERR_STORE;
 	}
-	sqlite3_stmt *st = mode == SEND_LIFO ? s->fetch_lifo : s->fetch_fifo;
-	sqlite3_reset(st);
-	/* In-flight readings are still in the table; ask for enough rows to skip them. */
-	/* NOLINTNEXTLINE(bugprone-misplaced-widening-cast): both are small counts. */
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)(max + nskip));
-	while (filled < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		if (in_list(id, skip, nskip))
-			continue;
-		const unsigned char *text = sqlite3_column_text(st, 2);
-		size_t len = (size_t)sqlite3_column_bytes(st, 2);
-		char *copy = malloc(len + 1);
-		if (!copy) {
-			rc = MB_ERR_NOMEM;
-			break;
+	sqlite3_stmt *st = lifo ? s->fetch_lifo : s->fetch_fifo;
+	bool more = true;
+	while (rc == 0 && more && filled < max) {
+		/* One query per stretch between skipped ranges: an in-flight or delivered run
+		 * costs one restart, not a row each. */
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, cursor);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)(max - filled));
+		more = false;
+		while (filled < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(st, 0);
+			const struct id_range *r = idset_ranges_find(skip, nskip, id);
+			if (r) {
+				if (lifo ? r->lo == INT64_MIN : r->hi == INT64_MAX)
+					break;
+				cursor = lifo ? r->lo - 1 : r->hi + 1;
+				more = true;
+				break;
+			}
+			const unsigned char *text = sqlite3_column_text(st, 2);
+			size_t len = (size_t)sqlite3_column_bytes(st, 2);
+			char *copy = malloc(len + 1);
+			if (!copy) {
+				rc = MB_ERR_NOMEM;
+				break;
+			}
+			memcpy(copy, text ? (const char *)text : "", len);
+			copy[len] = '\0';
+			items[filled].id = id;
+			items[filled].ts_ms = sqlite3_column_int64(st, 1);
+			items[filled].payload = copy;
+			items[filled].len = len;
+			filled++;
+			cursor = lifo ? id - 1 : id + 1;
 		}
-		memcpy(copy, text, len);
-		copy[len] = '\0';
-		items[filled].id = id;
-		items[filled].ts_ms = sqlite3_column_int64(st, 1);
-		items[filled].payload = copy;
-		items[filled].len = len;
-		filled++;
+		if (rc == 0 && !more && filled < max && step != SQLITE_DONE && step != SQLITE_ROW)
+			rc = fail_sql(s, "read queue", step);
 	}
-	if (rc == 0 && filled < max && step != SQLITE_DONE)
-		rc = fail_sql(s, "read queue", step);
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
 	if (rc) {
@@ -464,24 +560,25 @@ void store_items_clear(struct store_item *items, size_t n)
 	}
 }
 
-int store_delete(struct store *s, const int64_t *ids, size_t n)
+/*
+ * Removes the rows of ranges r[0..nr) and of ids[0..nids) in one transaction and counts
+ * them as sent. Called with the lock held.
+ */
+static int delete_locked(struct store *s, const struct id_range *r, size_t nr, const int64_t *ids,
+			 size_t nids)
 {
 	int rc = 0;
 	int64_t removed = 0, removed_bytes = 0;
-	if (n == 0)
-		return 0;
-	pthread_mutex_lock(&s->lock);
-	if (!s->db) {
-		pthread_mutex_unlock(&s->lock);
+	if (!s->db)
 		return MB_ERR_STORE;
-	}
 	/* See the durability note at the top: a lost delete only means a resend. */
 	exec_sql(s, "PRAGMA synchronous=NORMAL");
 	if ((rc = exec_sql(s, "BEGIN IMMEDIATE")))
 		goto out;
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	for (size_t i = 0; i < nr + nids && rc == 0; i++) {
 		sqlite3_reset(s->remove);
-		sqlite3_bind_int64(s->remove, 1, ids[i]);
+		sqlite3_bind_int64(s->remove, 1, i < nr ? r[i].lo : ids[i - nr]);
+		sqlite3_bind_int64(s->remove, 2, i < nr ? r[i].hi : ids[i - nr]);
 		int step;
 		while ((step = sqlite3_step(s->remove)) == SQLITE_ROW) {
 			removed++;
@@ -503,6 +600,33 @@ int store_delete(struct store *s, const int64_t *ids, size_t n)
 	}
 out:
 	exec_sql(s, "PRAGMA synchronous=FULL");
+	return rc;
+}
+
+int store_delete(struct store *s, const int64_t *ids, size_t n)
+{
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	int rc = delete_locked(s, NULL, 0, ids, n);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_delete_ranges(struct store *s, const struct id_range *ranges, size_t n)
+{
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	int rc = delete_locked(s, ranges, n, NULL, 0);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_count_sent(struct store *s, int64_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	int rc = s->db ? add_counter(s, "sent", n) : MB_ERR_STORE;
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -522,6 +646,13 @@ int store_recover(struct store *s)
 	int rc = move_aside(s);
 	if (rc == 0)
 		rc = open_db(s);
+	if (rc == 0 && s->max_id > 0) {
+		char sql[128];
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO sqlite_sequence(name, seq) VALUES('queue', %lld)",
+			 (long long)s->max_id);
+		rc = exec_sql(s, sql);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -550,4 +681,207 @@ int store_stats(struct store *s, struct store_stats *st)
 	st->size_bytes = file_size(s->path, "") + file_size(s->path, "-wal");
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * store_inspect: the read-only look of `modbridge queue`. Nothing below writes, creates,
+ * moves or repairs a file, and nothing above calls it.
+ *
+ * A daemon that has the store open in WAL mode always has its -wal and -shm files. With
+ * them present, the store is opened with SQLITE_OPEN_READONLY: a WAL reader, which never
+ * blocks the daemon. Without them, a read-only connection would create both (and leave
+ * them behind), and could not open the store at all in a directory the caller cannot
+ * write; so the file is read as an immutable snapshot instead, and the snapshot is kept
+ * only if the file is unchanged and still has no WAL afterwards (a daemon that started
+ * meanwhile): otherwise it is read again as a WAL reader.
+ * --------------------------------------------------------------------------------------- */
+
+static bool wal_files_exist(const char *path)
+{
+	char name[4200];
+	static const char *const suffixes[] = {"-wal", "-shm"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "%s%s", path, suffixes[i]);
+		if (access(name, F_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool same_file_state(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* "file:<path>?immutable=1" with the path percent-encoded where URIs need it. */
+static char *immutable_uri(const char *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(path);
+	char *uri = malloc(3 * n + sizeof("file:?immutable=1"));
+	if (!uri)
+		return NULL;
+	char *o = uri + sprintf(uri, "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("/._~-", *p)) {
+			*o++ = (char)*p;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	memcpy(o, "?immutable=1", sizeof("?immutable=1"));
+	return uri;
+}
+
+/* Describes a failed SQLite call: damage (as `run` would judge it) or a read failure. */
+static int inspect_fail(const struct store *s, int sqlite_rc, char *why, size_t len)
+{
+	int rc = classify(sqlite_rc);
+	int err = s->db ? sqlite3_system_errno(s->db) : 0;
+	const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(sqlite_rc);
+	if (rc == MB_ERR_CORRUPT) {
+		snprintf(why, len, "store %s is damaged: %s", s->path, msg);
+		return rc;
+	}
+	const char *hint = store_os_hint(err);
+	if (!hint && rc == MB_ERR_READONLY)
+		hint = "a reader needs to write the store's -shm file; run this as the daemon's user";
+	snprintf(why, len, "store %s: cannot read it: %s%s%s%s%s%s", s->path, msg, err ? " (" : "",
+		 err ? strerror(err) : "", err ? ")" : "", hint ? "; " : "", hint ? hint : "");
+	return rc == MB_ERR_NOMEM || rc == MB_ERR_READONLY ? rc : MB_ERR_STORE;
+}
+
+/* One integer from sql (0 when it returns no row), or a classified error. */
+static int inspect_int(const struct store *s, const char *sql, int64_t *v, char *why, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	int step = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (step == SQLITE_OK)
+		step = sqlite3_step(st);
+	*v = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : inspect_fail(s, step, why, len);
+}
+
+/* Checks the file as store_open does (quick_check, schema) and reads the figures. */
+static int inspect_db(const struct store *s, struct store_stats *st, char *why, size_t len)
+{
+	sqlite3_stmt *check = NULL;
+	int step = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &check, NULL);
+	if (step == SQLITE_OK)
+		step = sqlite3_step(check);
+	if (step == SQLITE_ROW) {
+		const unsigned char *verdict = sqlite3_column_text(check, 0);
+		if (!verdict || strcmp((const char *)verdict, "ok") != 0) {
+			snprintf(why, len, "store %s is damaged: quick_check found: %s", s->path,
+				 verdict ? (const char *)verdict : "(no verdict)");
+			sqlite3_finalize(check);
+			return MB_ERR_CORRUPT;
+		}
+	}
+	sqlite3_finalize(check);
+	if (step != SQLITE_ROW)
+		return inspect_fail(s, step, why, len);
+
+	int64_t tables = 0, has_meta = 0, version = 0;
+	int rc;
+	memset(st, 0, sizeof(*st));
+	if ((rc = inspect_int(s, "SELECT count(*) FROM sqlite_master", &tables, why, len)) ||
+	    (rc = inspect_int(s, "SELECT count(*) FROM sqlite_master WHERE name='meta'", &has_meta,
+			      why, len)))
+		return rc;
+	if (tables == 0)
+		return 0; /* created, not initialised yet: run does that; nothing is queued */
+	if (!has_meta) {
+		snprintf(why, len, "store %s is an SQLite database, but not a modbridge store",
+			 s->path);
+		return MB_ERR_STORE;
+	}
+	if ((rc = inspect_int(s, "SELECT value FROM meta WHERE key='schema_version'", &version, why,
+			      len)))
+		return rc;
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(why, len,
+			 "store %s: schema version %lld is newer than this modbridge supports (%d)",
+			 s->path, (long long)version, STORE_SCHEMA_VERSION);
+		return MB_ERR_STORE;
+	}
+	if (version < 1)
+		return 0; /* killed while creating it: run finishes that; nothing is queued */
+	if ((rc = inspect_int(s, "SELECT count(*) FROM queue", &st->count, why, len)) ||
+	    (rc = inspect_int(s, "SELECT coalesce(sum(length(payload)),0) FROM queue",
+			      &st->payload_bytes, why, len)) ||
+	    (rc = inspect_int(s, "SELECT ts_ms FROM queue ORDER BY id ASC LIMIT 1",
+			      &st->oldest_ts_ms, why, len)) ||
+	    (rc = inspect_int(s, "SELECT ts_ms FROM queue ORDER BY id DESC LIMIT 1",
+			      &st->newest_ts_ms, why, len)) ||
+	    (rc = inspect_int(s, "SELECT value FROM meta WHERE key='sent'", &st->sent, why, len)) ||
+	    (rc = inspect_int(s, "SELECT value FROM meta WHERE key='dropped'", &st->dropped, why,
+			      len)))
+		return rc;
+	return 0;
+}
+
+/* One read-only pass: as an immutable snapshot or as a WAL reader. */
+static int inspect_once(struct store *s, bool snapshot, struct store_stats *st, char *why,
+			size_t len)
+{
+	char *uri = snapshot ? immutable_uri(s->path) : NULL;
+	if (snapshot && !uri) {
+		snprintf(why, len, "store %s: out of memory", s->path);
+		return MB_ERR_NOMEM;
+	}
+	int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | (snapshot ? SQLITE_OPEN_URI : 0);
+	int rc = sqlite3_open_v2(snapshot ? uri : s->path, &s->db, flags, NULL);
+	free(uri);
+	if (rc != SQLITE_OK) {
+		rc = inspect_fail(s, rc, why, len);
+	} else {
+		/* A reader waits for the daemon's checkpoint or WAL recovery, never the reverse. */
+		sqlite3_busy_timeout(s->db, 5000);
+		/* A transaction, so the figures come from one moment of the daemon's queue. */
+		int begin = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+		rc = begin == SQLITE_OK ? inspect_db(s, st, why, len)
+					: inspect_fail(s, begin, why, len);
+		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	}
+	sqlite3_close(s->db);
+	s->db = NULL;
+	return rc;
+}
+
+int store_inspect(const char *path, struct store_stats *st, char *why, size_t len)
+{
+	struct stat before, after;
+	struct store s = {.path = (char *)path};
+
+	if (stat(path, &before) != 0) {
+		int err = errno;
+		if (err == ENOENT || err == ENOTDIR)
+			snprintf(why, len, "store %s does not exist", path);
+		else
+			snprintf(why, len, "store %s: cannot read it: %s", path, strerror(err));
+		return err == ENOENT || err == ENOTDIR ? MB_ERR_NOTFOUND : MB_ERR_IO;
+	}
+	if (!S_ISREG(before.st_mode)) {
+		snprintf(why, len, "store %s is not a regular file", path);
+		return MB_ERR_STORE;
+	}
+	int rc;
+	if (!wal_files_exist(path)) {
+		rc = inspect_once(&s, true, st, why, len);
+		if (stat(path, &after) == 0 && same_file_state(&before, &after) &&
+		    !wal_files_exist(path))
+			goto done;
+		log_debug("store %s: changed while it was read; reading it again", path);
+	}
+	rc = inspect_once(&s, false, st, why, len);
+done:
+	if (rc == 0)
+		st->size_bytes = file_size(path, "") + file_size(path, "-wal");
+	return rc;
 }

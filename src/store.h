@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "idset.h"
 
 struct store;
 
@@ -55,10 +56,12 @@ struct store_stats {
 };
 
 /*
- * Opens (creating if needed, with its parent directory) the store at path, checks it
+ * Opens (creating if needed, with its missing parent directories) the store at path, checks it
  * (PRAGMA quick_check) and migrates its schema. A damaged file is moved aside to
  * "<path>.corrupt-<time>" (never deleted) and a fresh store is started, with an error
- * logged. Returns 0, or a classified error (the reason is logged).
+ * logged. Returns 0, or a classified error (the reason is logged: what failed, on which
+ * path, the OS's reason and what to do). It does not lock the store against a second
+ * daemon: `modbridge run` holds the lock (lockfile.h).
  */
 int store_open(const char *path, struct store **out);
 
@@ -83,11 +86,12 @@ int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char 
 
 /*
  * Fills items[0..max) with the next readings to send in send order (oldest first for FIFO,
- * newest first for LIFO), leaving out the ids in skip (those in flight). Writes the number
- * filled to *n. Returns 0 or an error.
+ * newest first for LIFO), leaving out the ids in the sorted, disjoint ranges skip[0..nskip)
+ * (in flight, or delivered and waiting to be removed). Writes the number filled to *n.
+ * Returns 0 or an error (then nothing is filled).
  */
-int store_fetch(struct store *s, enum send_mode mode, const int64_t *skip, size_t nskip, size_t max,
-		struct store_item *items, size_t *n);
+int store_fetch(struct store *s, enum send_mode mode, const struct id_range *skip, size_t nskip,
+		size_t max, struct store_item *items, size_t *n);
 
 /* Frees the payloads of n items. */
 void store_items_clear(struct store_item *items, size_t n);
@@ -95,6 +99,13 @@ void store_items_clear(struct store_item *items, size_t n);
 /* Removes delivered readings (one transaction) and counts them as sent. Ids that are no
  * longer there (dropped meanwhile, or confirmed twice) are ignored. */
 int store_delete(struct store *s, const int64_t *ids, size_t n);
+
+/* store_delete for the ids of sorted, disjoint ranges (one transaction; missing ids are
+ * ignored). */
+int store_delete_ranges(struct store *s, const struct id_range *ranges, size_t n);
+
+/* Adds to the sent counter: readings delivered from memory without being stored. */
+int store_count_sent(struct store *s, int64_t n);
 
 /* Adds to the dropped counter: readings lost before they could be stored. */
 int store_count_dropped(struct store *s, int64_t n);
@@ -104,6 +115,30 @@ int store_count_dropped(struct store *s, int64_t n);
  * aside (never deletes it) and starts a fresh store at the same path. Returns 0 or an error.
  */
 int store_recover(struct store *s);
+
+/*
+ * Reads the figures of the store at path without writing anything (`modbridge queue`):
+ * it never creates, moves, repairs or initialises a file, and leaves no -wal/-shm file
+ * behind. It works beside a running daemon (as a WAL reader, never blocking it) and,
+ * when no daemon runs, in a directory the caller cannot write. Checks the file as
+ * store_open does (PRAGMA quick_check). Returns 0 with *st filled (zeros for a store that
+ * was created but not initialised yet); MB_ERR_NOTFOUND when there is no such file,
+ * MB_ERR_CORRUPT when it is damaged (store_open would move it aside), or another error
+ * when it cannot be read. why receives one line naming the store and the reason.
+ * Thread-safe (it uses its own connection). Logs nothing above debug level.
+ */
+int store_inspect(const char *path, struct store_stats *st, char *why, size_t len);
+
+/*
+ * Creates the missing directories of the store's path (like mkdir -p, mode 0750), as
+ * store_open does; for the daemon, which locks the store (lockfile.h) before opening it.
+ * Returns 0 or an error; the failure is logged with the directory and the OS's reason.
+ */
+int store_make_parent_dirs(const char *path);
+
+/* What to do about an OS error met on the store's path (EACCES, EROFS, ENOTDIR,
+ * ENOSPC...), for messages; NULL when there is no advice. */
+const char *store_os_hint(int os_errno);
 
 /* Current figures for `modbridge queue` and the status command. */
 int store_stats(struct store *s, struct store_stats *st);

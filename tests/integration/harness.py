@@ -27,7 +27,8 @@ API (see each docstring):
     free_port() -> int
     make_pki(dir_or_workdir) -> dict     ca, ca_key, server_cert, server_key, client_cert,
                                          client_key, wrong_ca (+ wrong_ca_key,
-                                         wrong_client_cert, wrong_client_key, dir)
+                                         wrong_client_cert, wrong_client_key,
+                                         other_server_*, expired_server_*, dir)
     Broker(wd, pki, persistence=False)   .start() .stop() .restart() .port_plain .port_pw
                                          .port_tls .port_tls_cert .port_tls_pw .username
                                          .password .log_path .client_args(listener)
@@ -44,6 +45,7 @@ API (see each docstring):
                                          .kill9() .signal(sig) .run_cli(*args, timeout=30)
                                          .write_config(yaml) .config_path .log_path
     wait_until(predicate, timeout, what)
+    fill_disk(path)                      take every free byte of path's file system
 """
 
 import atexit
@@ -66,7 +68,7 @@ import types
 
 __all__ = [
     "Workdir", "free_port", "make_pki", "Broker", "Subscriber", "PtyPair", "ModbusSim",
-    "Daemon", "wait_until", "REPO", "SYSTEM_PYTHON", "SIM_SCRIPT", "TIMEOUT_SCALE",
+    "Daemon", "wait_until", "fill_disk", "REPO", "SYSTEM_PYTHON", "SIM_SCRIPT", "TIMEOUT_SCALE",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -426,6 +428,15 @@ extendedKeyUsage = serverAuth
 subjectAltName = DNS:broker.invalid
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid,issuer
+[expired_ca]
+database = expired-ca/index.txt
+new_certs_dir = expired-ca
+serial = expired-ca/serial
+default_md = sha256
+policy = expired_policy
+copy_extensions = none
+[expired_policy]
+commonName = supplied
 [v3_client]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
@@ -451,7 +462,8 @@ def make_pki(dirpath):
     (CN=modbridge-test, signed by ca), wrong_ca (an unrelated CA), wrong_ca_key,
     wrong_client_cert / wrong_client_key (CN=modbridge-test signed by wrong_ca),
     other_server_cert / other_server_key (signed by ca, but for the name broker.invalid
-    only: for host-name verification tests), dir.
+    only: for host-name verification tests), expired_server_cert / expired_server_key
+    (like server_cert, but valid only on 2020-01-01), dir.
     A Workdir puts the files in <workdir>/pki.
     """
     if isinstance(dirpath, Workdir):
@@ -478,8 +490,24 @@ def make_pki(dirpath):
                  path)
         os.unlink(os.path.join(path, f"{name}.csr"))
 
+    def expired_leaf(name, cn, ext, ca_name):
+        # `openssl x509 -req` cannot set past dates in OpenSSL 3.0; `openssl ca` can.
+        os.makedirs(os.path.join(path, "expired-ca"), exist_ok=True)
+        with open(os.path.join(path, "expired-ca", "index.txt"), "w", encoding="utf-8"):
+            pass
+        with open(os.path.join(path, "expired-ca", "serial"), "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_hex(8) + "\n")
+        _openssl(["req", "-new", "-config", cnf] + newkey +
+                 ["-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}"], path)
+        _openssl(["ca", "-batch", "-config", cnf, "-name", "expired_ca", "-cert",
+                  f"{ca_name}.crt", "-keyfile", f"{ca_name}.key", "-in", f"{name}.csr",
+                  "-out", f"{name}.crt", "-startdate", "20200101000000Z", "-enddate",
+                  "20200102000000Z", "-extfile", cnf, "-extensions", ext, "-notext"], path)
+        os.unlink(os.path.join(path, f"{name}.csr"))
+
     ca("ca", "modbridge-test-ca")
     leaf("server", "localhost", "v3_server", "ca")
+    expired_leaf("expired-server", "localhost", "v3_server", "ca")
     leaf("client", "modbridge-test", "v3_client", "ca")
     leaf("other-server", "broker.invalid", "v3_other_server", "ca")
     ca("wrong-ca", "modbridge-wrong-ca")
@@ -493,6 +521,8 @@ def make_pki(dirpath):
         "wrong_ca": j("wrong-ca.crt"), "wrong_ca_key": j("wrong-ca.key"),
         "wrong_client_cert": j("wrong-client.crt"), "wrong_client_key": j("wrong-client.key"),
         "other_server_cert": j("other-server.crt"), "other_server_key": j("other-server.key"),
+        "expired_server_cert": j("expired-server.crt"),
+        "expired_server_key": j("expired-server.key"),
     }
 
 
@@ -1291,3 +1321,20 @@ class Daemon:
         if self.proc is not None:
             _stop_proc(self.proc, self.name, 10)
             self.proc = None
+
+
+def fill_disk(path):
+    """Create path and write zeros until its file system is full, down to the last byte.
+
+    Unbuffered on purpose: a buffered file keeps the bytes the disk refused and raises
+    ENOSPC again when it is closed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        chunk = 1 << 20
+        while chunk:
+            try:
+                os.write(fd, b"\0" * chunk)
+            except OSError:
+                chunk //= 2
+    finally:
+        os.close(fd)

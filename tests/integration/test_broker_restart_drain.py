@@ -65,7 +65,9 @@ mqtt:
   qos: 1
 """
         daemon = harness.Daemon(wd, config)
-        daemon.run_cli("queue", "-c", daemon.config_path)  # creates the store
+        daemon.start()  # creates the store (`queue` only looks at it)
+        daemon.wait_log(r"running: ", 15)
+        assert daemon.stop() == 0
         con = sqlite3.connect(store)
         with con:
             con.executemany("INSERT INTO queue(ts_ms, device, payload) VALUES(0,'x',?)",

@@ -60,13 +60,7 @@ mqtt:
     daemon.wait_log("cannot connect", 15)
     time.sleep(2)
     filler = os.path.join(mnt, "filler")
-    with open(filler, "wb") as f:  # take every free byte
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    harness.fill_disk(filler)  # take every free byte
     daemon.wait_log(r"cannot store readings: disk full", 30)
     time.sleep(3)  # keep polling into memory meanwhile
     assert daemon.proc.poll() is None, "the daemon must keep running"

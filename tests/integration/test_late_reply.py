@@ -50,11 +50,16 @@ mqtt:
         sub.start()
         daemon = harness.Daemon(wd, config)
         daemon.start()
-        harness.wait_until(lambda: sum(json.loads(p)["ID"] == "plc1" for _, p in sub.messages()) >= 3,
+        harness.wait_until(lambda: sum(json.loads(p)["ID"] == "plc1" and "V" in json.loads(p)
+                                       for _, p in sub.messages()) >= 3,
                            40, "three poll cycles")
         daemon.stop()
         msgs = [json.loads(p) for _, p in sub.messages()]
         for m in msgs:
+            # The first cycle's time-outs (slave 5's drains and slow-c's retries) add up to
+            # nearly the 3 s period: on a loaded machine an instant is skipped, and says so.
+            if m.get("ERR") in ("skipped: previous read still running", "skipped: bus busy"):
+                continue
             if m["ID"] == "plc1":
                 assert m.get("V") == [200, 201], "plc1 got a wrong or failed reading: %r" % m
             elif m["ID"] == "slow-c" and "V" in m:

@@ -108,7 +108,11 @@ mqtt:
         # 4 + 11 + 4 requests each second need 968 ms of a 9600-baud line: just fits.
         assert "every 1 s: 19 requests, 967.9 ms of line time (96.79 % of the period)" \
             in out.stdout, out.stdout
-        assert "(warning)" not in out.stderr, out.stderr
+        # The line-time model fits; only the worst cases of time-outs warn (each device's
+        # reads can take 1 s or more when it answers late, docs/modbus.md).
+        line_warnings = [w for w in out.stderr.splitlines()
+                         if "(warning)" in w and "a read can take up to" not in w]
+        assert not line_warnings, out.stderr
 
         # read: the Test button uses the same plan and gives the same JSON.
         out = daemon.run_cli("read", "-c", daemon.config_path, "1")

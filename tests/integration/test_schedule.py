@@ -5,9 +5,10 @@ periods drift.
 Two Modbus TCP endpoints (two buses). "slow" answers every request 1.6 s late while its
 period is 1 s: each read overruns the next instant, which must be skipped, so its requests
 reach the peer at every other whole second -- never at whole second + 0.6, + 0.2, + 0.8 ...
-as a schedule that restarts from the end of the last read would drift. "fast", on the other bus,
-must be read at every whole second regardless. Request arrival times come from the peer's
-request log (wall clock, same host).
+as a schedule that restarts from the end of the last read would drift. The skipped instants
+are published as ERR "skipped: previous read still running", with their own TS, between
+the readings. "fast", on the other bus, must be read at every whole second regardless.
+Request arrival times come from the peer's request log (wall clock, same host).
 """
 import json
 import os
@@ -58,7 +59,7 @@ mqtt:
         fast = arrivals(sim, 1)
         harness.wait_until(lambda: sum(json.loads(p)["ID"] == "slow" for _, p in sub.messages()) >= 3,
                            20, "the slow device's readings")
-        daemon.wait_log(r"device slow: read took longer than its period; skipping missed instants", 10)
+        daemon.wait_log(r"device slow: read took longer than its period", 10)
         assert daemon.stop() == 0
 
         offsets = [t - int(t) for t in slow]
@@ -74,9 +75,15 @@ mqtt:
         assert all(t - int(t) < TOLERANCE_S for t in window), window
 
         slow_msgs = [json.loads(p) for _, p in sub.messages() if json.loads(p)["ID"] == "slow"]
-        assert all(m.get("V") == [0, 1] for m in slow_msgs), slow_msgs
-        stamps = [time.mktime(time.strptime(m["TS"], "%Y-%m-%dT%H:%M:%SZ")) for m in slow_msgs]
-        assert all(b - a == 2 for a, b in zip(stamps, stamps[1:])), [m["TS"] for m in slow_msgs]
+        readings = [m for m in slow_msgs if "V" in m]
+        assert all(m["V"] == [0, 1] for m in readings), slow_msgs
+        stamps = [time.mktime(time.strptime(m["TS"], "%Y-%m-%dT%H:%M:%SZ")) for m in readings]
+        assert all(b - a == 2 for a, b in zip(stamps, stamps[1:])), [m["TS"] for m in readings]
+        # Every instant once: a reading, then an ERR for the instant it overran.
+        every = [time.mktime(time.strptime(m["TS"], "%Y-%m-%dT%H:%M:%SZ")) for m in slow_msgs]
+        assert every == [every[0] + k for k in range(len(every))], [m["TS"] for m in slow_msgs]
+        assert all(m.get("ERR") == "skipped: previous read still running"
+                   for m in slow_msgs if "V" not in m), slow_msgs
         log = daemon.log()
         assert log.count("device slow: read took longer than its period") == 1, log
         sub.stop()

@@ -4,7 +4,9 @@
 - 8883-like (server TLS only): works with the right CA; with the wrong CA the daemon logs a
   clear verification error and never connects; allow_all_certificates connects but warns.
   A broker whose certificate is signed by the right CA but for another host name is
-  refused too: host-name verification is on by default.
+  refused too: host-name verification is on by default. Each refusal names its cause:
+  "not signed by the CA in ca_file", "is for host broker.invalid, not localhost", and for
+  a certificate that is past its end date "expired on 2020-01-02".
 - 8884-like (client certificate required): works with our certificate; without one, a clear
   error and no connection.
 - 8885-like (TLS + password): works with the right password; the wrong one is refused with
@@ -80,14 +82,25 @@ def main():
                         f"  broker: ssl://localhost:{broker.port_tls}\n  ca_file: {p['ca']}\n")
         expect_refusal(broker, wd, tcp_port, "tls-wrong-ca",
                        f"  broker: ssl://localhost:{broker.port_tls}\n  ca_file: {p['wrong_ca']}\n",
-                       r"cannot connect to .*certificate could not be verified")
+                       r"cannot connect to .*: TLS: the broker's certificate is not signed by "
+                       r"the CA in ca_file '.*wrong-ca\.crt'")
         other = harness.Broker(wd, dict(pki, server_cert=p["other_server_cert"],
                                         server_key=p["other_server_key"]), name="mosquitto-other")
         other.start()
         expect_refusal(other, wd, tcp_port, "tls-wrong-name",
                        f"  broker: ssl://localhost:{other.port_tls}\n  ca_file: {p['ca']}\n",
-                       r"cannot connect to .*does not match the host name 'localhost'")
+                       r"cannot connect to .*: TLS: the broker's certificate is for host "
+                       r"broker\.invalid, not localhost")
         other.stop()
+        expired = harness.Broker(wd, dict(pki, server_cert=p["expired_server_cert"],
+                                          server_key=p["expired_server_key"]),
+                                 name="mosquitto-expired")
+        expired.start()
+        expect_refusal(expired, wd, tcp_port, "tls-expired",
+                       f"  broker: ssl://localhost:{expired.port_tls}\n  ca_file: {p['ca']}\n",
+                       r"cannot connect to .*: TLS: the broker's certificate expired on "
+                       r"2020-01-02 00:00 UTC")
+        expired.stop()
         d = expect_delivery(broker, wd, tcp_port, "tls-insecure",
                             f"  broker: ssl://localhost:{broker.port_tls}\n  ca_file: {p['wrong_ca']}\n"
                             "  allow_all_certificates: true\n", warn=r"INSECURE")

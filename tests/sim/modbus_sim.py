@@ -91,8 +91,10 @@ configuration (JSON):
           "silent": false,        never answer (requests are still counted)
           "exception_at": {"holding": [[100, 109]]},   reads touching one of these
                                   inclusive [start, end] ranges get an exception response
-          "exception_code": 2}    the exception code sent for those (default 2, illegal data
+          "exception_code": 2,    the exception code sent for those (default 2, illegal data
                                   address)
+          "count_up": [0, 7]}     holding registers that go up by one (mod 65536) before
+                                  every read that includes them: each reading is unique
   TABLE = {"size": 2000,          addresses 0..size-1 exist; beyond -> exception 2
            "identity": N,         registers only: register i holds i & 0xFFFF for i < N
            "identity_bits": N,    bits only: bit i = i % 2 for i < N
@@ -142,7 +144,7 @@ TABLES = {
 # function codes that read a table (23 = read/write multiple registers)
 READ_FCS = {1: "c", 2: "d", 3: "h", 4: "i", 23: "h"}
 
-UNIT_KEYS = set(TABLES) | {"delay_ms", "silent", "exception_at", "exception_code"}
+UNIT_KEYS = set(TABLES) | {"delay_ms", "silent", "exception_at", "exception_code", "count_up"}
 SERVER_KEYS = {"tcp", "rtu", "baudrate", "parity", "bytesize", "stopbits", "units",
                "any_unit", "stats_file"}
 TOP_KEYS = {"servers", "stats_file", "request_log"}
@@ -250,12 +252,29 @@ class UnitConfig:  # pylint: disable=too-few-public-methods
                 end = _int(rng[1], rwhere, start, 65535)
                 out.append((start, end))
             self.exception_ranges[TABLES[tname][0]] = out
+        count_up = spec.get("count_up", [])
+        if not isinstance(count_up, list):
+            raise ConfigError(f"{where}.count_up: expected a list of holding addresses")
+        self.count_up = [_int(a, f"{where}.count_up", 0, 65535) for a in count_up]
         blocks = {}
         for tname, (letter, _bits) in TABLES.items():
             blocks[letter] = ModbusSequentialDataBlock(
                 0, build_table(tname, spec.get(tname), f"{where}.{tname}"))
         self.context = ModbusSlaveContext(
             di=blocks["d"], co=blocks["c"], hr=blocks["h"], ir=blocks["i"], zero_mode=True)
+
+    def bump_counters(self, request):
+        """Advance the count_up registers that a holding read includes."""
+        if request.function_code not in (3, 23) or not self.count_up:
+            return
+        if request.function_code == 23:
+            start, count = request.read_address, request.read_count
+        else:
+            start, count = request.address, request.count
+        for addr in self.count_up:
+            if start <= addr < start + count:
+                value = self.context.getValues(3, addr, 1)[0]
+                self.context.setValues(3, addr, [(value + 1) & 0xFFFF])
 
     def exception_for(self, request):
         """Exception code to answer this request with, or None."""
@@ -435,6 +454,7 @@ class SimHandlerMixin:
             response.unit_id = request.unit_id
             self.send(response, *addr)
             return
+        ucfg.bump_counters(request)
         super().execute(request, *addr)
 
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "command.h"
+#include "store.h"
 #include "config.h"
 #include "error.h"
 
@@ -353,9 +354,21 @@ static void test_execute_read_only(void **state)
 	assert_non_null(strstr(got, "\nOK\n"));
 	free(got);
 
-	/* Status without a daemon: the store's figures, devices unknown. */
+	/* Status without a daemon and without a store yet: it says so and creates nothing
+	 * (it only looks, as `modbridge queue` does). */
 	got = run(f, false, "AT+MBSTATUS", NULL);
 	assert_non_null(strstr(got, "identity: 490154203237518\n"));
+	assert_non_null(strstr(got, "store: "));
+	assert_null(strstr(got, "backlog: "));
+	assert_non_null(strstr(got, "\nOK\n"));
+	assert_int_equal(access(f->cfg->logger.store_path, F_OK), -1);
+	free(got);
+
+	/* With a store: its figures, devices unknown. */
+	struct store *st = NULL;
+	assert_int_equal(store_open(f->cfg->logger.store_path, &st), 0);
+	store_close(st);
+	got = run(f, false, "AT+MBSTATUS", NULL);
 	assert_non_null(strstr(got, "backlog: 0\n"));
 	assert_non_null(strstr(got, "dropped: 0\n"));
 	assert_non_null(strstr(got, "device plc: no daemon in this process\n"));

@@ -61,18 +61,27 @@ static char *read_all(const char *path)
 	return buf;
 }
 
-/* A diagnostic as it appears in .expected files: no directory, "warning: " for warnings. */
+/*
+ * A diagnostic as it appears in .expected files: no directory (also inside the message,
+ * where a resolved path such as '<dir>/../certs/x.key' names a file), "warning: " for
+ * warnings.
+ */
 static char *diag_line(const struct config_diag *d, const char *dir)
 {
 	const char *text = d->text;
 	size_t dl = strlen(dir);
-	char *line;
+	char *line, *out;
 
-	if (!strncmp(text, dir, dl) && text[dl] == '/')
-		text += dl + 1;
 	line = malloc(strlen(text) + 16);
 	assert_non_null(line);
-	sprintf(line, "%s%s", d->severity == CONFIG_WARNING ? "warning: " : "", text);
+	out = line + sprintf(line, "%s", d->severity == CONFIG_WARNING ? "warning: " : "");
+	while (*text) {
+		if (!strncmp(text, dir, dl) && text[dl] == '/')
+			text += dl + 1;
+		else
+			*out++ = *text++;
+	}
+	*out = '\0';
 	return line;
 }
 
@@ -129,6 +138,25 @@ static int tmp_load(struct tmp *t, const char *yaml, struct config **cfg,
 	snprintf(t->path, sizeof(t->path), "%s/c.yaml", t->dir);
 	tmp_write(t, "c.yaml", yaml);
 	return config_load(t->path, cfg, diags);
+}
+
+/* Copies a file of tests/data/config (rel) into the temporary directory as name. */
+static void copy_data(struct tmp *t, const char *rel, const char *name)
+{
+	char *src = data_path(rel);
+	char *text = read_all(src);
+
+	tmp_write(t, name, text);
+	free(text);
+	free(src);
+}
+
+static void tmp_cleanup_file(struct tmp *t, const char *name)
+{
+	char p[160];
+
+	snprintf(p, sizeof(p), "%s/%s", t->dir, name);
+	unlink(p);
 }
 
 static void tmp_cleanup(struct tmp *t, const char *extra)
@@ -689,10 +717,11 @@ static void test_relative_cert_paths(void **state)
 	char want[256];
 
 	(void)state;
-	/* ca.pem does not exist yet: the error names the resolved path. */
+	/* ca.pem does not exist yet: the error names the resolved path. The key file is
+	 * readable but is no key. */
 	assert_int_equal(tmp_load(&t, yaml, &cfg, &diags), MB_ERR_CONFIG);
-	assert_int_equal(diags.errors, 2);
-	assert_int_equal(diags.count, 3);
+	assert_int_equal(diags.errors, 3);
+	assert_int_equal(diags.count, 4);
 	assert_diag(&diags, 0, t.dir, "warning: c.yaml:1: modbus.devices: no devices configured");
 	snprintf(want, sizeof(want),
 		 "%s/c.yaml:3: mqtt.ca_file: cannot read '%s/ca.pem': No such file or directory",
@@ -702,6 +731,9 @@ static void test_relative_cert_paths(void **state)
 		 "%s/c.yaml:5: mqtt.cert_file: cannot read '%s/missing.crt': No such file or directory",
 		 t.dir, t.dir);
 	assert_string_equal(diags.items[2].text, want);
+	snprintf(want, sizeof(want),
+		 "%s/c.yaml:6: mqtt.key_file: '%s/c.yaml' holds no PEM private key", t.dir, t.dir);
+	assert_string_equal(diags.items[3].text, want);
 	config_diags_free(&diags);
 	tmp_cleanup(&t, NULL);
 
@@ -711,8 +743,11 @@ static void test_relative_cert_paths(void **state)
 	snprintf(t.path, sizeof(t.path), "%s/c.yaml", t.dir);
 	tmp_write(&t, "c.yaml",
 		  "mqtt:\n  broker: ssl://[2001:db8::1]:8884\n  ca_file: ca.pem\n  ca_path: .\n"
-		  "  cert_file: ca.pem\n  key_file: c.yaml\n");
-	tmp_write(&t, "ca.pem", "dummy\n");
+		  "  cert_file: client.pem\n  key_file: client.key\n");
+	/* Real PEM files: the loader also checks what they hold. */
+	copy_data(&t, "certs/ca.crt", "ca.pem");
+	copy_data(&t, "certs/client.crt", "client.pem");
+	copy_data(&t, "certs/client.key", "client.key");
 	assert_int_equal(config_load(t.path, &cfg, &diags), 0);
 	assert_int_equal(diags.count, 1); /* no devices */
 	assert_string_equal(cfg->mqtt.host, "2001:db8::1");
@@ -722,7 +757,7 @@ static void test_relative_cert_paths(void **state)
 	assert_string_equal(cfg->mqtt.ca_file, want);
 	snprintf(want, sizeof(want), "%s/.", t.dir);
 	assert_string_equal(cfg->mqtt.ca_path, want);
-	snprintf(want, sizeof(want), "%s/c.yaml", t.dir);
+	snprintf(want, sizeof(want), "%s/client.key", t.dir);
 	assert_string_equal(cfg->mqtt.key_file, want);
 	config_free(cfg);
 	config_diags_free(&diags);
@@ -741,6 +776,8 @@ static void test_relative_cert_paths(void **state)
 		 t.dir);
 	assert_string_equal(diags.items[2].text, want);
 	config_diags_free(&diags);
+	tmp_cleanup_file(&t, "client.pem");
+	tmp_cleanup_file(&t, "client.key");
 	tmp_cleanup(&t, "ca.pem");
 }
 

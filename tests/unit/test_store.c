@@ -1,6 +1,7 @@
 /*
  * test_store.c - the SQLite queue: FIFO/LIFO order, in-flight skipping, deletion on
- * delivery, counters, and survival across close/reopen.
+ * delivery, counters, and survival across close/reopen; store_open's directories and
+ * error messages; store_inspect, the read-only look of `modbridge queue`.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,12 +9,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "error.h"
 #include "store.h"
+#include "test_helpers.h"
 
 struct fixture {
 	char dir[64];
@@ -90,10 +96,10 @@ static void in_flight_ids_are_skipped(void **state)
 	size_t n = 0;
 	put_n(f->s, 5);
 	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 2, items, &n), 0);
-	int64_t inflight[] = {items[0].id, items[1].id};
+	struct id_range inflight[] = {{items[0].id, items[1].id}};
 	store_items_clear(items, n);
 
-	assert_int_equal(store_fetch(f->s, SEND_FIFO, inflight, 2, 2, items, &n), 0);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, inflight, 1, 2, items, &n), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(items[0].payload, "{\"n\":3}");
 	assert_string_equal(items[1].payload, "{\"n\":4}");
@@ -255,11 +261,308 @@ static void unopenable_path_fails_cleanly(void **state)
 	assert_null(s);
 }
 
+/* ---- store_open: directories and messages (issue 9 item 6) ---- */
+
+/* store_open(path) with stderr captured; returns the logged text (the caller frees). */
+static char *open_capturing_log(const char *dir, const char *path, int *rc, struct store **s)
+{
+	char logfile[200];
+	snprintf(logfile, sizeof(logfile), "%s/captured.log", dir);
+	int saved = dup(STDERR_FILENO);
+	int fd = open(logfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	close(fd);
+	*s = NULL;
+	*rc = store_open(path, s);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	char *text = read_text_file(logfile);
+	assert_non_null(text);
+	unlink(logfile);
+	return text;
+}
+
+static void missing_parent_directories_are_created(void **state)
+{
+	struct fixture *f = *state;
+	char path[200], dir[200];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/two/levels/store.db", f->dir);
+	struct store *s = NULL;
+	assert_int_equal(store_open(path, &s), 0);
+	assert_int_equal(store_put(s, 1, "d", "{}", 2, NULL), 0);
+	store_close(s);
+	snprintf(dir, sizeof(dir), "%s/two/levels", f->dir);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0750);
+}
+
+static void a_path_through_a_file_names_it(void **state)
+{
+	struct fixture *f = *state;
+	char file[200], path[240];
+	snprintf(file, sizeof(file), "%s/plainfile", f->dir);
+	FILE *fp = fopen(file, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	snprintf(path, sizeof(path), "%s/sub/store.db", file);
+	struct store *s = NULL;
+	int rc = 0;
+	char *log = open_capturing_log(f->dir, path, &rc, &s);
+	assert_int_not_equal(rc, 0);
+	assert_null(s);
+	assert_non_null(strstr(log, file));
+	assert_non_null(strstr(log, "Not a directory"));
+	assert_non_null(strstr(log, "fix logger.store"));
+	free(log);
+}
+
+static void open_failure_names_the_os_reason(void **state)
+{
+	struct fixture *f = *state;
+	char path[200];
+	/* A directory where the database should be: SQLite cannot open it (EISDIR). */
+	snprintf(path, sizeof(path), "%s/store.db", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	struct store *s = NULL;
+	int rc = 0;
+	char *log = open_capturing_log(f->dir, path, &rc, &s);
+	assert_int_not_equal(rc, 0);
+	assert_null(s);
+	/* Before: "store ...: cannot open: store error", with no cause. */
+	assert_non_null(strstr(log, path));
+	assert_non_null(strstr(log, "Is a directory"));
+	assert_non_null(strstr(log, "give the file's name"));
+	free(log);
+}
+
+/* ---- store_inspect: looks, never touches (issue 9 item 4) ---- */
+
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+	assert_non_null(d);
+	for (const struct dirent *e; (e = readdir(d)) != NULL;)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+static bool exists(const char *path, const char *suffix)
+{
+	char name[300];
+	snprintf(name, sizeof(name), "%s%s", path, suffix);
+	return access(name, F_OK) == 0;
+}
+
+static void inspect_a_missing_store_creates_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char path[200], why[512] = "";
+	struct store_stats st;
+	snprintf(path, sizeof(path), "%s/nothing/here/store.db", f->dir);
+	int before = count_entries(f->dir);
+	assert_int_equal(store_inspect(path, &st, why, sizeof(why)), MB_ERR_NOTFOUND);
+	assert_non_null(strstr(why, "does not exist"));
+	assert_non_null(strstr(why, path));
+	assert_int_equal(count_entries(f->dir), before);
+}
+
+static void inspect_a_damaged_store_leaves_it_alone(void **state)
+{
+	struct fixture *f = *state;
+	char dir[200], path[240], why[512] = "";
+	struct store_stats st;
+	snprintf(dir, sizeof(dir), "%s/damaged", f->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	/* The right magic, then garbage (what a failing SD card leaves). */
+	char garbage[4096];
+	memcpy(garbage, "SQLite format 3", 16);
+	for (size_t i = 16; i < sizeof(garbage); i++)
+		garbage[i] = (char)(i * 7);
+	FILE *fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(garbage, 1, sizeof(garbage), fp), sizeof(garbage));
+	fclose(fp);
+
+	assert_int_equal(store_inspect(path, &st, why, sizeof(why)), MB_ERR_CORRUPT);
+	assert_non_null(strstr(why, "is damaged"));
+	assert_int_equal(count_entries(dir), 1); /* no .corrupt-*, no -wal, no -shm */
+	char *after = NULL;
+	fp = fopen(path, "rb");
+	assert_non_null(fp);
+	after = malloc(sizeof(garbage) + 1);
+	assert_int_equal(fread(after, 1, sizeof(garbage) + 1, fp), sizeof(garbage));
+	fclose(fp);
+	assert_memory_equal(after, garbage, sizeof(garbage));
+	free(after);
+}
+
+static void inspect_beside_an_open_store_sees_its_figures(void **state)
+{
+	struct fixture *f = *state;
+	struct store_item items[2];
+	struct store_stats mine, seen;
+	char why[512] = "";
+	size_t n = 0;
+	put_n(f->s, 5);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 2, items, &n), 0);
+	int64_t ids[] = {items[0].id, items[1].id};
+	store_items_clear(items, n);
+	assert_int_equal(store_delete(f->s, ids, 2), 0);
+	assert_int_equal(store_count_dropped(f->s, 4), 0);
+
+	/* The store is open (WAL, as in a running daemon): inspect reads as a WAL reader. */
+	assert_true(exists(f->path, "-wal"));
+	assert_int_equal(store_inspect(f->path, &seen, why, sizeof(why)), 0);
+	assert_int_equal(store_stats(f->s, &mine), 0);
+	assert_int_equal(seen.count, 3);
+	assert_int_equal(seen.count, mine.count);
+	assert_int_equal(seen.payload_bytes, mine.payload_bytes);
+	assert_int_equal(seen.oldest_ts_ms, 3000);
+	assert_int_equal(seen.newest_ts_ms, 5000);
+	assert_int_equal(seen.sent, 2);
+	assert_int_equal(seen.dropped, 4);
+	assert_true(seen.size_bytes > 0);
+	/* And the writer goes on. */
+	assert_int_equal(store_put(f->s, 6000, "dev", "{}", 2, NULL), 0);
+}
+
+static void inspect_a_closed_store_leaves_no_wal_files(void **state)
+{
+	struct fixture *f = *state;
+	struct stat before, after;
+	struct store_stats st;
+	char why[512] = "";
+	put_n(f->s, 4);
+	store_close(f->s);
+	f->s = NULL;
+	assert_false(exists(f->path, "-wal"));
+	assert_int_equal(stat(f->path, &before), 0);
+
+	assert_int_equal(store_inspect(f->path, &st, why, sizeof(why)), 0);
+	assert_int_equal(st.count, 4);
+	assert_int_equal(st.oldest_ts_ms, 1000);
+	assert_int_equal(st.newest_ts_ms, 4000);
+	/* A read-only SQLite connection would have left -wal and -shm behind. */
+	assert_false(exists(f->path, "-wal"));
+	assert_false(exists(f->path, "-shm"));
+	assert_int_equal(stat(f->path, &after), 0);
+	assert_int_equal(after.st_size, before.st_size);
+	assert_int_equal(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+	assert_int_equal(store_open(f->path, &f->s), 0); /* for teardown */
+}
+
+static void inspect_an_empty_file_reports_nothing_queued(void **state)
+{
+	struct fixture *f = *state;
+	char path[200], why[512] = "";
+	struct store_stats st;
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/empty.db", f->dir);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(store_inspect(path, &st, why, sizeof(why)), 0);
+	assert_int_equal(st.count, 0);
+	assert_int_equal(st.sent, 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 0); /* not initialised by a look */
+}
+
+/* Several skipped runs, in both orders: every reading outside them comes, in order. */
+static void skipped_ranges_in_both_orders(void **state)
+{
+	struct fixture *f = *state;
+	struct store_item items[20];
+	size_t n = 0;
+	put_n(f->s, 12);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 12, items, &n), 0);
+	assert_int_equal(n, 12);
+	int64_t first = items[0].id;
+	store_items_clear(items, n);
+	/* Skip readings 1, 3..5 and 9..12 (1-based, as put_n numbers them). */
+	struct id_range skip[] = {{first, first}, {first + 2, first + 4}, {first + 8, first + 11}};
+
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, skip, 3, 20, items, &n), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(items[0].payload, "{\"n\":2}");
+	assert_string_equal(items[1].payload, "{\"n\":6}");
+	assert_string_equal(items[3].payload, "{\"n\":8}");
+	store_items_clear(items, n);
+
+	assert_int_equal(store_fetch(f->s, SEND_LIFO, skip, 3, 3, items, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(items[0].payload, "{\"n\":8}");
+	assert_string_equal(items[1].payload, "{\"n\":7}");
+	assert_string_equal(items[2].payload, "{\"n\":6}");
+	store_items_clear(items, n);
+
+	/* A range open to the end skips everything after it. */
+	struct id_range tail[] = {{first + 1, INT64_MAX}};
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, tail, 1, 20, items, &n), 0);
+	assert_int_equal(n, 1);
+	store_items_clear(items, n);
+}
+
+/* Deleting ranges removes exactly their rows and counts them as sent. */
+static void delete_ranges_counts_sent(void **state)
+{
+	struct fixture *f = *state;
+	struct store_item items[20];
+	struct store_stats st;
+	size_t n = 0;
+	put_n(f->s, 10);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 10, items, &n), 0);
+	int64_t first = items[0].id;
+	store_items_clear(items, n);
+	struct id_range done[] = {{first, first + 3},
+				  {first + 6, first + 6},
+				  {first + 100, first + 200}};
+	assert_int_equal(store_delete_ranges(f->s, done, 3), 0);
+	assert_int_equal(store_stats(f->s, &st), 0);
+	assert_int_equal(st.count, 5);
+	assert_int_equal(st.sent, 5);
+	assert_int_equal(store_count_sent(f->s, 7), 0);
+	assert_int_equal(store_stats(f->s, &st), 0);
+	assert_int_equal(st.sent, 12);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 10, items, &n), 0);
+	assert_int_equal(n, 5);
+	assert_string_equal(items[0].payload, "{\"n\":5}");
+	assert_string_equal(items[2].payload, "{\"n\":8}");
+	store_items_clear(items, n);
+}
+
+/* After a damaged file is moved aside at run time, the fresh file's ids start above every
+ * id handed out before: an id the forwarder still holds never names a new reading. */
+static void ids_after_recovery_are_new(void **state)
+{
+	struct fixture *f = *state;
+	struct store_item items[10];
+	size_t n = 0;
+	put_n(f->s, 5);
+	assert_int_equal(store_fetch(f->s, SEND_LIFO, NULL, 0, 1, items, &n), 0);
+	int64_t old_max = items[0].id;
+	store_items_clear(items, n);
+	assert_int_equal(store_recover(f->s), 0);
+	put_n(f->s, 1);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 10, items, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(items[0].id > old_max);
+	store_items_clear(items, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fifo_and_lifo_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(in_flight_ids_are_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(skipped_ranges_in_both_orders, setup, teardown),
+		cmocka_unit_test_setup_teardown(delete_ranges_counts_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(ids_after_recovery_are_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(delivered_readings_are_deleted_and_counted, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(readings_survive_reopen_and_ids_are_not_reused,
@@ -271,6 +574,20 @@ int main(void)
 		cmocka_unit_test_setup_teardown(byte_limit_and_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(damaged_file_is_moved_aside, setup, teardown),
 		cmocka_unit_test(unopenable_path_fails_cleanly),
+		cmocka_unit_test_setup_teardown(missing_parent_directories_are_created, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_path_through_a_file_names_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(open_failure_names_the_os_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(inspect_a_missing_store_creates_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(inspect_a_damaged_store_leaves_it_alone, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(inspect_beside_an_open_store_sees_its_figures,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(inspect_a_closed_store_leaves_no_wal_files, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(inspect_an_empty_file_reports_nothing_queued, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
