@@ -15,12 +15,13 @@
 # that test (tests/integration/harness.py). Any failure fails the script (non-zero exit
 # code). The wall time of every stage is printed at the end (docs/development.md has figures).
 #
-# The integration tests mostly wait (for the broker, the simulator, time-outs), so the
-# suites leave most of the CPU idle, and lint and fuzz (CPU-bound, no timing) run in the
-# background meanwhile, at idle priority (SCHED_IDLE, else nice 19) so that the tests'
-# timing does not notice them; their output is printed when they end. Several tests at once
-# per suite (CTEST_JOBS) is faster still, but tests that poll every 100 ms then overrun
-# (docs/development.md), so the default is JOBS.
+# The integration tests mostly wait (for the broker, the simulator, time-outs): a suite
+# leaves most of the CPU idle. So lint and fuzz (CPU-bound, no timing) run in the background
+# meanwhile, at idle priority (SCHED_IDLE, else nice 19) so that the tests get the CPU the
+# moment they want it; their output is printed when they end. More tests at once per suite
+# (CTEST_JOBS, TSAN_CTEST_JOBS) is faster still, but then tests that poll every 100 ms
+# overrun their periods (docs/development.md, "Test stages and CI time"), so both default
+# to JOBS.
 #
 #   scripts/test.sh                  every stage, as CI (.ci/run)
 #   scripts/test.sh build tsan lint  only these stages (a suite builds its configuration)
@@ -30,6 +31,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 JOBS=${JOBS:-2}
 CTEST_JOBS=${CTEST_JOBS:-$JOBS}
+TSAN_CTEST_JOBS=${TSAN_CTEST_JOBS:-$JOBS}
 BACKGROUND=" lint fuzz "
 LOGS=$ROOT/build-logs
 STAGES=()
@@ -90,7 +92,7 @@ finish() {
   [ -z "$current" ] || stage_time "$current" $((SECONDS - stage_t0)) FAILED
   collect_background || rc=$?
   if [ "${#STAGES[@]}" -gt 0 ]; then
-    echo "== stage wall times (JOBS=$JOBS, CTEST_JOBS=$CTEST_JOBS) =="
+    echo "== stage wall times (JOBS=$JOBS, CTEST_JOBS=$CTEST_JOBS, TSAN_CTEST_JOBS=$TSAN_CTEST_JOBS) =="
     printf '  %s\n' "${STAGES[@]}"
     printf '  %-10s %4d s\n' total "$SECONDS"
   fi
@@ -111,10 +113,10 @@ build_config() {
   cmake --build "${args[1]}" -j "$JOBS"
 }
 
-# suite NAME DIR: every test of that build (it is built first if needed).
+# suite NAME DIR JOBS: every test of that build, JOBS at once (it is built first if needed).
 suite() {
   build_config "$1"
-  (cd "$2" && ctest --output-on-failure -j "$CTEST_JOBS")
+  (cd "$2" && ctest --output-on-failure -j "$3")
 }
 
 stage_deps() {
@@ -136,19 +138,19 @@ stage_fuzz() {
 }
 
 stage_normal() {
-  suite normal build
+  suite normal build "$CTEST_JOBS"
 }
 
 stage_asan() {
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0" \
-    suite asan build-asan
+    suite asan build-asan "$CTEST_JOBS"
 }
 
 stage_tsan() {
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp" \
-    suite tsan build-tsan
+    suite tsan build-tsan "$TSAN_CTEST_JOBS"
 }
 
 stage_valgrind() {
