@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "message.h"
+#include "reading.h"
 
 typedef void (*poll_sink_fn)(void *ctx, const struct reading *r);
 
