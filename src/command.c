@@ -1073,7 +1073,7 @@ static void do_modbus(const struct command_env *env, const struct command *c,
 		     : MB_ERR_NOTFOUND;
 	if (rc == MB_ERR_NOTFOUND)
 		rc = direct_request(&b, &req);
-	if (rc == MB_ERR_IO) {
+	if (rc == MB_ERR_BUSY) {
 		reply_error(r, "%s: the bus is busy or stopping; nothing was sent (try again)",
 			    b.name);
 	} else if (rc) {

@@ -633,7 +633,7 @@ static void fail_queued_requests(struct bus *bus)
 	while (bus->queue) {
 		struct poll_request *req = bus->queue;
 		bus->queue = req->next;
-		req->rc = MB_ERR_IO;
+		req->rc = MB_ERR_BUSY;
 		snprintf(req->reason, sizeof(req->reason), "the gateway is stopping");
 		req->state = REQ_DONE;
 	}
@@ -1154,14 +1154,14 @@ int poller_execute(struct poller *p, const struct serial_port_config *port, cons
 	pthread_mutex_lock(&p->users_lock);
 	if (p->stopping) {
 		pthread_mutex_unlock(&p->users_lock);
-		return MB_ERR_IO;
+		return MB_ERR_BUSY;
 	}
 	p->users++;
 	pthread_mutex_unlock(&p->users_lock);
 
 	pthread_mutex_lock(&bus->lock);
 	if (bus->stop) {
-		rc = MB_ERR_IO;
+		rc = MB_ERR_BUSY;
 	} else {
 		req->state = REQ_QUEUED;
 		req->next = NULL;
@@ -1198,7 +1198,7 @@ int poller_execute(struct poller *p, const struct serial_port_config *port, cons
 					bus->queue_tail = *pp;
 					pp = &(*pp)->next;
 				}
-				rc = MB_ERR_IO;
+				rc = MB_ERR_BUSY;
 				break;
 			}
 			/* While it runs, wait for the worker: its own time-out bounds the wait. */

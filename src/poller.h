@@ -64,7 +64,9 @@ struct poll_request {
 	uint16_t *values; /* caller's buffer of count entries */
 	int timeout_ms;   /* response time-out of the request */
 	/* The outcome, valid after poller_execute returned 0. */
-	int rc; /* 0, MB_ERR_IO (link not open), MB_ERR_MODBUS, MB_ERR_INVAL */
+	/* 0, MB_ERR_IO (link not open), MB_ERR_MODBUS, MB_ERR_INVAL, or MB_ERR_BUSY (queued
+	 * when the poller stopped: never sent) */
+	int rc;
 	char reason[READING_ERROR_MAX]; /* why it failed: "timeout", "exception 2 ..." */
 	/* Private to the poller. */
 	int state;
@@ -75,9 +77,9 @@ struct poll_request {
  * Hands req to the worker that serves the serial port port (when not NULL) or the Modbus
  * TCP endpoint host:tcp_port, and waits until it has been executed. Returns 0 with the
  * outcome in req->rc and req->reason; MB_ERR_NOTFOUND when no worker serves that bus (no
- * polled device on it: the caller may use the bus itself); MB_ERR_IO when the poller is
- * stopping, or when the request waited wait_ms for its turn without starting (it is then
- * withdrawn, never executed late). Any thread; req is borrowed until the call returns.
+ * polled device on it: the caller may use the bus itself); MB_ERR_BUSY when the poller
+ * is stopping, or when the request waited wait_ms for its turn without starting (it is
+ * then withdrawn, never executed late). Any thread; req is borrowed until the call returns.
  */
 int poller_execute(struct poller *p, const struct serial_port_config *port, const char *host,
 		   int tcp_port, struct poll_request *req, int wait_ms);
