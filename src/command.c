@@ -25,7 +25,6 @@
 #include "certinfo.h"
 #include "error.h"
 #include "log.h"
-#include "modbus_io.h"
 #include "mqtt.h"
 #include "poller.h"
 #include "store.h"
@@ -1024,23 +1023,6 @@ static bool resolve_target(const struct config *cfg, const struct command_target
 	return false;
 }
 
-static int direct_request(const struct bus_ref *b, struct poll_request *req)
-{
-	struct mbio *io = NULL;
-	int rc = b->port ? mbio_new_rtu(b->port, &io) : mbio_new_tcp(b->host, b->tcp_port, &io);
-
-	if (rc)
-		return rc;
-	if (req->write)
-		req->rc = mbio_write(io, req->slave, req->function, req->address, req->values[0],
-				     req->timeout_ms, req->reason, sizeof(req->reason));
-	else
-		req->rc = mbio_read(io, req->slave, req->function, req->address, req->count,
-				    req->timeout_ms, req->values, req->reason, sizeof(req->reason));
-	mbio_free(io);
-	return 0;
-}
-
 static void do_modbus(const struct command_env *env, const struct command *c,
 		      struct command_reply *r)
 {
@@ -1067,12 +1049,9 @@ static void do_modbus(const struct command_env *env, const struct command *c,
 	if (req.write)
 		values[0] = c->write_value;
 
-	/* Behind the bus worker's polls when there is one; otherwise nobody else uses it. */
-	rc = env->poller
-		     ? poller_execute(env->poller, b.port, b.host, b.tcp_port, &req, QUEUE_WAIT_MS)
-		     : MB_ERR_NOTFOUND;
-	if (rc == MB_ERR_NOTFOUND)
-		rc = direct_request(&b, &req);
+	/* Behind the bus worker's polls when there is one; the poller opens an unpolled bus
+	 * itself, one request at a time (and, without a daemon, directly). */
+	rc = poller_execute(env->poller, b.port, b.host, b.tcp_port, &req, QUEUE_WAIT_MS);
 	if (rc == MB_ERR_BUSY) {
 		reply_error(r, "%s: the bus is busy or stopping; nothing was sent (try again)",
 			    b.name);

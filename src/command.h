@@ -96,7 +96,7 @@ struct mqtt_link;
 /* What a command can reach. Everything but cfg may be NULL. */
 struct command_env {
 	const struct config *cfg; /* the running configuration (cfg->path is the file) */
-	struct poller *poller;    /* NULL: open the buses directly (no daemon here) */
+	struct poller *poller;    /* NULL: no daemon here; poller_execute opens the buses */
 	struct store *store;      /* NULL: open cfg's store for the status command */
 	struct modem *modem;      /* NULL: no modem configured */
 	struct mqtt_link *link;   /* for the status command; NULL: none */

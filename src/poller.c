@@ -11,7 +11,9 @@
  * and the lock order.
  *
  * Remote requests (poller_execute) are queued on the bus under its lock; the worker
- * serves them before each device read, and signals `done`.
+ * serves them before each device read, and signals `done`. A bus without a polled device
+ * has no worker: its requests run on the caller's thread, on a link opened for each, one
+ * at a time per bus (struct direct_bus), so the commands never open a bus themselves.
  * The per-device status is written by the worker and read by poller_device_status(), both
  * under the bus lock. poller_stop() fails the requests still queued and waits until no
  * caller is inside poller_execute() before it frees the buses.
@@ -33,6 +35,32 @@
 
 enum { REQ_QUEUED, REQ_RUNNING, REQ_DONE };
 
+/*
+ * A bus without a polled device, which remote requests use: no worker owns it, so each
+ * request opens it on a link of its own, and requests take turns (busy) so that two never
+ * share the line. Listed in the poller; guarded by its users_lock.
+ */
+struct direct_bus {
+	const struct serial_port_config *port; /* RTU, or NULL */
+	char *host;                            /* TCP */
+	int tcp_port;
+	bool busy;           /* a request is on the bus */
+	pthread_cond_t free; /* busy went false, or the poller stops */
+	struct direct_bus *next;
+};
+
+/* Executes one request on io and records its outcome in req. */
+static void run_request(struct mbio *io, struct poll_request *req)
+{
+	req->reason[0] = '\0';
+	if (req->write)
+		req->rc = mbio_write(io, req->slave, req->function, req->address, req->values[0],
+				     req->timeout_ms, req->reason, sizeof(req->reason));
+	else
+		req->rc = mbio_read(io, req->slave, req->function, req->address, req->count,
+				    req->timeout_ms, req->values, req->reason, sizeof(req->reason));
+}
+
 /* With the bus lock held (released around each request): see poller_internal.h. */
 void poller_serve_requests(struct bus *bus)
 {
@@ -43,15 +71,7 @@ void poller_serve_requests(struct bus *bus)
 			bus->queue_tail = NULL;
 		req->state = REQ_RUNNING;
 		pthread_mutex_unlock(&bus->lock);
-		req->reason[0] = '\0';
-		if (req->write)
-			req->rc = mbio_write(bus->io, req->slave, req->function, req->address,
-					     req->values[0], req->timeout_ms, req->reason,
-					     sizeof(req->reason));
-		else
-			req->rc = mbio_read(bus->io, req->slave, req->function, req->address,
-					    req->count, req->timeout_ms, req->values, req->reason,
-					    sizeof(req->reason));
+		run_request(bus->io, req);
 		pthread_mutex_lock(&bus->lock);
 		req->state = REQ_DONE;
 		pthread_cond_broadcast(&bus->done);
@@ -236,6 +256,8 @@ void poller_stop(struct poller *p)
 		return;
 	pthread_mutex_lock(&p->users_lock);
 	p->stopping = true;
+	for (struct direct_bus *d = p->direct; d; d = d->next)
+		pthread_cond_broadcast(&d->free); /* requests waiting for their turn give up */
 	pthread_mutex_unlock(&p->users_lock);
 	for (size_t b = 0; b < p->bus_count; b++) {
 		struct bus *bus = &p->buses[b];
@@ -266,6 +288,13 @@ void poller_stop(struct poller *p)
 		pthread_cond_destroy(&bus->done);
 	}
 	free(p->buses);
+	while (p->direct) {
+		struct direct_bus *d = p->direct;
+		p->direct = d->next;
+		free(d->host);
+		pthread_cond_destroy(&d->free);
+		free(d);
+	}
 	pthread_mutex_destroy(&p->users_lock);
 	pthread_cond_destroy(&p->users_gone);
 	free(p);
@@ -301,21 +330,13 @@ static struct bus *find_bus(struct poller *p, const struct serial_port_config *p
 	return NULL;
 }
 
-int poller_execute(struct poller *p, const struct serial_port_config *port, const char *host,
-		   int tcp_port, struct poll_request *req, int wait_ms)
+/*
+ * Queues req on a bus that a worker serves and waits until the worker has executed it, or
+ * withdraws it after wait_ms in the queue. Returns 0 or MB_ERR_BUSY.
+ */
+static int queue_and_wait(struct bus *bus, struct poll_request *req, int wait_ms)
 {
-	struct bus *bus = p ? find_bus(p, port, host, tcp_port) : NULL;
 	int rc = 0;
-
-	if (!bus)
-		return MB_ERR_NOTFOUND;
-	pthread_mutex_lock(&p->users_lock);
-	if (p->stopping) {
-		pthread_mutex_unlock(&p->users_lock);
-		return MB_ERR_BUSY;
-	}
-	p->users++;
-	pthread_mutex_unlock(&p->users_lock);
 
 	pthread_mutex_lock(&bus->lock);
 	if (bus->stop) {
@@ -360,6 +381,110 @@ int poller_execute(struct poller *p, const struct serial_port_config *port, cons
 		}
 	}
 	pthread_mutex_unlock(&bus->lock);
+	return rc;
+}
+
+/* A request on a link of its own, opened for it and closed after. Returns 0 or MB_ERR_NOMEM. */
+static int execute_on_fresh_link(const struct serial_port_config *port, const char *host,
+				 int tcp_port, struct poll_request *req)
+{
+	struct mbio *io = NULL;
+	int rc = port ? mbio_new_rtu(port, &io) : mbio_new_tcp(host, tcp_port, &io);
+
+	if (rc)
+		return rc;
+	run_request(io, req);
+	mbio_free(io);
+	return 0;
+}
+
+/* With users_lock held: the direct bus for port or host:tcp_port, made on first use (NULL
+ * when out of memory). */
+static struct direct_bus *direct_bus_for(struct poller *p, const struct serial_port_config *port,
+					 const char *host, int tcp_port)
+{
+	struct direct_bus *d;
+
+	for (d = p->direct; d; d = d->next)
+		if (port ? d->port == port
+			 : !d->port && d->tcp_port == tcp_port && strcmp(d->host, host) == 0)
+			return d;
+	d = calloc(1, sizeof(*d));
+	if (!d || (!port && !(d->host = strdup(host)))) {
+		free(d);
+		return NULL;
+	}
+	d->port = port;
+	d->tcp_port = tcp_port;
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->free, &attr);
+	pthread_condattr_destroy(&attr);
+	d->next = p->direct;
+	p->direct = d;
+	return d;
+}
+
+/*
+ * A request for a bus that no worker serves (no polled device on it): it waits, at most
+ * wait_ms, until no other request is on that bus, then runs on a fresh link. Returns 0,
+ * MB_ERR_BUSY (its turn did not come, or the poller stops: nothing was sent) or
+ * MB_ERR_NOMEM.
+ */
+static int execute_direct(struct poller *p, const struct serial_port_config *port, const char *host,
+			  int tcp_port, struct poll_request *req, int wait_ms)
+{
+	int rc = 0;
+	int64_t deadline = time_mono_ms() + wait_ms;
+
+	pthread_mutex_lock(&p->users_lock);
+	struct direct_bus *d = direct_bus_for(p, port, host, tcp_port);
+	if (!d)
+		rc = MB_ERR_NOMEM;
+	while (rc == 0 && (d->busy || p->stopping)) {
+		int64_t left = deadline - time_mono_ms();
+		if (p->stopping || left <= 0) {
+			rc = MB_ERR_BUSY;
+			break;
+		}
+		struct timespec ts;
+		time_mono_deadline(poller_wait_slice_ms(left), &ts);
+		pthread_cond_timedwait(&d->free, &p->users_lock, &ts);
+	}
+	if (rc == 0)
+		d->busy = true;
+	pthread_mutex_unlock(&p->users_lock);
+	if (rc)
+		return rc;
+
+	rc = execute_on_fresh_link(port, host, tcp_port, req);
+
+	pthread_mutex_lock(&p->users_lock);
+	d->busy = false;
+	pthread_cond_signal(&d->free);
+	pthread_mutex_unlock(&p->users_lock);
+	return rc;
+}
+
+int poller_execute(struct poller *p, const struct serial_port_config *port, const char *host,
+		   int tcp_port, struct poll_request *req, int wait_ms)
+{
+	/* No poller, no daemon in this process (`modbridge at`): nobody else uses the bus. */
+	if (!p)
+		return execute_on_fresh_link(port, host, tcp_port, req);
+
+	struct bus *bus = find_bus(p, port, host, tcp_port);
+	pthread_mutex_lock(&p->users_lock);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->users_lock);
+		return MB_ERR_BUSY;
+	}
+	p->users++;
+	pthread_mutex_unlock(&p->users_lock);
+
+	int rc = bus ? queue_and_wait(bus, req, wait_ms)
+		     : execute_direct(p, port, host, tcp_port, req, wait_ms);
 
 	pthread_mutex_lock(&p->users_lock);
 	if (--p->users == 0)

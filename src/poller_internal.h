@@ -84,6 +84,8 @@ struct bus {
 	struct poll_request *queue, *queue_tail;
 };
 
+struct direct_bus;
+
 struct poller {
 	struct tcp_pool pool;
 	struct bus *buses;
@@ -94,6 +96,8 @@ struct poller {
 	pthread_cond_t users_gone;
 	int users;
 	bool stopping;
+	/* Buses without a polled device that remote requests used (poller.c); users_lock. */
+	struct direct_bus *direct;
 	/* The last clock-step warning (any worker): when, and the step it reported. */
 	_Atomic int64_t step_logged_mono_ms; /* 0: none yet */
 	_Atomic int64_t step_logged_ms;
