@@ -16,8 +16,8 @@
  *
  * Threading: remote_new, remote_start, remote_stop and remote_free from the daemon's
  * thread; the MQTT network thread only queues. Errors: the functions return 0 or
- * MB_ERR_NOMEM. A command that cannot run is answered, never dropped: "busy" when
- * MAX_PENDING commands already wait, an ERROR when the gateway is stopping, and "the bus is
+ * MB_ERR_NOMEM. A command that cannot run is answered, never dropped: "busy" when 16
+ * commands already wait, an ERROR when the gateway is stopping, and "the bus is
  * busy or stopping" when its Modbus request was withdrawn (MB_ERR_BUSY).
  */
 #ifndef MODBRIDGE_REMOTE_H
