@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "command_internal.h"
-#include "error.h"
 
 static bool permitted(const struct command_env *env, const struct command *c,
 		      struct command_reply *r)

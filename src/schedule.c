@@ -26,10 +26,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 
-#include "error.h"
 #include "log.h"
 #include "modbus_io.h"
 #include "poller_internal.h"
