@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "atomicfile.h"
 #include "certinfo.h"
 #include "error.h"
 #include "log.h"
@@ -914,7 +915,7 @@ static void do_setparam(const struct command_env *env, const struct command *c,
 		reply_error(r, "%s", why);
 		goto out;
 	}
-	if (confedit_stage(path, edited, elen, &staged, why, sizeof(why)) != 0) {
+	if (atomicfile_stage(path, edited, elen, &staged, why, sizeof(why)) != 0) {
 		reply_error(r, "configuration not changed: %s", why);
 		goto out;
 	}
@@ -924,7 +925,7 @@ static void do_setparam(const struct command_env *env, const struct command *c,
 		for (size_t i = 0; i < diags.count; i++)
 			if (diags.items[i].severity == CONFIG_ERROR)
 				add_diag(r, diags.items[i].text, staged, path);
-		confedit_discard(staged);
+		atomicfile_discard(staged);
 		if (rc == MB_ERR_CONFIG)
 			reply_error(r,
 				    "configuration not changed: %s=%s would make it invalid (%zu error%s)",
@@ -936,14 +937,14 @@ static void do_setparam(const struct command_env *env, const struct command *c,
 	}
 	int problems = check_certificates(check, r);
 	if (problems) {
-		confedit_discard(staged);
+		atomicfile_discard(staged);
 		reply_error(r,
 			    "configuration not changed: %s=%s would make it unusable (%d certificate problem%s)",
 			    c->key, confedit_is_secret(c->key) ? "***" : c->value, problems,
 			    problems == 1 ? "" : "s");
 		goto out;
 	}
-	if (confedit_commit(staged, path, why, sizeof(why)) != 0) {
+	if (atomicfile_commit(staged, path, why, sizeof(why)) != 0) {
 		reply_error(r, "%s", why);
 		goto out;
 	}
