@@ -30,13 +30,13 @@
 #include "certinfo.h"
 #include "decode.h"
 #include "error.h"
+#include "topic.h"
 
 /* A configuration is a few kilobytes; the bound only stops a wrong path from eating RAM. */
 #define MAX_FILE_SIZE (4L * 1024 * 1024)
 #define MAX_KEYS 24
 #define KEY_LEN 160
 #define ID_MAX_LEN 64
-#define MQTT_TOPIC_MAX 65535
 #define PERIOD_MIN_MS 100LL
 #define PERIOD_MAX_MS (7LL * 24 * 3600 * 1000)
 
@@ -937,71 +937,6 @@ static int parse_period(const char *t, int64_t *out)
 	return 0;
 }
 
-/* "" when topic is a valid MQTT publish topic, else the reason. */
-static const char *publish_topic_problem(const char *t)
-{
-	if (!*t)
-		return "must not be empty";
-	if (strpbrk(t, "+#"))
-		return "must not contain the wildcards '+' or '#' (allowed: a plain topic such as [IMEI]/logger)";
-	if (strlen(t) > MQTT_TOPIC_MAX)
-		return "is longer than 65535 bytes";
-	return "";
-}
-
-/* "" when filter is a valid MQTT subscription filter, else the reason. */
-static const char *filter_problem(const char *t)
-{
-	if (!*t)
-		return "must not be empty";
-	if (strlen(t) > MQTT_TOPIC_MAX)
-		return "is longer than 65535 bytes";
-	for (const char *p = t; *p; p++) {
-		bool level_start = p == t || p[-1] == '/';
-		bool level_end = p[1] == '\0' || p[1] == '/';
-
-		if (*p == '+' && !(level_start && level_end))
-			return "'+' must be a whole topic level (such as a/+/b)";
-		if (*p == '#' && !(level_start && p[1] == '\0'))
-			return "'#' must be the last topic level (such as a/#)";
-	}
-	return "";
-}
-
-/*
- * MQTT topic matching (the broker's rules, '$' topics aside): '+' matches one level,
- * '#' the rest, including the parent level itself ("a/#" matches "a").
- */
-static bool topic_matches(const char *filter, const char *topic)
-{
-	const char *f = filter, *t = topic;
-
-	for (;;) {
-		if (f[0] == '#' && f[1] == '\0')
-			return true;
-		if (f[0] == '+' && (f[1] == '/' || f[1] == '\0')) {
-			while (*t && *t != '/')
-				t++;
-			f++;
-		} else {
-			while (*f && *f != '/' && *f == *t) {
-				f++;
-				t++;
-			}
-			if ((*f && *f != '/') || (*t && *t != '/'))
-				return false;
-		}
-		if (!*f && !*t)
-			return true;
-		if (*f == '/' && f[1] == '#' && f[2] == '\0' && !*t)
-			return true;
-		if (*f != '/' || *t != '/')
-			return false;
-		f++;
-		t++;
-	}
-}
-
 /* ---------------------------------------------------------------- sections */
 
 static void parse_gateway(struct ctx *c, const struct obj *top)
@@ -1688,7 +1623,7 @@ static void parse_logger(struct ctx *c, const struct obj *top)
 	}
 
 	if (get_text(&o, "topic", &t) == 1) {
-		const char *why = publish_topic_problem(t);
+		const char *why = topic_publish_problem(t);
 
 		char *topic;
 
@@ -1827,7 +1762,7 @@ static void parse_at_topics(struct ctx *c, const struct obj *o, struct mqtt_conf
 		if (rt == 0) {
 			obj_error(&p, "topic",
 				  "required (the topic to subscribe to, such as [IMEI]/AT)");
-		} else if (rt == 1 && *(why = filter_problem(t))) {
+		} else if (rt == 1 && *(why = topic_filter_problem(t))) {
 			obj_error(&p, "topic", "%s", why);
 		} else if (rt == 1 && !(pair.topic = strdup(t))) {
 			c->nomem = true;
@@ -1836,7 +1771,7 @@ static void parse_at_topics(struct ctx *c, const struct obj *o, struct mqtt_conf
 		if (rr == 0) {
 			obj_error(&p, "response",
 				  "required (the topic for answers, such as [IMEI]/ATR)");
-		} else if (rr == 1 && *(why = publish_topic_problem(t))) {
+		} else if (rr == 1 && *(why = topic_publish_problem(t))) {
 			obj_error(&p, "response", "%s", why);
 		} else if (rr == 1 && !(pair.response = strdup(t))) {
 			c->nomem = true;
@@ -1885,7 +1820,7 @@ static void parse_status_topic(const struct obj *o, struct mqtt_config *m)
 		if (!*t) {
 			free(m->status_topic);
 			m->status_topic = NULL;
-		} else if (*(why = publish_topic_problem(t))) {
+		} else if (*(why = topic_publish_problem(t))) {
 			obj_error(o, "status_topic", "%s", why);
 			return;
 		} else if (!(topic = strdup(t))) {
@@ -1956,7 +1891,7 @@ static void parse_mqtt(struct ctx *c, const struct obj *top)
 	if (get_text(&o, "client_id", &t) == 1) {
 		char *id;
 
-		if (strlen(t) > MQTT_TOPIC_MAX) {
+		if (strlen(t) > TOPIC_MAX_LEN) {
 			obj_error(&o, "client_id", "is longer than 65535 bytes");
 		} else if (!(id = strdup(t))) {
 			c->nomem = true;

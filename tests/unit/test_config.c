@@ -1072,6 +1072,10 @@ static void test_at_topic_loops(void **state)
 		{"a/b", "a/bc", false},
 		{"a/bc", "a/b", false},
 		{"a/+/#", "a/b", true},
+		/* A broker never hands '$' topics to a filter that starts with a wildcard. */
+		{"+/ATR", "$gw/ATR", false},
+		{"$gw/+", "$gw/ATR", true},
+		{"$gw/#", "$gw/ATR", true},
 	};
 
 	(void)state;
