@@ -48,9 +48,8 @@ static int parse_text(const char *text, size_t len, struct parsed *p, char *err,
 	}
 	rc = yamldoc_load(text, len, YAMLDOC_SPANS, &p->doc, &e);
 	if (rc < 0) {
-		/* libyaml gives an encoding error no line of its own. */
 		confedit_err(err, errlen, "the configuration file is not valid YAML (line %d: %s)",
-			     e.encoding ? 1 : e.line, e.problem ? e.problem : "?");
+			     e.line, e.problem ? e.problem : "?");
 		return rc;
 	}
 	return 0;

@@ -107,6 +107,9 @@ static void test_get(void **state)
 	expect_get_fails(sample, "a b", MB_ERR_INVAL, "is not a key");
 	expect_get_fails("a: [1\n", "a", MB_ERR_INVAL, "not valid YAML");
 	expect_get_fails("- 1\n- 2\n", "a", MB_ERR_INVAL, "not a mapping");
+	/* A byte that is not UTF-8 is named by its line (libyaml gives it no mark). */
+	expect_get_fails("a: 1\nb: 2\nc: \xff\n", "a", MB_ERR_INVAL,
+			 "not valid YAML (line 3: invalid leading UTF-8 octet)");
 }
 
 static void test_set_replaces_in_place(void **state)
