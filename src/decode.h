@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "config_modbus.h"
 
 /* Longest JSON text of one value ("-9223372036854775808", "-1.7976931348623157e+308"). */
 #define DECODE_JSON_MAX 32

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "certinfo.h"
+#include "config.h"
 #include "error.h"
 #include "log.h"
 #include "timeutil.h"
