@@ -1,5 +1,5 @@
 /*
- * test_config.c - unit tests of config.c: YAML file -> validated struct config.
+ * test_config.c - unit tests of config*.c: YAML file -> validated struct config.
  *
  * The good files under tests/data/config/good are loaded and every field is checked.
  * Each bad file under tests/data/config/bad has a .expected file with the exact
