@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomicfile.h"
 #include "certinfo.h"
 #include "command.h"
 #include "command_internal.h"
@@ -185,7 +186,7 @@ void command_do_setparam(const struct command_env *env, const struct command *c,
 		command_reply_error(r, "%s", why);
 		goto out;
 	}
-	if (confedit_stage(path, edited, elen, &staged, why, sizeof(why)) != 0) {
+	if (atomicfile_stage(path, edited, elen, &staged, why, sizeof(why)) != 0) {
 		command_reply_error(r, "configuration not changed: %s", why);
 		goto out;
 	}
@@ -195,7 +196,7 @@ void command_do_setparam(const struct command_env *env, const struct command *c,
 		for (size_t i = 0; i < diags.count; i++)
 			if (diags.items[i].severity == CONFIG_ERROR)
 				add_diag(r, diags.items[i].text, staged, path);
-		confedit_discard(staged);
+		atomicfile_discard(staged);
 		if (rc == MB_ERR_CONFIG)
 			command_reply_error(
 				r,
@@ -208,7 +209,7 @@ void command_do_setparam(const struct command_env *env, const struct command *c,
 	}
 	int problems = check_certificates(check, r);
 	if (problems) {
-		confedit_discard(staged);
+		atomicfile_discard(staged);
 		command_reply_error(
 			r,
 			"configuration not changed: %s=%s would make it unusable (%d certificate problem%s)",
@@ -216,7 +217,7 @@ void command_do_setparam(const struct command_env *env, const struct command *c,
 			problems == 1 ? "" : "s");
 		goto out;
 	}
-	if (confedit_commit(staged, path, why, sizeof(why)) != 0) {
+	if (atomicfile_commit(staged, path, why, sizeof(why)) != 0) {
 		command_reply_error(r, "%s", why);
 		goto out;
 	}

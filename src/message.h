@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "config_logger.h"
+#include "config_modbus.h"
 #include "decode.h"
 #include "reading.h"
 

@@ -29,7 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "config_mqtt.h"
 
 struct mqtt_link;
 
@@ -95,12 +95,6 @@ int mqtt_link_publish_reply(struct mqtt_link *link, const char *topic, const voi
 
 /* 5 or 4 (MQTT 3.1.1): the protocol of the current or next connection. */
 int mqtt_link_protocol(struct mqtt_link *link);
-
-/* True when topic matches the subscription filter (wildcards + and #). */
-bool mqtt_topic_matches(const char *filter, const char *topic);
-
-/* True when topic is a valid topic to publish to (UTF-8, no wildcards, not empty). */
-bool mqtt_topic_publishable(const char *topic);
 
 /* True while a CONNACK-accepted session is up. */
 bool mqtt_link_connected(struct mqtt_link *link);
