@@ -644,11 +644,6 @@ int mqtt_link_publish_reply(struct mqtt_link *link, const char *topic, const voi
 	return 0;
 }
 
-int mqtt_link_protocol(struct mqtt_link *link)
-{
-	return atomic_load(&link->protocol) == MQTT_PROTOCOL_V5 ? 5 : 4;
-}
-
 bool mqtt_link_connected(struct mqtt_link *link)
 {
 	return atomic_load(&link->connected);

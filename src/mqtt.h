@@ -93,9 +93,6 @@ int mqtt_link_publish_reply(struct mqtt_link *link, const char *topic, const voi
 			    size_t len, int qos, const void *correlation, size_t correlation_len,
 			    int *mid);
 
-/* 5 or 4 (MQTT 3.1.1): the protocol of the current or next connection. */
-int mqtt_link_protocol(struct mqtt_link *link);
-
 /* True while a CONNACK-accepted session is up. */
 bool mqtt_link_connected(struct mqtt_link *link);
 
