@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "blocks.h"
 #include "command_internal.h"
 #include "error.h"
 
@@ -287,7 +288,7 @@ static int parse_getmodbus(const char *a, size_t alen, struct command *c, char *
 			   (int)(fl[3] > 32 ? 32 : fl[3]), f[3]);
 		return MB_ERR_INVAL;
 	}
-	unsigned long max = fn <= 2 ? 2000 : 125;
+	unsigned long max = fn <= 2 ? BLOCKS_MAX_BITS : BLOCKS_MAX_REGISTERS;
 	if (n >= 3 && (!parse_uint(f[2], fl[2], 65535, &count) || count < 1 || count > max)) {
 		set_reason(reason, rlen,
 			   "count '%.*s' is out of range (allowed: 1..%lu for function %lu)",
