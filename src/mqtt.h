@@ -22,6 +22,13 @@
  * broker holds "offline" as the last will, and the link publishes a retained "online"
  * after each connection and a retained "offline" before a clean disconnect.
  * Subscriptions (mqtt_link_subscribe) are made again after every reconnection.
+ *
+ * Threads: the daemon's main thread creates, starts, stops and frees a link; any thread may
+ * publish (libmosquitto's threaded mode). Ownership: the link borrows its configuration,
+ * which must outlive it; it copies topics and filters it keeps; received messages are lent
+ * to the handler for the call only. Errors: functions return 0 or a negative mb_error
+ * (MB_ERR_MQTT when not connected or refused, MB_ERR_TLS for unusable TLS files at
+ * creation, MB_ERR_NOMEM).
  */
 #ifndef MODBRIDGE_MQTT_H
 #define MODBRIDGE_MQTT_H
