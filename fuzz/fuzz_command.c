@@ -1,5 +1,5 @@
 /*
- * fuzz_command.c - libFuzzer target for the remote command parser (src/command.c) and the
+ * fuzz_command.c - libFuzzer target for the remote command parser (src/command_parse.c) and the
  * pure code it leads to: the audit text, and, for GETPARAM and SETPARAM, reading and
  * editing a key of a sample configuration (src/confedit.c). Any input must give either a
  * parsed command or a reason, never a crash, an overrun or a leak; the checks below trap

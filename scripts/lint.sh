@@ -4,7 +4,9 @@
 #   2. cppcheck 2.10 (warning, style, performance, portability), suppressions with reasons
 #      in scripts/lint/cppcheck.supp;
 #   3. clang-tidy 14 with .clang-tidy (tests/.clang-tidy relaxes a few test idioms), on a
-#      compilation database configured with clang in build-lint/.
+#      compilation database configured with clang in build-lint/;
+#   4. the walls between modules (scripts/lint/walls.py): each third-party library's headers
+#      included by its one module only, and the module boundaries the architecture needs.
 #
 #   scripts/lint.sh         check; exit status 1 on any finding
 #   scripts/lint.sh --fix   reformat the files in place with clang-format, then check
@@ -49,6 +51,11 @@ if ! printf '%s\n' "${C_FILES[@]}" |
   xargs -P "$JOBS" -n 4 clang-tidy -p build-lint --quiet 2> >(grep -v \
     -e '^[0-9]* warnings\? generated' -e '^Suppressed [0-9]* warnings' \
     -e '^Use -header-filter' -e 'NOLINT' -e '^$' >&2); then
+  status=1
+fi
+
+echo "== walls between modules"
+if ! python3 scripts/lint/walls.py; then
   status=1
 fi
 

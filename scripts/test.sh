@@ -2,9 +2,9 @@
 # Installs what the tests need, builds the project three ways and runs the whole test suite
 # on each, checks the sources statically and fuzzes them. Stages, in this order:
 #   deps      scripts/install-deps.sh;
-#   build     a normal build (-Werror) in build/, ASan+UBSan in build-asan/, TSan in
-#             build-tsan/;
-#   lint      clang-format check, cppcheck, clang-tidy (scripts/lint.sh)       } in the
+#   build     a normal build in build/, ASan+UBSan in build-asan/, TSan in build-tsan/,
+#             all with -Werror (MODBRIDGE_WERROR);
+#   lint      scripts/lint.sh (clang-format, cppcheck, clang-tidy, walls)       } in the
 #   fuzz      every libFuzzer target for FUZZ_SECONDS (default 20) each       } background
 #             (fuzz/run.sh)                                                   } (see below)
 #   normal    unit + integration tests of the normal build;
@@ -100,7 +100,7 @@ finish() {
   exit $rc
 }
 
-# build_config NAME: configures and builds build/, build-asan/ or build-tsan/.
+# build_config NAME: configures and builds build/, build-asan/ or build-tsan/, with -Werror.
 # TSan: RelWithDebInfo, as TSan wants optimised code (and it is what we ship).
 build_config() {
   local args
@@ -109,7 +109,7 @@ build_config() {
   asan) args=(-B build-asan -DCMAKE_BUILD_TYPE=Debug -DMODBRIDGE_SANITIZE=ON) ;;
   tsan) args=(-B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMODBRIDGE_TSAN=ON) ;;
   esac
-  cmake -S . "${args[@]}" >/dev/null
+  cmake -S . "${args[@]}" -DMODBRIDGE_WERROR=ON >/dev/null
   cmake --build "${args[1]}" -j "$JOBS"
 }
 

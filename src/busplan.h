@@ -14,7 +14,7 @@
 
 #include <stdio.h>
 
-#include "config.h"
+struct config;
 
 /*
  * Writes the report for the logger devices of cfg to out and each warning, as

@@ -8,9 +8,18 @@
  * struct command_env. The reply is zero or more information lines and a final line: "OK"
  * or "ERROR: <reason>". docs/remote-commands.md lists every command.
  *
+ * GETMODBUS and SETMODBUS reach a bus only through the poller (poller_execute), which runs
+ * them between two polls, or opens a bus nobody polls itself; these files never open one.
+ *
  * Threading: command_parse and command_audit_text are pure and thread-safe.
  * command_execute runs one command at a time per env (the remote worker thread, or the
- * CLI's main thread); it may block for the duration of a Modbus or modem transaction.
+ * CLI's main thread); it may block for the duration of a Modbus or modem transaction
+ * (a Modbus request waits at most 30 s for its turn).
+ *
+ * Ownership: env and everything it points to are borrowed for the call; a reply owns its
+ * lines until command_reply_clear. Errors: command_parse returns 0 or MB_ERR_INVAL with a
+ * reason; command_execute does not fail as such: every failure is the reply's "ERROR:
+ * <reason>" (reply->nomem when out of memory, which the reply text then says).
  */
 #ifndef MODBRIDGE_COMMAND_H
 #define MODBRIDGE_COMMAND_H
@@ -96,7 +105,7 @@ struct mqtt_link;
 /* What a command can reach. Everything but cfg may be NULL. */
 struct command_env {
 	const struct config *cfg; /* the running configuration (cfg->path is the file) */
-	struct poller *poller;    /* NULL: open the buses directly (no daemon here) */
+	struct poller *poller;    /* NULL: no daemon here; poller_execute opens the buses */
 	struct store *store;      /* NULL: open cfg's store for the status command */
 	struct modem *modem;      /* NULL: no modem configured */
 	struct mqtt_link *link;   /* for the status command; NULL: none */

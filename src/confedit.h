@@ -3,7 +3,7 @@
  *
  * The remote commands GETPARAM, SETPARAM and GETCONFIG work on the YAML file itself, not
  * on the loaded struct config: SETPARAM must change one value and leave the rest of the
- * file (comments, order, quoting, layout) exactly as the user wrote it. libyaml tells
+ * file (comments, order, quoting, layout) exactly as the user wrote it. yamldoc.h tells
  * where each value is in the text; an edit replaces that span, or inserts a new
  * "key: value" line into the mapping that should hold it. Every edit is checked by
  * parsing the result again and reading the key back.
@@ -12,9 +12,9 @@
  * "modbus.devices[1].period", "mqtt.at_topics[0].topic" (the same paths as the config
  * loader's diagnostics).
  *
- * Pure functions over text, except confedit_write_atomic. No global state; thread-safe.
- * Returned strings are malloc'd and freed by the caller. On failure a one-line reason is
- * written to err (errlen bytes) and nothing is returned.
+ * Pure functions over text (writing the file is atomicfile.h's job). No global state;
+ * thread-safe. Returned strings are malloc'd and freed by the caller. On failure a
+ * one-line reason is written to err (errlen bytes) and nothing is returned.
  */
 #ifndef MODBRIDGE_CONFEDIT_H
 #define MODBRIDGE_CONFEDIT_H
@@ -60,24 +60,5 @@ int confedit_set(const char *text, size_t len, const char *key, const char *valu
  * malloc'd NUL-terminated text in *out.
  */
 int confedit_dump_redacted(const char *text, size_t len, char **out, char *err, size_t errlen);
-
-/*
- * Writes text to a new temporary file next to the file at path (in the same directory,
- * so a later rename is atomic and relative paths in it resolve the same), with the old
- * file's permission bits, and fsyncs it. A symbolic link at path is followed. Returns 0
- * and the temporary file's malloc'd name in *tmp_path, or MB_ERR_IO.
- */
-int confedit_stage(const char *path, const char *text, size_t len, char **tmp_path, char *err,
-		   size_t errlen);
-
-/*
- * Renames a staged file over path (following a symbolic link at path) and fsyncs the
- * directory: a crash leaves either the old or the new file, never a mix. Returns 0 or
- * MB_ERR_IO (the staged file is then removed).
- */
-int confedit_commit(const char *tmp_path, const char *path, char *err, size_t errlen);
-
-/* Removes a staged file that is not wanted. Accepts NULL. */
-void confedit_discard(const char *tmp_path);
 
 #endif

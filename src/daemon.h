@@ -10,7 +10,7 @@
 #ifndef MODBRIDGE_DAEMON_H
 #define MODBRIDGE_DAEMON_H
 
-#include "config.h"
+struct config;
 
 /*
  * Runs until SIGTERM or SIGINT. SIGHUP (and the REBOOT and SETPARAM remote commands)

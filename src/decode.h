@@ -5,7 +5,7 @@
  * register as an unsigned 16-bit number (the router's behaviour), `int16` reads it as
  * signed, and the 32- and 64-bit types combine two or four consecutive registers into one
  * value. `byte_order` says in which order the registers carry the value's bytes (see enum
- * reg_order in config.h and docs/modbus.md for byte-by-byte tables).
+ * reg_order in config_modbus.h and docs/modbus.md for byte-by-byte tables).
  *
  * Pure functions over caller-owned memory: no allocation, no global state, thread-safe.
  */
@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "config_modbus.h"
 
 /* Longest JSON text of one value ("-9223372036854775808", "-1.7976931348623157e+308"). */
 #define DECODE_JSON_MAX 32

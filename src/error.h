@@ -22,6 +22,7 @@ enum mb_error {
 	MB_ERR_DISK_FULL = -10, /* no space left for the store */
 	MB_ERR_READONLY = -11,  /* the store's file system or file is read-only */
 	MB_ERR_CORRUPT = -12,   /* the store file is damaged or not a database */
+	MB_ERR_BUSY = -13,      /* not done: waited too long for its turn, or shutting down */
 };
 
 /* Returns a static, human-readable description of an mb_error code. */

@@ -152,15 +152,3 @@ fail:
 	json_decref(obj);
 	return out;
 }
-
-void reading_clear(struct reading *r)
-{
-	if (!r)
-		return;
-	free(r->values);
-	r->values = NULL;
-	r->value_count = 0;
-	free(r->decoded);
-	r->decoded = NULL;
-	r->decoded_count = 0;
-}

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "config_remote.h"
 
 /* Longest command line sent to the modem (3GPP TS 27.007 allows at least 556). */
 #define MODEM_COMMAND_MAX 512

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "certinfo.h"
+#include "config.h"
 #include "error.h"
 #include "log.h"
 #include "timeutil.h"
@@ -641,23 +642,6 @@ int mqtt_link_publish_reply(struct mqtt_link *link, const char *topic, const voi
 		return MB_ERR_MQTT;
 	}
 	return 0;
-}
-
-int mqtt_link_protocol(struct mqtt_link *link)
-{
-	return atomic_load(&link->protocol) == MQTT_PROTOCOL_V5 ? 5 : 4;
-}
-
-bool mqtt_topic_matches(const char *filter, const char *topic)
-{
-	bool result = false;
-	return mosquitto_topic_matches_sub(filter, topic, &result) == MOSQ_ERR_SUCCESS && result;
-}
-
-bool mqtt_topic_publishable(const char *topic)
-{
-	return topic && *topic && mosquitto_pub_topic_check(topic) == MOSQ_ERR_SUCCESS &&
-	       mosquitto_validate_utf8(topic, (int)strlen(topic)) == MOSQ_ERR_SUCCESS;
 }
 
 bool mqtt_link_connected(struct mqtt_link *link)

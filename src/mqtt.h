@@ -22,6 +22,13 @@
  * broker holds "offline" as the last will, and the link publishes a retained "online"
  * after each connection and a retained "offline" before a clean disconnect.
  * Subscriptions (mqtt_link_subscribe) are made again after every reconnection.
+ *
+ * Threads: the daemon's main thread creates, starts, stops and frees a link; any thread may
+ * publish (libmosquitto's threaded mode). Ownership: the link borrows its configuration,
+ * which must outlive it; it copies topics and filters it keeps; received messages are lent
+ * to the handler for the call only. Errors: functions return 0 or a negative mb_error
+ * (MB_ERR_MQTT when not connected or refused, MB_ERR_TLS for unusable TLS files at
+ * creation, MB_ERR_NOMEM).
  */
 #ifndef MODBRIDGE_MQTT_H
 #define MODBRIDGE_MQTT_H
@@ -29,7 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "config_mqtt.h"
 
 struct mqtt_link;
 
@@ -92,15 +99,6 @@ void mqtt_link_on_message(struct mqtt_link *link, mqtt_message_fn fn, void *ctx)
 int mqtt_link_publish_reply(struct mqtt_link *link, const char *topic, const void *payload,
 			    size_t len, int qos, const void *correlation, size_t correlation_len,
 			    int *mid);
-
-/* 5 or 4 (MQTT 3.1.1): the protocol of the current or next connection. */
-int mqtt_link_protocol(struct mqtt_link *link);
-
-/* True when topic matches the subscription filter (wildcards + and #). */
-bool mqtt_topic_matches(const char *filter, const char *topic);
-
-/* True when topic is a valid topic to publish to (UTF-8, no wildcards, not empty). */
-bool mqtt_topic_publishable(const char *topic);
 
 /* True while a CONNACK-accepted session is up. */
 bool mqtt_link_connected(struct mqtt_link *link);

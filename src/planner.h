@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #include "blocks.h"
-#include "config.h"
+#include "config_modbus.h"
 
 /* An RTU read request: address, function, start (2), count (2), CRC (2). */
 #define PLANNER_REQUEST_BYTES 8

@@ -6,7 +6,7 @@
  * which owns its Modbus link, so the requests of a serial line (or of one TCP connection)
  * are strictly serialized: each serial bus has its own thread, and the TCP buses share an
  * elastic pool that grows while endpoints are slow, so a slow or dead bus never delays
- * another for long (poller.c has the details). Each device is read at the instants that are
+ * another for long (poller_internal.h lists the files). Each device is read at the instants that are
  * whole multiples of its period (wall clock, UTC), and every instant yields exactly one
  * reading, in instant order, whose ts_ms is the instant: the values, or an ERR one when
  * the instant was skipped (a read that overran it, a bus busy for its whole period). A read
@@ -20,6 +20,15 @@
  *
  * Every reading (successful or failed) is handed to the sink, from the worker's thread.
  * The sink borrows the reading and must copy what it keeps.
+ *
+ * The poller is the only way to a bus: remote commands go through poller_execute, which
+ * queues them behind the polls, and opens a bus nobody polls itself.
+ *
+ * Threading: poller_start and poller_stop from one thread (the daemon's); poller_execute
+ * and poller_device_status from any thread while the poller runs; poll_device_now from any
+ * thread, on a bus the poller does not hold. Ownership: the poller borrows cfg and its
+ * devices (they must outlive it) and owns its threads, links and queues. Errors: negative
+ * mb_error codes, as each function says.
  */
 #ifndef MODBRIDGE_POLLER_H
 #define MODBRIDGE_POLLER_H
@@ -28,7 +37,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "message.h"
+#include "reading.h"
 
 typedef void (*poll_sink_fn)(void *ctx, const struct reading *r);
 
@@ -36,12 +45,14 @@ struct poller;
 
 /*
  * Starts the workers (a thread per serial bus, a pool for the TCP buses) for the devices of
- * cfg that have logger set. cfg must outlive
- * the poller. Returns 0 and stores the poller in *out, or a negative mb_error.
+ * cfg that have logger set. cfg must outlive the poller. Returns 0 and stores the poller
+ * in *out, or MB_ERR_NOMEM (a thread or a link could not be made; nothing is left running).
  */
 int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, struct poller **out);
 
-/* Stops the workers (a read in progress finishes first), joins them and frees. Accepts NULL. */
+/* Stops the workers (a read in progress finishes first), joins them and frees. Remote
+ * requests still waiting get MB_ERR_BUSY; it waits until every poller_execute caller has
+ * returned. Accepts NULL. */
 void poller_stop(struct poller *p);
 
 /*
@@ -53,7 +64,8 @@ int poll_device_now(const struct device_config *dev, struct reading *out);
 
 /*
  * A remote read or write (the GETMODBUS and SETMODBUS commands), executed by the worker
- * that owns the bus, between two device reads: never interleaved with a poll on the line.
+ * that owns the bus, between two device reads: never interleaved with a poll on the line
+ * nor with another request. Only the poller touches a bus (see poller_execute).
  */
 struct poll_request {
 	bool write;   /* false: read count values into values; true: write values[0] */
@@ -63,8 +75,10 @@ struct poll_request {
 	uint16_t count;   /* read: how many values; write: 1 */
 	uint16_t *values; /* caller's buffer of count entries */
 	int timeout_ms;   /* response time-out of the request */
-	/* The outcome, valid after poller_execute returned 0. */
-	int rc; /* 0, MB_ERR_IO (link not open), MB_ERR_MODBUS, MB_ERR_INVAL */
+	/* The outcome, valid after poller_execute returned 0: 0, MB_ERR_IO (link not open),
+	 * MB_ERR_MODBUS, MB_ERR_INVAL, or MB_ERR_BUSY (queued when the poller stopped: never
+	 * sent). */
+	int rc;
 	char reason[READING_ERROR_MAX]; /* why it failed: "timeout", "exception 2 ..." */
 	/* Private to the poller. */
 	int state;
@@ -72,12 +86,16 @@ struct poll_request {
 };
 
 /*
- * Hands req to the worker that serves the serial port port (when not NULL) or the Modbus
- * TCP endpoint host:tcp_port, and waits until it has been executed. Returns 0 with the
- * outcome in req->rc and req->reason; MB_ERR_NOTFOUND when no worker serves that bus (no
- * polled device on it: the caller may use the bus itself); MB_ERR_IO when the poller is
+ * Executes req on the bus of the serial port port (when not NULL) or of the Modbus TCP
+ * endpoint host:tcp_port, and waits for its outcome. A bus with a polled device is served
+ * by its worker: req is queued there and runs between two device reads. A bus without one
+ * is opened for the request on the calling thread, one request at a time per bus. p may be
+ * NULL (no daemon in this process: `modbridge at`): the bus is then opened directly.
+ * Returns 0 with the outcome in req->rc and req->reason; MB_ERR_BUSY when the poller is
  * stopping, or when the request waited wait_ms for its turn without starting (it is then
- * withdrawn, never executed late). Any thread; req is borrowed until the call returns.
+ * withdrawn, never executed late: nothing was sent); MB_ERR_NOMEM. Any thread; it blocks
+ * for the wait and the transaction (its time-out bounds it); req is borrowed until the
+ * call returns.
  */
 int poller_execute(struct poller *p, const struct serial_port_config *port, const char *host,
 		   int tcp_port, struct poll_request *req, int wait_ms);

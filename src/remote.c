@@ -23,6 +23,7 @@
 #include "command.h"
 #include "error.h"
 #include "log.h"
+#include "topic.h"
 
 /* Commands waiting at most; more are answered "busy" at once. */
 #define MAX_PENDING 16
@@ -144,12 +145,12 @@ static void *worker_main(void *arg)
 /* May a request's own response topic receive our reply? */
 static bool reply_topic_allowed(const struct remote *r, const char *topic, char *why, size_t len)
 {
-	if (!mqtt_topic_publishable(topic)) {
+	if (!topic_publishable(topic)) {
 		snprintf(why, len, "not a valid topic");
 		return false;
 	}
 	for (size_t i = 0; i < r->pair_count; i++) {
-		if (mqtt_topic_matches(r->pairs[i].filter, topic)) {
+		if (topic_matches(r->pairs[i].filter, topic)) {
 			snprintf(why, len, "it is a command topic");
 			return false;
 		}
@@ -172,7 +173,7 @@ static void on_message(void *ctx, const struct mqtt_message *msg)
 	char why[64];
 
 	for (size_t i = 0; i < r->pair_count && !pair; i++)
-		if (mqtt_topic_matches(r->pairs[i].filter, msg->topic))
+		if (topic_matches(r->pairs[i].filter, msg->topic))
 			pair = &r->pairs[i];
 	if (!pair)
 		return; /* not one of ours (a subscription of an earlier session) */

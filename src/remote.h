@@ -10,8 +10,15 @@
  *
  * Ownership: the remote borrows cfg, link, store and modem, which must outlive it. The
  * daemon stops it in two steps so that a command waiting for a bus never blocks the stop:
- * remote_stop() (no new command starts), then the poller is stopped, then remote_free()
- * (joins the worker).
+ * remote_stop() (no new command starts), then the poller is stopped (poller_execute then
+ * returns MB_ERR_BUSY to a command still waiting for its bus), then remote_free() (joins
+ * the worker).
+ *
+ * Threading: remote_new, remote_start, remote_stop and remote_free from the daemon's
+ * thread; the MQTT network thread only queues. Errors: the functions return 0 or
+ * MB_ERR_NOMEM. A command that cannot run is answered, never dropped: "busy" when 16
+ * commands already wait, an ERROR when the gateway is stopping, and "the bus is
+ * busy or stopping" when its Modbus request was withdrawn (MB_ERR_BUSY).
  */
 #ifndef MODBRIDGE_REMOTE_H
 #define MODBRIDGE_REMOTE_H

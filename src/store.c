@@ -19,6 +19,7 @@
  * The queue's length and payload bytes are kept in memory (loaded at open, updated by
  * every change) so the limits cost nothing per insert.
  */
+
 #include "store.h"
 
 #include <errno.h>
@@ -35,32 +36,10 @@
 #include "error.h"
 #include "idset.h"
 #include "log.h"
-
-#define STORE_SCHEMA_VERSION 1
-
-struct store {
-	sqlite3 *db;
-	char *path;
-	pthread_mutex_t lock;
-	sqlite3_stmt *insert;
-	sqlite3_stmt *fetch_fifo;
-	sqlite3_stmt *fetch_lifo;
-	sqlite3_stmt *remove;
-	sqlite3_stmt *add_counter;
-	sqlite3_stmt *oldest;
-	struct store_limits limits;
-	int64_t count; /* rows in queue */
-	int64_t bytes; /* sum of payload lengths */
-	/* The last failure, kept for store_open's message (the handle is closed by then). */
-	int failed_errno;
-	char failed[256];
-	/* The highest id this process has seen; a fresh file after a recovery starts above it,
-	 * so an id the forwarder still holds from the damaged file never names a new reading. */
-	int64_t max_id;
-};
+#include "store_internal.h"
 
 /* Maps an SQLite result code to our classification. */
-static int classify(int sqlite_rc)
+int store_classify(int sqlite_rc)
 {
 	switch (sqlite_rc & 0xff) {
 	case SQLITE_FULL: return MB_ERR_DISK_FULL;
@@ -77,7 +56,7 @@ static int classify(int sqlite_rc)
 static int fail_sql(struct store *s, const char *what, int sqlite_rc)
 {
 	int err = sqlite3_system_errno(s->db);
-	int rc = classify(sqlite_rc);
+	int rc = store_classify(sqlite_rc);
 	if (rc == MB_ERR_STORE && (err == ENOSPC || err == EDQUOT))
 		rc = MB_ERR_DISK_FULL;
 	else if (rc == MB_ERR_STORE && err == EROFS)
@@ -417,7 +396,6 @@ int store_put_batch(struct store *s, const struct store_record *records, size_t 
 {
 	int64_t count0, bytes0, lost = 0;
 	int rc;
-	int64_t last_id = 0;
 
 	pthread_mutex_lock(&s->lock);
 	if (!s->db) {
@@ -445,9 +423,9 @@ int store_put_batch(struct store *s, const struct store_record *records, size_t 
 			rc = fail_sql(s, "store reading", step);
 			goto rollback;
 		}
-		last_id = sqlite3_last_insert_rowid(s->db);
-		if (last_id > s->max_id)
-			s->max_id = last_id;
+		int64_t id = sqlite3_last_insert_rowid(s->db);
+		if (id > s->max_id)
+			s->max_id = id;
 		s->count++;
 		s->bytes += (int64_t)r->len;
 	}
@@ -460,7 +438,6 @@ int store_put_batch(struct store *s, const struct store_record *records, size_t 
 	if (dropped)
 		*dropped = lost;
 	pthread_mutex_unlock(&s->lock);
-	(void)last_id;
 	return 0;
 rollback:
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -468,25 +445,6 @@ rollback:
 	s->bytes = bytes0;
 out:
 	pthread_mutex_unlock(&s->lock);
-	return rc;
-}
-
-int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char *payload,
-	      size_t len, int64_t *id)
-{
-	struct store_record r = {.ts_ms = ts_ms,
-				 .device = device_id,
-				 .payload = payload,
-				 .len = len};
-	int64_t dropped = 0;
-	int rc = store_put_batch(s, &r, 1, &dropped);
-	if (rc == 0 && id) {
-		pthread_mutex_lock(&s->lock);
-		*id = dropped && s->limits.policy == STORE_DROP_NEWEST
-			      ? 0
-			      : sqlite3_last_insert_rowid(s->db);
-		pthread_mutex_unlock(&s->lock);
-	}
 	return rc;
 }
 
@@ -657,7 +615,7 @@ int store_recover(struct store *s)
 	return rc;
 }
 
-static int64_t file_size(const char *path, const char *suffix)
+int64_t store_file_size(const char *path, const char *suffix)
 {
 	char name[4200];
 	struct stat st;
@@ -678,210 +636,7 @@ int store_stats(struct store *s, struct store_stats *st)
 	st->newest_ts_ms = query_int(s, "SELECT ts_ms FROM queue ORDER BY id DESC LIMIT 1");
 	st->sent = query_int(s, "SELECT value FROM meta WHERE key='sent'");
 	st->dropped = query_int(s, "SELECT value FROM meta WHERE key='dropped'");
-	st->size_bytes = file_size(s->path, "") + file_size(s->path, "-wal");
+	st->size_bytes = store_file_size(s->path, "") + store_file_size(s->path, "-wal");
 	pthread_mutex_unlock(&s->lock);
 	return 0;
-}
-
-/* ---------------------------------------------------------------------------------------
- * store_inspect: the read-only look of `modbridge queue`. Nothing below writes, creates,
- * moves or repairs a file, and nothing above calls it.
- *
- * A daemon that has the store open in WAL mode always has its -wal and -shm files. With
- * them present, the store is opened with SQLITE_OPEN_READONLY: a WAL reader, which never
- * blocks the daemon. Without them, a read-only connection would create both (and leave
- * them behind), and could not open the store at all in a directory the caller cannot
- * write; so the file is read as an immutable snapshot instead, and the snapshot is kept
- * only if the file is unchanged and still has no WAL afterwards (a daemon that started
- * meanwhile): otherwise it is read again as a WAL reader.
- * --------------------------------------------------------------------------------------- */
-
-static bool wal_files_exist(const char *path)
-{
-	char name[4200];
-	static const char *const suffixes[] = {"-wal", "-shm"};
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(name, sizeof(name), "%s%s", path, suffixes[i]);
-		if (access(name, F_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-static bool same_file_state(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-/* "file:<path>?immutable=1" with the path percent-encoded where URIs need it. */
-static char *immutable_uri(const char *path)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(path);
-	char *uri = malloc(3 * n + sizeof("file:?immutable=1"));
-	if (!uri)
-		return NULL;
-	char *o = uri + sprintf(uri, "file:");
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("/._~-", *p)) {
-			*o++ = (char)*p;
-		} else {
-			*o++ = '%';
-			*o++ = hex[*p >> 4];
-			*o++ = hex[*p & 15];
-		}
-	}
-	memcpy(o, "?immutable=1", sizeof("?immutable=1"));
-	return uri;
-}
-
-/* Describes a failed SQLite call: damage (as `run` would judge it) or a read failure. */
-static int inspect_fail(const struct store *s, int sqlite_rc, char *why, size_t len)
-{
-	int rc = classify(sqlite_rc);
-	int err = s->db ? sqlite3_system_errno(s->db) : 0;
-	const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(sqlite_rc);
-	if (rc == MB_ERR_CORRUPT) {
-		snprintf(why, len, "store %s is damaged: %s", s->path, msg);
-		return rc;
-	}
-	const char *hint = store_os_hint(err);
-	if (!hint && rc == MB_ERR_READONLY)
-		hint = "a reader needs to write the store's -shm file; run this as the daemon's user";
-	snprintf(why, len, "store %s: cannot read it: %s%s%s%s%s%s", s->path, msg, err ? " (" : "",
-		 err ? strerror(err) : "", err ? ")" : "", hint ? "; " : "", hint ? hint : "");
-	return rc == MB_ERR_NOMEM || rc == MB_ERR_READONLY ? rc : MB_ERR_STORE;
-}
-
-/* One integer from sql (0 when it returns no row), or a classified error. */
-static int inspect_int(const struct store *s, const char *sql, int64_t *v, char *why, size_t len)
-{
-	sqlite3_stmt *st = NULL;
-	int step = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-	if (step == SQLITE_OK)
-		step = sqlite3_step(st);
-	*v = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : inspect_fail(s, step, why, len);
-}
-
-/* Checks the file as store_open does (quick_check, schema) and reads the figures. */
-static int inspect_db(const struct store *s, struct store_stats *st, char *why, size_t len)
-{
-	sqlite3_stmt *check = NULL;
-	int step = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &check, NULL);
-	if (step == SQLITE_OK)
-		step = sqlite3_step(check);
-	if (step == SQLITE_ROW) {
-		const unsigned char *verdict = sqlite3_column_text(check, 0);
-		if (!verdict || strcmp((const char *)verdict, "ok") != 0) {
-			snprintf(why, len, "store %s is damaged: quick_check found: %s", s->path,
-				 verdict ? (const char *)verdict : "(no verdict)");
-			sqlite3_finalize(check);
-			return MB_ERR_CORRUPT;
-		}
-	}
-	sqlite3_finalize(check);
-	if (step != SQLITE_ROW)
-		return inspect_fail(s, step, why, len);
-
-	int64_t tables = 0, has_meta = 0, version = 0;
-	int rc;
-	memset(st, 0, sizeof(*st));
-	if ((rc = inspect_int(s, "SELECT count(*) FROM sqlite_master", &tables, why, len)) ||
-	    (rc = inspect_int(s, "SELECT count(*) FROM sqlite_master WHERE name='meta'", &has_meta,
-			      why, len)))
-		return rc;
-	if (tables == 0)
-		return 0; /* created, not initialised yet: run does that; nothing is queued */
-	if (!has_meta) {
-		snprintf(why, len, "store %s is an SQLite database, but not a modbridge store",
-			 s->path);
-		return MB_ERR_STORE;
-	}
-	if ((rc = inspect_int(s, "SELECT value FROM meta WHERE key='schema_version'", &version, why,
-			      len)))
-		return rc;
-	if (version > STORE_SCHEMA_VERSION) {
-		snprintf(why, len,
-			 "store %s: schema version %lld is newer than this modbridge supports (%d)",
-			 s->path, (long long)version, STORE_SCHEMA_VERSION);
-		return MB_ERR_STORE;
-	}
-	if (version < 1)
-		return 0; /* killed while creating it: run finishes that; nothing is queued */
-	if ((rc = inspect_int(s, "SELECT count(*) FROM queue", &st->count, why, len)) ||
-	    (rc = inspect_int(s, "SELECT coalesce(sum(length(payload)),0) FROM queue",
-			      &st->payload_bytes, why, len)) ||
-	    (rc = inspect_int(s, "SELECT ts_ms FROM queue ORDER BY id ASC LIMIT 1",
-			      &st->oldest_ts_ms, why, len)) ||
-	    (rc = inspect_int(s, "SELECT ts_ms FROM queue ORDER BY id DESC LIMIT 1",
-			      &st->newest_ts_ms, why, len)) ||
-	    (rc = inspect_int(s, "SELECT value FROM meta WHERE key='sent'", &st->sent, why, len)) ||
-	    (rc = inspect_int(s, "SELECT value FROM meta WHERE key='dropped'", &st->dropped, why,
-			      len)))
-		return rc;
-	return 0;
-}
-
-/* One read-only pass: as an immutable snapshot or as a WAL reader. */
-static int inspect_once(struct store *s, bool snapshot, struct store_stats *st, char *why,
-			size_t len)
-{
-	char *uri = snapshot ? immutable_uri(s->path) : NULL;
-	if (snapshot && !uri) {
-		snprintf(why, len, "store %s: out of memory", s->path);
-		return MB_ERR_NOMEM;
-	}
-	int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | (snapshot ? SQLITE_OPEN_URI : 0);
-	int rc = sqlite3_open_v2(snapshot ? uri : s->path, &s->db, flags, NULL);
-	free(uri);
-	if (rc != SQLITE_OK) {
-		rc = inspect_fail(s, rc, why, len);
-	} else {
-		/* A reader waits for the daemon's checkpoint or WAL recovery, never the reverse. */
-		sqlite3_busy_timeout(s->db, 5000);
-		/* A transaction, so the figures come from one moment of the daemon's queue. */
-		int begin = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
-		rc = begin == SQLITE_OK ? inspect_db(s, st, why, len)
-					: inspect_fail(s, begin, why, len);
-		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-	}
-	sqlite3_close(s->db);
-	s->db = NULL;
-	return rc;
-}
-
-int store_inspect(const char *path, struct store_stats *st, char *why, size_t len)
-{
-	struct stat before, after;
-	struct store s = {.path = (char *)path};
-
-	if (stat(path, &before) != 0) {
-		int err = errno;
-		if (err == ENOENT || err == ENOTDIR)
-			snprintf(why, len, "store %s does not exist", path);
-		else
-			snprintf(why, len, "store %s: cannot read it: %s", path, strerror(err));
-		return err == ENOENT || err == ENOTDIR ? MB_ERR_NOTFOUND : MB_ERR_IO;
-	}
-	if (!S_ISREG(before.st_mode)) {
-		snprintf(why, len, "store %s is not a regular file", path);
-		return MB_ERR_STORE;
-	}
-	int rc;
-	if (!wal_files_exist(path)) {
-		rc = inspect_once(&s, true, st, why, len);
-		if (stat(path, &after) == 0 && same_file_state(&before, &after) &&
-		    !wal_files_exist(path))
-			goto done;
-		log_debug("store %s: changed while it was read; reading it again", path);
-	}
-	rc = inspect_once(&s, false, st, why, len);
-done:
-	if (rc == 0)
-		st->size_bytes = file_size(path, "") + file_size(path, "-wal");
-	return rc;
 }

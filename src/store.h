@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "config_logger.h"
 #include "idset.h"
 
 struct store;

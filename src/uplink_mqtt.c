@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "config.h"
 #include "error.h"
 #include "mqtt.h"
 

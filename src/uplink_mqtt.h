@@ -12,8 +12,9 @@
 #ifndef MODBRIDGE_UPLINK_MQTT_H
 #define MODBRIDGE_UPLINK_MQTT_H
 
-#include "config.h"
 #include "uplink.h"
+
+struct config;
 
 struct mqtt_link;
 

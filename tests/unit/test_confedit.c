@@ -1,9 +1,8 @@
 /*
- * test_confedit.c - unit tests of confedit.c: reading and editing one key of the
- * configuration text while keeping everything else byte for byte, the redacted dump,
- * and the atomic file replacement.
+ * test_confedit.c - unit tests of confedit*.c: reading and editing one key of the
+ * configuration text while keeping everything else byte for byte, and the redacted dump.
+ * The atomic file replacement is tested in test_atomicfile.c.
  */
-#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -110,6 +107,9 @@ static void test_get(void **state)
 	expect_get_fails(sample, "a b", MB_ERR_INVAL, "is not a key");
 	expect_get_fails("a: [1\n", "a", MB_ERR_INVAL, "not valid YAML");
 	expect_get_fails("- 1\n- 2\n", "a", MB_ERR_INVAL, "not a mapping");
+	/* A byte that is not UTF-8 is named by its line (libyaml gives it no mark). */
+	expect_get_fails("a: 1\nb: 2\nc: \xff\n", "a", MB_ERR_INVAL,
+			 "not valid YAML (line 3: invalid leading UTF-8 octet)");
 }
 
 static void test_set_replaces_in_place(void **state)
@@ -283,73 +283,6 @@ static void test_dump_redacted(void **state)
 	free(out);
 }
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = calloc(1, 4096);
-
-	assert_non_null(f);
-	assert_non_null(buf);
-	assert_true(fread(buf, 1, 4095, f) < 4095);
-	fclose(f);
-	return buf;
-}
-
-static void test_stage_and_commit(void **state)
-{
-	char dir[] = "/tmp/modbridge-confedit-XXXXXX", path[128], link[128], err[256];
-	char *tmp = NULL, *text;
-	struct stat st;
-	FILE *f;
-
-	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/real.yaml", dir);
-	snprintf(link, sizeof(link), "%s/link.yaml", dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("old\n", f);
-	fclose(f);
-	assert_int_equal(chmod(path, 0640), 0);
-	assert_int_equal(symlink("real.yaml", link), 0);
-
-	/* Staged next to the target, same permission bits; the old file is untouched. */
-	assert_int_equal(confedit_stage(link, "new\n", 4, &tmp, err, sizeof(err)), 0);
-	assert_true(strncmp(tmp, dir, strlen(dir)) == 0);
-	assert_int_equal(stat(tmp, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0640);
-	text = slurp(path);
-	assert_string_equal(text, "old\n");
-	free(text);
-
-	/* Committing through the link replaces the target and keeps the link. */
-	assert_int_equal(confedit_commit(tmp, link, err, sizeof(err)), 0);
-	text = slurp(path);
-	assert_string_equal(text, "new\n");
-	free(text);
-	assert_int_equal(lstat(link, &st), 0);
-	assert_true(S_ISLNK(st.st_mode));
-	assert_int_equal(access(tmp, F_OK), -1);
-	free(tmp);
-
-	/* A discarded stage leaves nothing behind. */
-	assert_int_equal(confedit_stage(path, "x", 1, &tmp, err, sizeof(err)), 0);
-	confedit_discard(tmp);
-	assert_int_equal(access(tmp, F_OK), -1);
-	free(tmp);
-	confedit_discard(NULL);
-
-	/* A directory that cannot be written is reported, not crashed on. */
-	assert_int_equal(confedit_stage("/proc/modbridge-nope/x.yaml", "x", 1, &tmp, err,
-					sizeof(err)),
-			 MB_ERR_IO);
-	assert_non_null(strstr(err, "cannot create a file in /proc/modbridge-nope"));
-
-	unlink(link);
-	unlink(path);
-	assert_int_equal(rmdir(dir), 0);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,7 +293,6 @@ int main(void)
 		cmocka_unit_test(test_set_refuses),
 		cmocka_unit_test(test_secrets_and_keys),
 		cmocka_unit_test(test_dump_redacted),
-		cmocka_unit_test(test_stage_and_commit),
 	};
 	return cmocka_run_group_tests_name("confedit", tests, NULL, NULL);
 }

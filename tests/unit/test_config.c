@@ -1,5 +1,5 @@
 /*
- * test_config.c - unit tests of config.c: YAML file -> validated struct config.
+ * test_config.c - unit tests of config*.c: YAML file -> validated struct config.
  *
  * The good files under tests/data/config/good are loaded and every field is checked.
  * Each bad file under tests/data/config/bad has a .expected file with the exact
@@ -1072,6 +1072,10 @@ static void test_at_topic_loops(void **state)
 		{"a/b", "a/bc", false},
 		{"a/bc", "a/b", false},
 		{"a/+/#", "a/b", true},
+		/* A broker never hands '$' topics to a filter that starts with a wildcard. */
+		{"+/ATR", "$gw/ATR", false},
+		{"$gw/+", "$gw/ATR", true},
+		{"$gw/#", "$gw/ATR", true},
 	};
 
 	(void)state;
