@@ -285,8 +285,9 @@ static int edit(const struct confedit_text *p, const struct confedit_key *kp, co
 		return rc;
 	}
 
-	return confedit_add_missing(p, kp, key, &(struct confedit_writer){.put = put_scalar, .value = value}, out,
-				    err, errlen);
+	return confedit_add_missing(p, kp, key,
+				    &(struct confedit_writer){.put = put_scalar, .value = value},
+				    out, err, errlen);
 }
 
 int confedit_add_missing(const struct confedit_text *p, const struct confedit_key *kp,

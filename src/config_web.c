@@ -20,7 +20,8 @@
 #include "passwd.h"
 
 static const char *const web_keys[] = {
-	"enabled", "listen", "tls_cert_file", "tls_key_file", "users", "session_timeout", "cert_dir",
+	"enabled", "listen",          "tls_cert_file", "tls_key_file",
+	"users",   "session_timeout", "cert_dir",
 };
 static const char *const user_keys[] = {"name", "password_hash"};
 
@@ -135,8 +136,8 @@ static void parse_users(struct config_ctx *c, const struct config_obj *o, struct
 		} else if (rn == 1 && !name_ok(t)) {
 			config_obj_error(
 				&p, "name",
-				"'%.64s' is not valid (allowed: 1..%d letters, digits and . _ - @)", t,
-				USER_NAME_MAX);
+				"'%.64s' is not valid (allowed: 1..%d letters, digits and . _ - @)",
+				t, USER_NAME_MAX);
 		} else if (rn == 1) {
 			for (size_t j = 0; j < w->user_count; j++)
 				if (!strcmp(w->users[j].name, t)) {
@@ -227,8 +228,9 @@ void config_parse_web(struct config_ctx *c, const struct config_obj *top)
 	if (!w->enabled)
 		return;
 	if (w->user_count == 0 && !config_obj_get(&o, "users"))
-		config_obj_warn(&o, "users",
-				"no users: nobody can log in (add one: name and the password_hash that `modbridge passwd` prints)");
+		config_obj_warn(
+			&o, "users",
+			"no users: nobody can log in (add one: name and the password_hash that `modbridge passwd` prints)");
 	if (w->host && !w->loopback && !w->tls_cert_file)
 		config_obj_warn(
 			&o, "listen",

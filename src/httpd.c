@@ -279,8 +279,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		.path = url,
 		.body = p->body ? p->body : "",
 		.body_len = p->len,
-		.content_type =
-			MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+		.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							    MHD_HTTP_HEADER_CONTENT_TYPE),
 		.client = client,
 		.tls = h->tls,
 		.conn = c,
@@ -304,7 +304,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -392,8 +393,8 @@ static int listen_on(struct httpd *h, const char *host, int port, int *family)
 int httpd_start(const struct httpd_options *opt, struct httpd **out)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			 MHD_USE_ERROR_LOG;
+	unsigned flags =
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 	char why[512];
 	int family = AF_INET, rc;
 
@@ -433,16 +434,19 @@ int httpd_start(const struct httpd_options *opt, struct httpd **out)
 		{MHD_OPTION_HTTPS_MEM_KEY, 0, h->pem_key},
 		{MHD_OPTION_END, 0, NULL},
 	};
-	h->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->fd,
-		MHD_OPTION_CONNECTION_LIMIT, opt->max_connections ? opt->max_connections : 16,
-		MHD_OPTION_CONNECTION_TIMEOUT, opt->idle_timeout_s ? opt->idle_timeout_s : 60,
-		MHD_OPTION_THREAD_STACK_SIZE, THREAD_STACK, MHD_OPTION_NOTIFY_COMPLETED,
-		on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_ARRAY,
-		h->tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
+	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+				  h->fd, MHD_OPTION_CONNECTION_LIMIT,
+				  opt->max_connections ? opt->max_connections : 16,
+				  MHD_OPTION_CONNECTION_TIMEOUT,
+				  opt->idle_timeout_s ? opt->idle_timeout_s : 60,
+				  MHD_OPTION_THREAD_STACK_SIZE, THREAD_STACK,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_ARRAY,
+				  h->tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
 	if (!h->mhd) {
 		log_error("%s: the HTTP server could not start on %s port %d%s", h->name, opt->host,
-			  h->port, h->tls ? " (is the TLS key unencrypted and of the certificate?)" : "");
+			  h->port,
+			  h->tls ? " (is the TLS key unencrypted and of the certificate?)" : "");
 		httpd_stop(h);
 		return h->tls ? MB_ERR_TLS : MB_ERR_IO;
 	}

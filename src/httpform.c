@@ -21,7 +21,7 @@
 #define BOUNDARY_MAX 70 /* RFC 2046 */
 #define PART_HEADERS_MAX 8192
 
-static int fail(char *why, size_t why_len, const char *msg)
+static int refuse(char *why, size_t why_len, const char *msg)
 {
 	if (why && why_len)
 		snprintf(why, why_len, "%s", msg);
@@ -107,22 +107,23 @@ int httpform_parse_urlencoded(const char *body, size_t len, struct httpform *for
 		if (end == (size_t)(pair - body))
 			continue; /* "a=1&&b=2": an empty pair is nothing */
 		if (form->count >= HTTPFORM_MAX_FIELDS)
-			return fail(why, why_len, "too many form fields");
+			return refuse(why, why_len, "too many form fields");
 		if (nlen == 0)
-			return fail(why, why_len, "a form field without a name");
+			return refuse(why, why_len, "a form field without a name");
 		name = url_decode(pair, nlen, &name_len, &bad);
 		if (!name)
-			return bad ? fail(why, why_len, "a bad %-escape in a form field name")
+			return bad ? refuse(why, why_len, "a bad %-escape in a form field name")
 				   : MB_ERR_NOMEM;
 		if (name_len == 0 || name_len > HTTPFORM_NAME_MAX || strlen(name) != name_len) {
 			free(name);
-			return fail(why, why_len, "a form field name that is empty, too long or holds NUL");
+			return refuse(why, why_len,
+				      "a form field name that is empty, too long or holds NUL");
 		}
 		value = eq ? url_decode(eq + 1, (size_t)(body + end - eq - 1), &value_len, &bad)
 			   : url_decode("", 0, &value_len, &bad);
 		if (!value) {
 			free(name);
-			return bad ? fail(why, why_len, "a bad %-escape in a form field value")
+			return bad ? refuse(why, why_len, "a bad %-escape in a form field value")
 				   : MB_ERR_NOMEM;
 		}
 		int rc = add_field(form, name, value, value_len, NULL, NULL);
@@ -195,13 +196,13 @@ static int get_boundary(const char *ct, char *b, char *why, size_t why_len)
 
 	if (!ct || strncasecmp(ct, "multipart/form-data", 19) != 0 ||
 	    (ct[19] && ct[19] != ';' && ct[19] != ' '))
-		return fail(why, why_len, "not a multipart/form-data body");
+		return refuse(why, why_len, "not a multipart/form-data body");
 	v = header_param(ct, "boundary", &bad, &nomem);
 	if (nomem)
 		return MB_ERR_NOMEM;
 	if (!v || !*v || strlen(v) > BOUNDARY_MAX) {
 		free(v);
-		return fail(why, why_len, "a multipart body without a valid boundary");
+		return refuse(why, why_len, "a multipart body without a valid boundary");
 	}
 	memcpy(b, v, strlen(v) + 1);
 	free(v);
@@ -231,9 +232,9 @@ static int part_headers(const char *h, size_t hlen, char **name, char **filename
 	int rc = 0;
 
 	if (hlen > PART_HEADERS_MAX)
-		return fail(why, why_len, "a multipart part with headers too long");
+		return refuse(why, why_len, "a multipart part with headers too long");
 	if (memchr(h, '\0', hlen))
-		return fail(why, why_len, "a NUL byte in the headers of a multipart part");
+		return refuse(why, why_len, "a NUL byte in the headers of a multipart part");
 	text = strndup(h, hlen);
 	if (!text)
 		return MB_ERR_NOMEM;
@@ -245,7 +246,7 @@ static int part_headers(const char *h, size_t hlen, char **name, char **filename
 			*crlf = '\0';
 		char *colon = strchr(line, ':');
 		if (!colon) {
-			rc = fail(why, why_len, "a multipart header line without ':'");
+			rc = refuse(why, why_len, "a multipart header line without ':'");
 			break;
 		}
 		*colon = '\0';
@@ -254,12 +255,13 @@ static int part_headers(const char *h, size_t hlen, char **name, char **filename
 			v++;
 		if (!strcasecmp(line, "Content-Disposition")) {
 			if (have_disp) {
-				rc = fail(why, why_len, "a multipart part with two Content-Disposition headers");
+				rc = refuse(why, why_len,
+					    "a multipart part with two Content-Disposition headers");
 				break;
 			}
 			have_disp = true;
 			if (strncasecmp(v, "form-data", 9) != 0 || (v[9] && v[9] != ';')) {
-				rc = fail(why, why_len, "a multipart part that is not form-data");
+				rc = refuse(why, why_len, "a multipart part that is not form-data");
 				break;
 			}
 			*name = header_param(v, "name", &bad, &nomem);
@@ -278,9 +280,9 @@ static int part_headers(const char *h, size_t hlen, char **name, char **filename
 	if (nomem)
 		return MB_ERR_NOMEM;
 	if (bad)
-		return fail(why, why_len, "a badly quoted parameter in a multipart header");
+		return refuse(why, why_len, "a badly quoted parameter in a multipart header");
 	if (!have_disp || !*name || !**name || strlen(*name) > HTTPFORM_NAME_MAX)
-		return fail(why, why_len, "a multipart part without a form-data name");
+		return refuse(why, why_len, "a multipart part without a form-data name");
 	return 0;
 }
 
@@ -301,7 +303,7 @@ int httpform_parse_multipart(const char *content_type, const char *body, size_t 
 		dlen = (size_t)snprintf(delim, sizeof(delim), "\r\n--%s", boundary);
 		const char *first = find_bytes(body, len, delim, dlen);
 		if (!first)
-			return fail(why, why_len, "a multipart body without its boundary");
+			return refuse(why, why_len, "a multipart body without its boundary");
 		pos = (size_t)(first - body) + dlen;
 	}
 	dlen = (size_t)snprintf(delim, sizeof(delim), "\r\n--%s", boundary);
@@ -310,17 +312,18 @@ int httpform_parse_multipart(const char *content_type, const char *body, size_t 
 		if (len - pos >= 2 && !memcmp(body + pos, "--", 2))
 			return 0;
 		if (len - pos < 2 || memcmp(body + pos, "\r\n", 2) != 0)
-			return fail(why, why_len, "a multipart boundary not followed by a line end");
+			return refuse(why, why_len,
+				      "a multipart boundary not followed by a line end");
 		pos += 2;
 		if (form->count >= HTTPFORM_MAX_FIELDS)
-			return fail(why, why_len, "too many multipart parts");
+			return refuse(why, why_len, "too many multipart parts");
 		const char *hend = find_bytes(body + pos, len - pos, "\r\n\r\n", 4);
 		size_t hlen;
 		if (len - pos >= 2 && !memcmp(body + pos, "\r\n", 2)) {
-			hend = body + pos;
-			hlen = 0;
+			hlen = 0; /* no headers at all: refused below, for want of a name */
 		} else if (!hend) {
-			return fail(why, why_len, "a multipart part without the end of its headers");
+			return refuse(why, why_len,
+				      "a multipart part without the end of its headers");
 		} else {
 			hlen = (size_t)(hend - body - (ptrdiff_t)pos);
 		}
@@ -338,7 +341,8 @@ int httpform_parse_multipart(const char *content_type, const char *body, size_t 
 			free(name);
 			free(filename);
 			free(type);
-			return fail(why, why_len, "a multipart body without its closing boundary");
+			return refuse(why, why_len,
+				      "a multipart body without its closing boundary");
 		}
 		size_t vlen = (size_t)(end - body - (ptrdiff_t)pos);
 		char *value = malloc(vlen + 1);
@@ -359,15 +363,16 @@ int httpform_parse(const char *content_type, const char *body, size_t len, struc
 	if (!content_type || !*content_type) {
 		if (len == 0)
 			return 0;
-		return fail(why, why_len, "a request body without a Content-Type");
+		return refuse(why, why_len, "a request body without a Content-Type");
 	}
 	if (!strncasecmp(content_type, "application/x-www-form-urlencoded", 33) &&
 	    (!content_type[33] || content_type[33] == ';'))
 		return httpform_parse_urlencoded(body, len, form, why, why_len);
 	if (!strncasecmp(content_type, "multipart/form-data", 19))
 		return httpform_parse_multipart(content_type, body, len, form, why, why_len);
-	return fail(why, why_len,
-		    "unsupported Content-Type (allowed: application/x-www-form-urlencoded, multipart/form-data)");
+	return refuse(
+		why, why_len,
+		"unsupported Content-Type (allowed: application/x-www-form-urlencoded, multipart/form-data)");
 }
 
 const struct httpform_field *httpform_find(const struct httpform *form, const char *name)

@@ -174,9 +174,10 @@ static int cmd_check(const char *path)
 	}
 	if (cfg->web.enabled)
 		printf("  web UI: %s://%s%s%s:%d/, %zu user(s), certificates in %s\n",
-		       cfg->web.tls_cert_file ? "https" : "http", strchr(cfg->web.host, ':') ? "[" : "",
-		       cfg->web.host, strchr(cfg->web.host, ':') ? "]" : "", cfg->web.port,
-		       cfg->web.user_count, cfg->web.cert_dir);
+		       cfg->web.tls_cert_file ? "https" : "http",
+		       strchr(cfg->web.host, ':') ? "[" : "", cfg->web.host,
+		       strchr(cfg->web.host, ':') ? "]" : "", cfg->web.port, cfg->web.user_count,
+		       cfg->web.cert_dir);
 	if (cfg->modem.device)
 		printf("  modem: %s%s\n", cfg->modem.device,
 		       cfg->imei_configured ? "" : " (the identity is read from it at start-up)");

@@ -54,8 +54,8 @@ struct mqtt_link {
 	bool started;
 	atomic_bool stop;
 	atomic_bool connected;
-	pthread_mutex_t lock; /* guards the back-off sleep and the two below */
-	char last_error[400]; /* the last failure reported, for the status page */
+	pthread_mutex_t lock;  /* guards the back-off sleep and the two below */
+	char last_error[400];  /* the last failure reported, for the status page */
 	int64_t last_error_ms; /* its wall-clock time, 0: none */
 	pthread_cond_t wake;
 

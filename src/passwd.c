@@ -72,7 +72,8 @@ const char *passwd_hash_problem(const char *hash)
 		return "not a password hash (make one with: modbridge passwd; never write the password itself)";
 	switch (crypt_checksalt(hash)) {
 	case CRYPT_SALT_OK: return NULL;
-	case CRYPT_SALT_METHOD_LEGACY: return "uses a weak legacy method (make a new one with: modbridge passwd)";
+	case CRYPT_SALT_METHOD_LEGACY:
+		return "uses a weak legacy method (make a new one with: modbridge passwd)";
 	case CRYPT_SALT_METHOD_DISABLED: return "uses a method this libcrypt has disabled";
 	default: return "not a hash libcrypt can check (make one with: modbridge passwd)";
 	}

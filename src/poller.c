@@ -41,8 +41,8 @@ enum { REQ_QUEUED, REQ_RUNNING, REQ_DONE };
  * share the line. Listed in the poller; guarded by its users_lock.
  */
 struct direct_bus {
-	char *device;                          /* RTU: the serial device's path, or NULL */
-	char *host;                            /* TCP */
+	char *device; /* RTU: the serial device's path, or NULL */
+	char *host;   /* TCP */
 	int tcp_port;
 	bool busy;           /* a request is on the bus */
 	pthread_cond_t free; /* busy went false, or the poller stops */
@@ -419,7 +419,8 @@ static struct direct_bus *direct_bus_for(struct poller *p, const struct serial_p
 			 : !d->device && d->tcp_port == tcp_port && strcmp(d->host, host) == 0)
 			return d;
 	d = calloc(1, sizeof(*d));
-	if (!d || (!port && !(d->host = strdup(host))) || (port && !(d->device = strdup(port->device)))) {
+	if (!d || (!port && !(d->host = strdup(host))) ||
+	    (port && !(d->device = strdup(port->device)))) {
 		if (d)
 			free(d->host);
 		free(d);

@@ -22,8 +22,8 @@
 /* How long a request waits for the gateway to come back from a restart. */
 #define ENTER_WAIT_MS 15000
 
-static const char *const pages[] = {"status", "serial",  "devices", "logger",
-				    "mqtt",   "certs",   "console", "log"};
+static const char *const pages[] = {"status", "serial", "devices", "logger",
+				    "mqtt",   "certs",  "console", "log"};
 
 static const char *mime_of(const char *name)
 {
@@ -177,8 +177,8 @@ static void route_api(struct web_req *r, const char *path, bool post)
 static void parse_body(struct web_req *r, bool *ok)
 {
 	char why[256];
-	int rc = httpform_parse(r->http->content_type, r->http->body, r->http->body_len,
-				&r->form, why, sizeof(why));
+	int rc = httpform_parse(r->http->content_type, r->http->body, r->http->body_len, &r->form,
+				why, sizeof(why));
 
 	*ok = rc == 0;
 	if (rc == MB_ERR_NOMEM)
@@ -202,8 +202,8 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 		return;
 	}
 	/* Static scripts and styles: public, they hold no data. */
-	if (get && path[0] == '/' && !strchr(path + 1, '/') &&
-	    (a = asset(path + 1)) != NULL && !strstr(a->name, ".html")) {
+	if (get && path[0] == '/' && !strchr(path + 1, '/') && (a = asset(path + 1)) != NULL &&
+	    !strstr(a->name, ".html")) {
 		serve_asset(&r, a, true);
 		return;
 	}
@@ -227,7 +227,8 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 	}
 	if (!logged_in) {
 		if (api)
-			web_reply_error(&r, 401, "log in first (POST /login with user and password)");
+			web_reply_error(&r, 401,
+					"log in first (POST /login with user and password)");
 		else
 			redirect(&r, "/login");
 		return;
@@ -247,9 +248,11 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 		for (size_t i = 0; sent && i < n && sent[i]; i++)
 			diff |= (unsigned char)(sent[i] ^ csrf[i]);
 		if (diff) {
-			log_warn("web: user '%s' from %s: %s %s refused: no valid CSRF token", r.user,
-				 req->client, req->method, path);
-			web_reply_error(&r, 403, "refused: the request does not carry this session's CSRF token (reload the page)");
+			log_warn("web: user '%s' from %s: %s %s refused: no valid CSRF token",
+				 r.user, req->client, req->method, path);
+			web_reply_error(
+				&r, 403,
+				"refused: the request does not carry this session's CSRF token (reload the page)");
 			httpform_free(&r.form);
 			return;
 		}
@@ -381,7 +384,8 @@ int web_attach(struct web *w, const struct web_env *env)
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (rc == 0 && !wc->loopback && !wc->tls_cert_file)
-		log_warn("web: listening beyond this gateway without TLS: passwords and session cookies cross the network in clear");
+		log_warn(
+			"web: listening beyond this gateway without TLS: passwords and session cookies cross the network in clear");
 	return rc;
 }
 

@@ -97,9 +97,10 @@ static void status_device(struct web_json *j, struct web_req *r, const struct de
 	if (!polled) {
 		web_json_kstr(j, "health", "not polled");
 	} else {
-		web_json_kstr(j, "health", ds.reads == 0		? "waiting"
-					   : ds.last_error[0] ? "failing"
-							      : "ok");
+		web_json_kstr(j, "health",
+			      ds.reads == 0      ? "waiting"
+			      : ds.last_error[0] ? "failing"
+						 : "ok");
 		web_json_kint(j, "reads", (long long)ds.reads);
 		web_json_kint(j, "failures", (long long)ds.failures);
 		ktime(j, "last_read", ds.last_read_ms);
@@ -272,8 +273,9 @@ void web_handle_test(struct web_req *r)
 	int rc = poller_read_device(r->env->poller, dev, &rd, TEST_WAIT_MS);
 	if (rc) {
 		web_reply_error(r, rc == MB_ERR_BUSY ? 503 : 500, "the device was not read: %s",
-				rc == MB_ERR_BUSY ? "its line stayed busy, or the gateway is stopping"
-						  : mb_strerror(rc));
+				rc == MB_ERR_BUSY
+					? "its line stayed busy, or the gateway is stopping"
+					: mb_strerror(rc));
 		config_free(cfg);
 		return;
 	}

@@ -57,9 +57,10 @@ static int own_dir(struct web_req *r, const char *dir)
 		return MB_ERR_IO;
 	}
 	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
-		web_reply_error(r, 500,
-				"%s is not a directory the daemon owns alone (owner uid %u, mode %03o): fix it or set web.cert_dir",
-				dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
+		web_reply_error(
+			r, 500,
+			"%s is not a directory the daemon owns alone (owner uid %u, mode %03o): fix it or set web.cert_dir",
+			dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
 		return MB_ERR_IO;
 	}
 	return 0;
@@ -251,9 +252,10 @@ static int check_upload(struct web_req *r, const char *dir, size_t slot, struct 
 	char why[512];
 
 	if (!f->filename || !httpform_safe_filename(f->filename)) {
-		web_reply_error(r, 400,
-				"%s: the file name '%.64s' is not a plain name (letters, digits, '.', '_' and '-'; not starting with '.'): refused, nothing stored",
-				slots[slot].field, f->filename ? f->filename : "");
+		web_reply_error(
+			r, 400,
+			"%s: the file name '%.64s' is not a plain name (letters, digits, '.', '_' and '-'; not starting with '.'): refused, nothing stored",
+			slots[slot].field, f->filename ? f->filename : "");
 		return MB_ERR_INVAL;
 	}
 	if (f->value_len == 0 || f->value_len > WEB_MAX_UPLOAD) {
@@ -324,10 +326,12 @@ void web_handle_certs_post(struct web_req *r)
 	free(cur_cert);
 	free(cur_key);
 	if (pair != 0) {
-		web_reply_error(r, 422, "the key does not belong to the certificate (%s): nothing stored",
+		web_reply_error(r, 422,
+				"the key does not belong to the certificate (%s): nothing stored",
 				u[2].tmp && u[1].tmp ? "both uploaded"
-				: u[2].tmp	     ? "the configured mqtt.cert_file"
-						     : "the configured mqtt.key_file; upload its new key too");
+				: u[2].tmp
+					? "the configured mqtt.cert_file"
+					: "the configured mqtt.key_file; upload its new key too");
 		goto out;
 	}
 	/* Stored under their names; then the configuration points at them. */

@@ -101,7 +101,9 @@ static void json_serial(struct web_json *j, const struct config *cfg)
 		kint_text(j, "baudrate", p->baudrate);
 		kint_text(j, "data_bits", p->data_bits);
 		web_json_kstr(j, "parity",
-			      p->parity == 'E' ? "even" : p->parity == 'O' ? "odd" : "none");
+			      p->parity == 'E'   ? "even"
+			      : p->parity == 'O' ? "odd"
+						 : "none");
 		kint_text(j, "stop_bits", p->stop_bits);
 		kint_text(j, "timeout_ms", p->timeout_ms);
 		kint_text(j, "byte_timeout_ms", p->byte_timeout_ms);
@@ -449,9 +451,9 @@ static int apply_changes(const struct httpform *form, char **text, size_t *len,
 		else if (!strncmp(f->name, "del:", 4))
 			ch[n++] = (struct change){f->name + 4, NULL, false};
 	}
-#define NOTE(...)                                                                              \
-	do {                                                                                   \
-		if (used < summary_len)                                                        \
+#define NOTE(...) \
+	do { \
+		if (used < summary_len) \
 			used += (size_t)snprintf(summary + used, summary_len - used, __VA_ARGS__); \
 	} while (0)
 
@@ -605,7 +607,9 @@ int web_config_stage(struct web_req *r, bool for_save, char **staged_out, struct
 	const char *sent = httpform_get(&r->form, "version");
 	if (for_save && (!sent || strcmp(sent, version) != 0)) {
 		free(text);
-		web_reply_error(r, 409, "the configuration file changed since this page loaded it (by hand, SETPARAM or another browser): reload the page, your change was not saved");
+		web_reply_error(
+			r, 409,
+			"the configuration file changed since this page loaded it (by hand, SETPARAM or another browser): reload the page, your change was not saved");
 		return MB_ERR_BUSY;
 	}
 	/* errs collects JSON objects separated by commas: a fragment of an array. */
@@ -634,8 +638,9 @@ int web_config_stage(struct web_req *r, bool for_save, char **staged_out, struct
 	rc = config_load(staged, cfg_out, &diags);
 	if (rc != 0) {
 		reply_problems(r, 422,
-			       rc == MB_ERR_CONFIG ? "the configuration would be invalid: nothing was saved"
-						   : mb_strerror(rc),
+			       rc == MB_ERR_CONFIG
+				       ? "the configuration would be invalid: nothing was saved"
+				       : mb_strerror(rc),
 			       &diags, staged, NULL);
 		atomicfile_discard(staged);
 		free(staged);

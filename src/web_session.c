@@ -188,8 +188,9 @@ static void clear_failures(struct web_sessions *ws, const char *key, int64_t now
 
 static void set_cookie(struct web_req *r, const char *value, int max_age)
 {
-	httpd_add_header(r->resp, "Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict%s; Max-Age=%d",
-			 COOKIE, value, r->http->tls ? "; Secure" : "", max_age);
+	httpd_add_header(r->resp, "Set-Cookie",
+			 "%s=%s; Path=/; HttpOnly; SameSite=Strict%s; Max-Age=%d", COOKIE, value,
+			 r->http->tls ? "; Secure" : "", max_age);
 }
 
 /* A login answer: JSON for scripts (Accept: application/json), a redirect for the form. */
@@ -257,7 +258,8 @@ void web_handle_login(struct web_req *r, const struct web_config *cfg)
 			 r->http->client, n, n >= WEB_LOCK_AFTER ? "; locked" : "");
 		/* Slow down: each failure waits longer; the connection's own thread sleeps. */
 		int64_t ms = (int64_t)n * WEB_SLOW_MS;
-		struct timespec ts = {(time_t)((ms > WEB_SLOW_MAX_MS ? WEB_SLOW_MAX_MS : ms) / 1000),
+		struct timespec ts = {(time_t)((ms > WEB_SLOW_MAX_MS ? WEB_SLOW_MAX_MS : ms) /
+					       1000),
 				      (long)((ms > WEB_SLOW_MAX_MS ? WEB_SLOW_MAX_MS : ms) % 1000) *
 					      1000000L};
 		nanosleep(&ts, NULL);
