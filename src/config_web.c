@@ -140,7 +140,7 @@ static void parse_users(struct config_ctx *c, const struct config_obj *o, struct
 				t, USER_NAME_MAX);
 		} else if (rn == 1) {
 			for (size_t j = 0; j < w->user_count; j++)
-				if (!strcmp(w->users[j].name, t)) {
+				if (w->users[j].name && !strcmp(w->users[j].name, t)) {
 					config_obj_error(&p, "name", "duplicate user '%s'", t);
 					rn = -1;
 					break;

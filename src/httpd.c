@@ -7,6 +7,11 @@
  * and TLS through GnuTLS from PEM in memory. civetweb would bring its own embedded options
  * parser and a document root we do not want.
  *
+ * libmicrohttpd is loaded with dlopen when the first server starts, not linked: it pulls in
+ * GnuTLS and its helpers (p11-kit, nettle, gmp...), about 2.5 MiB of resident pages at
+ * start-up, which a gateway without the web UI should not pay. The calls below go through
+ * the table `mhd`, filled from the library's own symbols (the types are its header's).
+ *
  * We make the listening socket ourselves, so an address in use is our clear error at
  * start-up, and hand it to libmicrohttpd. A request's body is gathered in a buffer that
  * grows up to max_body; past that the rest is read and dropped and the client gets 413.
@@ -14,7 +19,9 @@
 #include "httpd.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -29,8 +36,61 @@
 #include "log.h"
 
 /* A certificate or key file is a few KB; this bounds a wrong path. */
-#define PEM_MAX (256 * 1024)
+#define PEM_MAX ((size_t)256 * 1024)
 #define THREAD_STACK ((size_t)512 * 1024)
+
+/* The soname of Debian 12's libmicrohttpd12 and of OpenWrt's libmicrohttpd. */
+#define MHD_SONAME "libmicrohttpd.so.12"
+
+static struct {
+	const char *(*lookup_connection_value)(struct MHD_Connection *, enum MHD_ValueKind,
+					       const char *);
+	struct MHD_Response *(*create_response_from_buffer)(size_t, void *,
+							    enum MHD_ResponseMemoryMode);
+	enum MHD_Result (*add_response_header)(struct MHD_Response *, const char *, const char *);
+	enum MHD_Result (*queue_response)(struct MHD_Connection *, unsigned int,
+					  struct MHD_Response *);
+	void (*destroy_response)(struct MHD_Response *);
+	const union MHD_ConnectionInfo *(*get_connection_info)(struct MHD_Connection *,
+							       enum MHD_ConnectionInfoType, ...);
+	enum MHD_Result (*is_feature_supported)(enum MHD_FEATURE);
+	struct MHD_Daemon *(*start_daemon)(unsigned int, uint16_t, MHD_AcceptPolicyCallback, void *,
+					   MHD_AccessHandlerCallback, void *, ...);
+	void (*stop_daemon)(struct MHD_Daemon *);
+} mhd;
+static pthread_once_t mhd_once = PTHREAD_ONCE_INIT;
+static char mhd_error[256]; /* written once, under mhd_once */
+
+static void mhd_load(void)
+{
+	void *h = dlopen(MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		snprintf(mhd_error, sizeof(mhd_error), "cannot load %s: %s", MHD_SONAME, dlerror());
+		return;
+	}
+	/* POSIX: a function pointer converts through void * as dlsym returns it. */
+#define LOAD(field, name) \
+	do { \
+		void *sym = dlsym(h, name); \
+		if (!sym) { \
+			snprintf(mhd_error, sizeof(mhd_error), "%s has no %s", MHD_SONAME, name); \
+			return; \
+		} \
+		memcpy(&mhd.field, &sym, sizeof(sym)); \
+	} while (0)
+	LOAD(lookup_connection_value, "MHD_lookup_connection_value");
+	LOAD(create_response_from_buffer, "MHD_create_response_from_buffer");
+	LOAD(add_response_header, "MHD_add_response_header");
+	LOAD(queue_response, "MHD_queue_response");
+	LOAD(destroy_response, "MHD_destroy_response");
+	LOAD(get_connection_info, "MHD_get_connection_info");
+	LOAD(is_feature_supported, "MHD_is_feature_supported");
+	LOAD(start_daemon, "MHD_start_daemon");
+	LOAD(stop_daemon, "MHD_stop_daemon");
+#undef LOAD
+	/* Kept loaded for the life of the process: servers come and go across restarts. */
+}
 
 struct httpd {
 	struct MHD_Daemon *mhd;
@@ -55,7 +115,7 @@ struct pending {
 static const char *lookup(const struct httpd_request *req, enum MHD_ValueKind kind,
 			  const char *name)
 {
-	return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, kind, name);
+	return mhd.lookup_connection_value((struct MHD_Connection *)req->conn, kind, name);
 }
 
 const char *httpd_header(const struct httpd_request *req, const char *name)
@@ -136,10 +196,10 @@ void httpd_add_header(struct httpd_response *resp, const char *name, const char 
 /* Headers every answer carries: no sniffing, no framing, no caching of private pages. */
 static void add_common_headers(struct MHD_Response *r)
 {
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, "X-Frame-Options", "DENY");
-	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-	MHD_add_response_header(r, "Content-Security-Policy",
+	mhd.add_response_header(r, "X-Content-Type-Options", "nosniff");
+	mhd.add_response_header(r, "X-Frame-Options", "DENY");
+	mhd.add_response_header(r, "Referrer-Policy", "no-referrer");
+	mhd.add_response_header(r, "Content-Security-Policy",
 				"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
 				"form-action 'self'; base-uri 'none'");
 }
@@ -160,12 +220,12 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct httpd_resp
 		resp->header_count = 0;
 	}
 	if (resp->owned) {
-		r = MHD_create_response_from_buffer(resp->body_len, (void *)resp->body,
+		r = mhd.create_response_from_buffer(resp->body_len, (void *)resp->body,
 						    MHD_RESPMEM_MUST_FREE);
 		if (r)
 			resp->owned = false; /* libmicrohttpd frees it now */
 	} else {
-		r = MHD_create_response_from_buffer(resp->body_len, (void *)resp->body,
+		r = mhd.create_response_from_buffer(resp->body_len, (void *)resp->body,
 						    MHD_RESPMEM_PERSISTENT);
 	}
 	if (!r) {
@@ -175,26 +235,26 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct httpd_resp
 		return MHD_NO;
 	}
 	if (resp->content_type)
-		MHD_add_response_header(r, "Content-Type", resp->content_type);
+		mhd.add_response_header(r, "Content-Type", resp->content_type);
 	add_common_headers(r);
 	for (size_t i = 0; i < resp->header_count; i++) {
 		char *colon = strchr(resp->headers[i], ':');
 		if (colon) {
 			*colon = '\0';
-			MHD_add_response_header(r, resp->headers[i], colon + 2);
+			mhd.add_response_header(r, resp->headers[i], colon + 2);
 		}
 		free(resp->headers[i]);
 	}
 	resp->header_count = 0;
-	ok = MHD_queue_response(c, (unsigned)resp->status, r);
-	MHD_destroy_response(r);
+	ok = mhd.queue_response(c, (unsigned)resp->status, r);
+	mhd.destroy_response(r);
 	return ok;
 }
 
 static void client_address(struct MHD_Connection *c, char *buf, size_t len)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		mhd.get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
 	snprintf(buf, len, "?");
@@ -251,7 +311,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		*con_cls = p;
 		/* A declared length beyond the limit is refused before anything is read. */
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		const char *cl = mhd.lookup_connection_value(c, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > h->max_body)
 			p->too_big = true;
@@ -279,7 +339,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		.path = url,
 		.body = p->body ? p->body : "",
 		.body_len = p->len,
-		.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		.content_type = mhd.lookup_connection_value(c, MHD_HEADER_KIND,
 							    MHD_HTTP_HEADER_CONTENT_TYPE),
 		.client = client,
 		.tls = h->tls,
@@ -338,7 +398,7 @@ static char *read_pem(const char *path, char *why, size_t why_len)
 	n = fread(buf, 1, PEM_MAX, f);
 	fclose(f);
 	if (n == 0 || n == PEM_MAX) {
-		snprintf(why, why_len, "%s is empty or larger than %d bytes", path, PEM_MAX);
+		snprintf(why, why_len, "%s is empty or larger than %zu bytes", path, PEM_MAX);
 		free(buf);
 		return NULL;
 	}
@@ -400,13 +460,20 @@ int httpd_start(const struct httpd_options *opt, struct httpd **out)
 
 	if (!h)
 		return MB_ERR_NOMEM;
+	pthread_once(&mhd_once, mhd_load);
+	if (mhd_error[0]) {
+		log_error("%s: %s (install libmicrohttpd12)", opt->name ? opt->name : "httpd",
+			  mhd_error);
+		free(h);
+		return MB_ERR_IO;
+	}
 	h->fd = -1;
 	snprintf(h->name, sizeof(h->name), "%s", opt->name ? opt->name : "httpd");
 	h->max_body = opt->max_body;
 	h->handler = opt->handler;
 	h->ctx = opt->ctx;
 	if (opt->tls_cert_file && opt->tls_key_file) {
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		if (mhd.is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 			log_error("%s: this libmicrohttpd has no TLS support; HTTPS is not available",
 				  h->name);
 			free(h);
@@ -434,7 +501,7 @@ int httpd_start(const struct httpd_options *opt, struct httpd **out)
 		{MHD_OPTION_HTTPS_MEM_KEY, 0, h->pem_key},
 		{MHD_OPTION_END, 0, NULL},
 	};
-	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+	h->mhd = mhd.start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
 				  h->fd, MHD_OPTION_CONNECTION_LIMIT,
 				  opt->max_connections ? opt->max_connections : 16,
 				  MHD_OPTION_CONNECTION_TIMEOUT,
@@ -447,8 +514,9 @@ int httpd_start(const struct httpd_options *opt, struct httpd **out)
 		log_error("%s: the HTTP server could not start on %s port %d%s", h->name, opt->host,
 			  h->port,
 			  h->tls ? " (is the TLS key unencrypted and of the certificate?)" : "");
+		bool tls = h->tls;
 		httpd_stop(h);
-		return h->tls ? MB_ERR_TLS : MB_ERR_IO;
+		return tls ? MB_ERR_TLS : MB_ERR_IO;
 	}
 	log_info("%s: listening on %s://%s%s%s:%d/", h->name, h->tls ? "https" : "http",
 		 family == AF_INET6 ? "[" : "", opt->host, family == AF_INET6 ? "]" : "", h->port);
@@ -467,7 +535,7 @@ void httpd_stop(struct httpd *h)
 		return;
 	if (h->mhd) {
 		/* MHD_stop_daemon closes the listening socket it was given. */
-		MHD_stop_daemon(h->mhd);
+		mhd.stop_daemon(h->mhd);
 		h->fd = -1;
 	}
 	if (h->fd >= 0)

@@ -314,16 +314,17 @@ static bool same(const char *a, const char *b)
 static void prune_last(struct web *w, const struct config *cfg)
 {
 	pthread_mutex_lock(&w->last_lock);
-	for (size_t i = 0; i < w->last_count;) {
+	size_t keep = 0;
+	for (size_t i = 0; i < w->last_count; i++) {
 		if (config_find_device(cfg, w->last[i].id)) {
-			i++;
+			w->last[keep++] = w->last[i];
 			continue;
 		}
 		free(w->last[i].id);
 		free(w->last[i].json);
 		free(w->last[i].err_json);
-		w->last[i] = w->last[--w->last_count];
 	}
+	w->last_count = keep;
 	pthread_mutex_unlock(&w->last_lock);
 }
 

@@ -128,9 +128,11 @@ MB.save = async function (pairs, root, box, done) {
   const data = await MB.api('/api/config', { method: 'POST', body: MB.form([['version', MB.version]].concat(pairs)) });
   if (!data.ok) { MB.showProblems(root, box, data); return false; }
   MB.clearErrors(root);
-  MB.message(box, 'ok', data.changed ? 'Saved (the previous file is kept as .bak); the gateway restarts with it.' : 'Nothing changed.');
+  const said = data.changed ? 'Saved (the previous file is kept as .bak); the gateway restarted with it.' : 'Nothing changed.';
+  MB.message(box, 'ok', data.changed ? 'Saved; the gateway restarts with it...' : said);
   if (data.changed) await MB.waitRestart();
   if (done) await done();
+  MB.flash('ok', said);
   return true;
 };
 
@@ -155,6 +157,13 @@ MB.table = function (heads, rows) {
   return MB.el('div', { class: 'tablewrap' }, MB.el('table', {},
     MB.el('thead', {}, MB.el('tr', {}, heads.map(h => MB.el('th', { text: h })))),
     MB.el('tbody', {}, rows.map(r => MB.el('tr', {}, r.map(c => MB.el('td', {}, c)))))));
+};
+
+/* A message that stays above the page when the page is drawn again. */
+MB.flash = function (kind, text) {
+  let f = MB.$('#flash');
+  if (!f) { f = MB.el('div', { id: 'flash' }); MB.$('main').prepend(f); }
+  MB.message(f, kind, text);
 };
 
 MB.header = function () {

@@ -29,6 +29,7 @@ from webclient import password_hash, web_config  # noqa: E402
 try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:
@@ -95,7 +96,9 @@ logger:
         # profile is full of binary ones.
         profile = tempfile.mkdtemp(prefix="mb-chromium-")
         drv = browser(profile)
-        wait = WebDriverWait(drv, harness.TIMEOUT_SCALE * 20)
+        # Pages draw themselves again after a save: an element found a moment ago may be gone.
+        wait = WebDriverWait(drv, harness.TIMEOUT_SCALE * 20, ignored_exceptions=[
+            NoSuchElementException, StaleElementReferenceException])
         find = drv.find_element
         try:
             # 1. Log in.
@@ -130,6 +133,7 @@ logger:
             assert msg["ID"] == "meter1" and msg["V"] == [10, 11, 20, 21, 22], msg
             shot(drv, "devices-test")
             ed.find_element(By.CSS_SELECTOR, "button.save").click()
+            wait.until(lambda x: "Saved" in x.find_element(By.ID, "flash").text)
             wait.until(lambda x: "meter1" in x.find_element(By.CSS_SELECTOR, "table").text)
             d.wait_log(r"saved .*added modbus\.devices entry id=meter1", 10, since=0)
             wait.until(lambda x: "bus 127.0.0.1" in x.find_element(By.ID, "plan").text)
@@ -157,7 +161,7 @@ logger:
             b.clear()
             b.send_keys(f"ssl://127.0.0.1:{broker.port_tls_cert}")
             find(By.ID, "save").click()
-            wait.until(lambda x: "Saved" in x.find_element(By.CSS_SELECTOR, ".msg").text)
+            wait.until(lambda x: "Saved" in x.find_element(By.ID, "flash").text)
             d.wait_log(r"mqtt: connected to ", 20, since=0)
             _, m = sub.wait_match(lambda t, p: json.loads(p).get("ID") == "meter1", 20,
                                   "a reading of meter1")
