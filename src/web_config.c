@@ -457,8 +457,20 @@ static int apply_changes(const struct httpform *form, char **text, size_t *len,
 			used += (size_t)snprintf(summary + used, summary_len - used, __VA_ARGS__); \
 	} while (0)
 
+	/* The permissions and the web UI's own logins are decided in the file on the gateway,
+	 * as for SETPARAM: a session must not widen what it may do, or lock everyone out. */
+	for (size_t i = 0; i < n; i++) {
+		if (!strncmp(ch[i].key, "remote", 6) || !strncmp(ch[i].key, "web", 3)) {
+			change_error(errs, ch[i].key,
+				     "can only be changed in the configuration file on the gateway");
+			ch[i].done = true;
+			result = 1;
+		}
+	}
 	/* 1. Values of keys that exist (or may be added to a section). */
 	for (size_t i = 0; i < n; i++) {
+		if (ch[i].done)
+			continue;
 		char list[CONFEDIT_KEY_MAX + 1];
 		const char *field;
 		long idx;

@@ -122,6 +122,12 @@ def main():
         assert open(d.config_path, "rb").read() == before
         assert not os.path.exists(d.config_path + ".bak")
         assert not [f for f in os.listdir(wd.path) if f.startswith(".modbridge.yaml.new")]
+        # The permissions and the logins are not the UI's to change (as for SETPARAM).
+        for key, val in (("remote.allow_writes", "true"), ("web.users[0].password_hash", "x"),
+                         ("web.enabled", "false")):
+            st, r = c.json("POST", "/api/config", [("version", cfgj["version"]), (f"set:{key}", val)])
+            assert st == 422 and r["diagnostics"][0]["key"] == key, (key, st, r)
+        assert open(d.config_path, "rb").read() == before
         # A stale form (the file changed since) is refused too.
         st, r = c.json("POST", "/api/config", [("version", "0123456789abcdef"),
                                                 ("set:mqtt.qos", "2")])
