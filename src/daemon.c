@@ -175,7 +175,7 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 
 	*next = NULL;
 	/* The web UI's Log screen: recent lines from here on (costs nothing without it). */
-	if (cfg->web.enabled && log_ring_enable(256 * 1024) != 0)
+	if (cfg->web.enabled && log_ring_enable((size_t)256 * 1024) != 0)
 		log_warn("web: no memory for the log screen's ring");
 	if (cfg->modem.device) {
 		rc = modem_new(&cfg->modem, &d.modem);

@@ -289,9 +289,10 @@ static int check_upload(struct web_req *r, const char *dir, size_t slot, struct 
 				      : certinfo_check_cert_file(u->tmp, why, sizeof(why));
 	/* u->tmp and u->final belong to the caller's array, which uploads_clear frees; the
 	 * analyzer loses them across the loop over the slots. */
-	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc)
+	// NOLINTBEGIN(clang-analyzer-unix.Malloc)
 	if (rc == 0 && !slots[slot].key_file)
 		rc = certinfo_describe(u->tmp, u->info, sizeof(u->info));
+	// NOLINTEND(clang-analyzer-unix.Malloc)
 	if (rc != 0) {
 		/* The reason names the temporary file: name the upload instead. */
 		char *at = strstr(why, u->tmp);

@@ -139,7 +139,8 @@ static struct web_failure *failure(struct web_sessions *ws, const char *key, boo
 
 	for (size_t i = 0; i < WEB_FAILURES_MAX; i++) {
 		struct web_failure *f = &ws->f[i];
-		if (f->used && now - f->first_ms > (int64_t)WEB_LOCK_S * 1000 && now >= f->locked_until_ms)
+		if (f->used && now - f->first_ms > (int64_t)WEB_LOCK_S * 1000 &&
+		    now >= f->locked_until_ms)
 			memset(f, 0, sizeof(*f)); /* old news */
 		if (f->used && !strcmp(f->key, key))
 			return f;
