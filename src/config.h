@@ -9,7 +9,8 @@
  *
  * Each section's types have their own header, so a module includes only what it consumes:
  * config_modbus.h (serial ports, devices), config_logger.h (logger, store bounds),
- * config_mqtt.h (broker, AT topics), config_remote.h (remote permissions, modem). This
+ * config_mqtt.h (broker, AT topics), config_remote.h (remote permissions, modem),
+ * config_uplink.h (the http and ftp send modes). This
  * header adds the whole struct config, the diagnostics and the loader's API.
  */
 #ifndef MODBRIDGE_CONFIG_H
@@ -22,6 +23,7 @@
 #include "config_modbus.h"
 #include "config_mqtt.h"
 #include "config_remote.h"
+#include "config_uplink.h"
 
 struct config {
 	char *path;
@@ -34,6 +36,8 @@ struct config {
 	size_t device_count;
 	struct logger_config logger;
 	struct mqtt_config mqtt;
+	struct http_config http;
+	struct ftp_config ftp;
 	struct remote_config remote;
 	struct modem_config modem;
 };

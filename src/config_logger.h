@@ -22,6 +22,8 @@ enum store_full_policy {
 	STORE_DROP_NEWEST, /* keep the oldest readings; refuse new ones while full */
 };
 enum time_format { TIME_ISO8601, TIME_UNIX };
+/* The router's "Communication mode": where the readings go. */
+enum logger_mode { LOGGER_MQTT, LOGGER_HTTP, LOGGER_FTP };
 
 struct logger_config {
 	char *id;                 /* -> JSON "P" ("" when not set) */
@@ -33,6 +35,7 @@ struct logger_config {
 	bool error_messages;    /* publish ERR messages for failed reads (default true) */
 	/* SQLite file, default /var/lib/modbridge/store.db; relative to the file's directory */
 	char *store_path;
+	enum logger_mode mode; /* default mqtt */
 	char *topic;          /* default "[IMEI]/logger"; [IMEI] not yet replaced */
 	int inflight_window;  /* messages in flight to the broker, default 256 */
 	int64_t max_messages; /* store bound in readings, default 1000000; 0 = none */
