@@ -6,7 +6,9 @@
         certificate signed by pki's CA. What it answers is set on the fly:
             .status = 200 | 204 | 500 | 429 | 400 ...   (default 200)
             .retry_after = "3" or an HTTP date           (sent with the status; None: no header)
-            .hang_s = 0                                  (sleep before answering)
+            .hang_s = 0                                  (sleep, then close without answer)
+            .delay_s = 0                                 (sleep, then answer; the request
+                                                          counts as taken from its arrival)
         It records every request: .requests (dicts: method, path, query, headers, body,
         status, t) and .delivered() (the bodies answered 2xx); .connections counts TCP
         connections. .start() / .stop() (an outage) / .start() again on the same port.
@@ -44,6 +46,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         super().setup()
         with self.server.rec.lock:
             self.server.rec.connections += 1
+            self.server.rec.open_sockets.add(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with self.server.rec.lock:
+                self.server.rec.open_sockets.discard(self.connection)
 
     def log_message(self, fmt, *args):  # quiet
         pass
@@ -54,7 +64,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         url = urllib.parse.urlsplit(self.path)
         with rec.lock:
-            status, retry_after, hang = rec.status, rec.retry_after, rec.hang_s
+            status, retry_after, hang, delay = rec.status, rec.retry_after, rec.hang_s, rec.delay_s
         entry = {"method": self.command, "path": url.path,
                  "query": urllib.parse.parse_qs(url.query), "headers": dict(self.headers),
                  "body": body, "status": status, "t": time.time(), "hung": hang > 0}
@@ -64,16 +74,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(hang)
             self.close_connection = True
             return
+        if delay:
+            time.sleep(delay)
         reply = b"" if status == 204 else (b'{"error":"refused: bad payload"}' if status >= 400
                                            else b'{"ok":true}')
-        self.send_response(status)
-        if retry_after is not None:
-            self.send_header("Retry-After", retry_after)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        if reply:
-            self.wfile.write(reply)
+        try:
+            self.send_response(status)
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            if reply:
+                self.wfile.write(reply)
+        except OSError:
+            self.close_connection = True  # the client is gone (killed mid-request)
 
     do_POST = do_PUT = do_GET = _serve
 
@@ -94,8 +109,10 @@ class HttpRecorder:
         self.status = 200
         self.retry_after = None
         self.hang_s = 0
+        self.delay_s = 0
         self.requests = []
         self.connections = 0
+        self.open_sockets = set()
         self.lock = threading.Lock()
         self._server = None
         self._thread = None
@@ -138,6 +155,14 @@ class HttpRecorder:
             return
         self._server.shutdown()
         self._server.server_close()
+        # An outage: the kept-alive connections go too, not only the listener.
+        with self.lock:
+            socks, self.open_sockets = list(self.open_sockets), set()
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._thread.join(5)
         self._server = None
 
