@@ -370,7 +370,10 @@ out:
 	 */
 	remote_stop(d.remote);
 	poller_stop(poller);
-	forwarder_stop(d.fw, SHUTDOWN_FLUSH_MS);
+	/* An FTP file is confirmed only once it is whole on the server: waiting for the open
+	 * one would hold every stop for the full flush. Its readings stay in the store, and a
+	 * file cut short is sent again under the same name (uplink_ftp.h). */
+	forwarder_stop(d.fw, cfg->logger.mode == LOGGER_FTP ? 0 : SHUTDOWN_FLUSH_MS);
 	if (d.up)
 		d.up->ops->stop(d.up->impl);
 	if (d.mqtt && d.mqtt != d.up)

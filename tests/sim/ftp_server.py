@@ -31,8 +31,23 @@ def main():
     auth = DummyAuthorizer()
     auth.add_user(a.user, a.password, a.root, perm="elradfmwMT")
     if a.tls_cert:
-        from pyftpdlib.handlers import TLS_FTPHandler  # needs python3-openssl
+        from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler  # needs python3-openssl
+
+        class DTPHandler(TLS_DTPHandler):
+            """pyftpdlib 1.5.7 closes a TLS data connection that becomes readable before
+            the transfer command (DTPHandler.readable): libcurl starts the data channel's
+            handshake as soon as it connects, before STOR. Let the handshake run, then
+            wait for the command without closing."""
+
+            def readable(self):
+                if self._ssl_accepting or (self._ssl_requested and not self._ssl_established):
+                    return True
+                if not self.receive and not self._initialized:
+                    return False
+                return super().readable()
+
         handler = TLS_FTPHandler
+        handler.dtp_handler = DTPHandler
         handler.certfile = a.tls_cert
         handler.keyfile = a.tls_key
         handler.tls_control_required = True
@@ -42,6 +57,8 @@ def main():
     handler.authorizer = auth
     handler.passive_ports = None
     if a.throttle:
+        if a.tls_cert:
+            raise SystemExit("--throttle is for plain FTP only")
         dtp = ThrottledDTPHandler
         dtp.read_limit = a.throttle
         handler.dtp_handler = dtp
