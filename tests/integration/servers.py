@@ -319,10 +319,32 @@ class SshServer:
                            lambda: "sshd to listen\n" + open(self.log_path).read()[-2000:])
         return self
 
+    def _sessions(self):
+        """The session processes this sshd forked (they outlive the listener)."""
+        kids = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % pid, encoding="utf-8") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == self.proc.pid:
+                kids.append(int(pid))
+        return kids
+
     def stop(self):
+        """An outage: the listener and every session it forked."""
         if self.proc is None:
             return
+        sessions = self._sessions()
         self.proc.send_signal(signal.SIGTERM)
+        for pid in sessions:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
