@@ -117,6 +117,24 @@ static void fail_all(struct http_uplink *u, struct msg *first, int pause_ms)
 	}
 }
 
+/*
+ * A server that refuses our client certificate under TLS 1.3 says so after the handshake,
+ * and often only by closing: libcurl then reports a send or receive failure, not a TLS
+ * error. With a client certificate configured, say what it probably means.
+ */
+static bool closed_after_tls(const struct http_uplink *u, const struct curlx_result *res)
+{
+	static const char *const signs[] = {"Broken pipe", "reset by peer", "getpeername",
+					    "Send failure", "Recv failure", "Empty reply",
+					    "unexpected eof", "certificate required", "unknown ca"};
+	if (!u->h->tls || !u->h->cert_file)
+		return false;
+	for (size_t i = 0; i < sizeof(signs) / sizeof(signs[0]); i++)
+		if (strstr(res->message, signs[i]))
+			return true;
+	return false;
+}
+
 static void report_failure(struct http_uplink *u, enum http_verdict v,
 			   const struct curlx_result *res)
 {
@@ -124,7 +142,10 @@ static void report_failure(struct http_uplink *u, enum http_verdict v,
 
 	if (res->error) {
 		snprintf(kind, sizeof(kind), "%s", res->message);
-		snprintf(why, sizeof(why), "%s", res->message);
+		snprintf(why, sizeof(why), "%s%s", res->message,
+			 closed_after_tls(u, res) ? " (the server closed the TLS connection: does it "
+						    "accept the client certificate in http.cert_file?)"
+						  : "");
 	} else {
 		printable(res->reply, res->reply_len, reply, sizeof(reply));
 		snprintf(kind, sizeof(kind), "HTTP %ld", res->status);

@@ -7,6 +7,7 @@
             .status = 200 | 204 | 500 | 429 | 400 ...   (default 200)
             .retry_after = "3" or an HTTP date           (sent with the status; None: no header)
             .hang_s = 0                                  (sleep, then close without answer)
+            .basic = ("user", "password")                (others get 401)
             .delay_s = 0                                 (sleep, then answer; the request
                                                           counts as taken from its arrival)
         It records every request: .requests (dicts: method, path, query, headers, body,
@@ -65,6 +66,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         with rec.lock:
             status, retry_after, hang, delay = rec.status, rec.retry_after, rec.hang_s, rec.delay_s
+        if rec.basic is not None:
+            import base64  # pylint: disable=import-outside-toplevel
+            want = "Basic " + base64.b64encode(("%s:%s" % rec.basic).encode()).decode()
+            if self.headers.get("Authorization") != want:
+                status, hang, delay = 401, 0, 0
         entry = {"method": self.command, "path": url.path,
                  "query": urllib.parse.parse_qs(url.query), "headers": dict(self.headers),
                  "body": body, "status": status, "t": time.time(), "hung": hang > 0}
@@ -110,6 +116,7 @@ class HttpRecorder:
         self.retry_after = None
         self.hang_s = 0
         self.delay_s = 0
+        self.basic = None  # (user, password): anything else gets 401
         self.requests = []
         self.connections = 0
         self.open_sockets = set()
