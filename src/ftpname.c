@@ -128,6 +128,11 @@ static int format(const char *pattern, const char *imei, const char *id, int64_t
 int ftpname_check(const char *pattern, char *why, size_t len)
 {
 	char out[FTPNAME_MAX];
+	if (!*pattern) {
+		snprintf(why, len, "must not be empty (remove the key for the default %s)",
+			 FTPNAME_DEFAULT);
+		return MB_ERR_INVAL;
+	}
 	if (strchr(pattern, '/')) {
 		snprintf(why, len, "'%.64s' holds a '/': a file name, not a path (the directory is in "
 				   "the URL)", pattern);
