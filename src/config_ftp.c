@@ -19,9 +19,10 @@
 #include "ftpname.h"
 
 static const char *const ftp_keys[] = {
-	"url",       "username",     "password", "key_file",  "known_hosts",
-	"ca_file",   "cert_file",    "allow_all_certificates", "file_name",
-	"interval",  "max_readings", "format",   "timeout_ms",
+	"url",         "username", "password",     "key_file",
+	"known_hosts", "ca_file",  "cert_file",    "allow_all_certificates",
+	"file_name",   "interval", "max_readings", "format",
+	"timeout_ms",
 };
 
 _Static_assert(ARRAY_SIZE(ftp_keys) <= CONFIG_MAX_KEYS,
@@ -43,8 +44,9 @@ static void parse_url(const struct config_obj *o, struct ftp_config *f, bool req
 	size_t i;
 
 	if (rc == 0 && required)
-		config_obj_error(o, "url",
-				 "required when logger.mode is ftp (such as ftps://ftp.example.com/incoming/)");
+		config_obj_error(
+			o, "url",
+			"required when logger.mode is ftp (such as ftps://ftp.example.com/incoming/)");
 	if (rc <= 0)
 		return;
 	for (i = 0; i < ARRAY_SIZE(schemes); i++)
@@ -52,13 +54,16 @@ static void parse_url(const struct config_obj *o, struct ftp_config *f, bool req
 			break;
 	if (i == ARRAY_SIZE(schemes)) {
 		config_obj_error(o, "url",
-				 "'%.64s' is not a supported URL (allowed: ftp://, ftps://, sftp://)", t);
+				 "'%.64s' is not a supported URL (allowed: ftp://, ftps://, sftp://)",
+				 t);
 		return;
 	}
 	const char *host = t + strlen(schemes[i].scheme);
 	size_t authority = strcspn(host, "/");
 	if (memchr(host, '@', authority)) {
-		config_obj_error(o, "url", "holds a user name or password: use the username and password keys (they are never logged)");
+		config_obj_error(
+			o, "url",
+			"holds a user name or password: use the username and password keys (they are never logged)");
 		return;
 	}
 	if (!*host || *host == '/' || *host == ':' || strpbrk(t, " \t\r\n")) {
@@ -213,12 +218,14 @@ void config_parse_ftp(struct config_ctx *c, const struct config_obj *top)
 				config_obj_warn(&o, tls_keys[i], "ignored: the URL is not ftps://");
 		f->allow_all_certificates = false;
 		if (f->password)
-			config_obj_warn(&o, "password", "sent in clear over ftp://; use ftps:// or sftp://");
+			config_obj_warn(&o, "password",
+					"sent in clear over ftp://; use ftps:// or sftp://");
 		return;
 	}
 	if (f->allow_all_certificates)
-		config_obj_warn(&o, "allow_all_certificates",
-				"TLS certificate and host name verification are disabled; use only for tests");
+		config_obj_warn(
+			&o, "allow_all_certificates",
+			"TLS certificate and host name verification are disabled; use only for tests");
 	config_get_path(&o, "ca_file", true, false, &f->ca_file);
 	config_get_path(&o, "cert_file", true, false, &f->cert_file);
 	config_get_path(&o, "key_file", true, false, &f->key_file);

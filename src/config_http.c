@@ -18,9 +18,9 @@
 #include "config_internal.h"
 
 static const char *const http_keys[] = {
-	"url",      "method",       "query_parameter", "headers",   "username",
-	"password", "bearer_token", "ca_file",         "cert_file", "key_file",
-	"allow_all_certificates",   "timeout_ms",
+	"url",       "method",   "query_parameter",        "headers",
+	"username",  "password", "bearer_token",           "ca_file",
+	"cert_file", "key_file", "allow_all_certificates", "timeout_ms",
 };
 
 _Static_assert(ARRAY_SIZE(http_keys) <= CONFIG_MAX_KEYS,
@@ -76,7 +76,8 @@ static void parse_headers(struct config_ctx *c, const struct config_obj *o, stru
 	if (!v)
 		return;
 	if (yamldoc_kind(v) != YAMLDOC_MAPPING) {
-		config_obj_error(o, "headers", "expected a mapping of header names to values, got %s",
+		config_obj_error(o, "headers",
+				 "expected a mapping of header names to values, got %s",
 				 config_kind_name(v));
 		return;
 	}
@@ -131,8 +132,9 @@ static void parse_url(const struct config_obj *o, struct http_config *h, bool re
 	int rc = config_get_text(o, "url", &t);
 
 	if (rc == 0 && required)
-		config_obj_error(o, "url",
-				 "required when logger.mode is http (such as https://collector.example.com/readings)");
+		config_obj_error(
+			o, "url",
+			"required when logger.mode is http (such as https://collector.example.com/readings)");
 	if (rc <= 0)
 		return;
 	if (!strncasecmp(t, "https://", 8))
@@ -144,7 +146,9 @@ static void parse_url(const struct config_obj *o, struct http_config *h, bool re
 	const char *host = strstr(t, "://") + 3;
 	size_t authority = strcspn(host, "/");
 	if (memchr(host, '@', authority)) {
-		config_obj_error(o, "url", "holds a user name or password: use the username and password keys (they are never logged)");
+		config_obj_error(
+			o, "url",
+			"holds a user name or password: use the username and password keys (they are never logged)");
 		return;
 	}
 	if (!*host || *host == '/' || *host == ':' || strpbrk(t, " \t\r\n")) {
@@ -171,7 +175,8 @@ void config_parse_http(struct config_ctx *c, const struct config_obj *top)
 		config_report(c, CONFIG_WARNING, config_obj_line(top, "http"), "http",
 			      "ignored: logger.mode is not http");
 	parse_url(&o, h, used);
-	if (config_get_choice(&o, "method", methods, ARRAY_SIZE(methods), "post, put, get", &v) == 1)
+	if (config_get_choice(&o, "method", methods, ARRAY_SIZE(methods), "post, put, get", &v) ==
+	    1)
 		h->method = (enum http_method)v;
 	if (config_get_text(&o, "query_parameter", &t) == 1) {
 		char *q;
@@ -199,8 +204,9 @@ void config_parse_http(struct config_ctx *c, const struct config_obj *top)
 	}
 	if (config_get_text(&o, "bearer_token", &t) == 1 && *t) {
 		if (h->username)
-			config_obj_error(&o, "bearer_token",
-					 "set together with username: choose basic or token authentication");
+			config_obj_error(
+				&o, "bearer_token",
+				"set together with username: choose basic or token authentication");
 		else if (!(h->bearer_token = strdup(t)))
 			c->nomem = true;
 	}
@@ -213,7 +219,8 @@ void config_parse_http(struct config_ctx *c, const struct config_obj *top)
 						       "allow_all_certificates"};
 		for (size_t i = 0; i < ARRAY_SIZE(tls_keys); i++)
 			if (config_obj_get(&o, tls_keys[i]))
-				config_obj_warn(&o, tls_keys[i], "ignored: the URL is not https://");
+				config_obj_warn(&o, tls_keys[i],
+						"ignored: the URL is not https://");
 		h->allow_all_certificates = false;
 		if (h->password || h->bearer_token)
 			config_obj_warn(&o, h->password ? "password" : "bearer_token",
@@ -221,8 +228,9 @@ void config_parse_http(struct config_ctx *c, const struct config_obj *top)
 		return;
 	}
 	if (h->allow_all_certificates)
-		config_obj_warn(&o, "allow_all_certificates",
-				"TLS certificate and host name verification are disabled; use only for tests");
+		config_obj_warn(
+			&o, "allow_all_certificates",
+			"TLS certificate and host name verification are disabled; use only for tests");
 	config_get_path(&o, "ca_file", checks, false, &h->ca_file);
 	config_get_path(&o, "cert_file", checks, false, &h->cert_file);
 	config_get_path(&o, "key_file", checks, false, &h->key_file);

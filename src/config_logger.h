@@ -36,10 +36,10 @@ struct logger_config {
 	/* SQLite file, default /var/lib/modbridge/store.db; relative to the file's directory */
 	char *store_path;
 	enum logger_mode mode; /* default mqtt */
-	char *topic;          /* default "[IMEI]/logger"; [IMEI] not yet replaced */
-	int inflight_window;  /* messages in flight to the broker, default 256 */
-	int64_t max_messages; /* store bound in readings, default 1000000; 0 = none */
-	int64_t max_bytes;    /* store bound in JSON bytes, default 256 MiB; 0 = none */
+	char *topic;           /* default "[IMEI]/logger"; [IMEI] not yet replaced */
+	int inflight_window;   /* messages in flight to the broker, default 256 */
+	int64_t max_messages;  /* store bound in readings, default 1000000; 0 = none */
+	int64_t max_bytes;     /* store bound in JSON bytes, default 256 MiB; 0 = none */
 	enum store_full_policy full_policy; /* default drop_oldest */
 	int64_t memory_max_messages; /* in-memory buffer while the store fails, default 10000 */
 	int64_t memory_max_bytes;    /* ... and in bytes, default 8 MiB */

@@ -23,14 +23,14 @@ struct http_header {
 };
 
 struct http_config {
-	char *url; /* http:// or https://; NULL when the section is absent */
-	bool tls;  /* https:// */
-	enum http_method method;  /* default post */
-	char *query_parameter;    /* get: the parameter holding the message, default "data" */
+	char *url;               /* http:// or https://; NULL when the section is absent */
+	bool tls;                /* https:// */
+	enum http_method method; /* default post */
+	char *query_parameter;   /* get: the parameter holding the message, default "data" */
 	struct http_header *headers;
 	size_t header_count;
-	char *username; /* basic auth; NULL when blank */
-	char *password; /* never logged */
+	char *username;     /* basic auth; NULL when blank */
+	char *password;     /* never logged */
 	char *bearer_token; /* never logged */
 	char *ca_file;      /* NULL: the system's CA store */
 	char *cert_file;
@@ -46,17 +46,17 @@ struct ftp_config {
 	char *url; /* ftp://, ftps:// (explicit TLS) or sftp://, with the directory; NULL: absent */
 	enum ftp_protocol protocol;
 	char *username;
-	char *password; /* never logged */
-	char *key_file;    /* SFTP: private key; FTPS: the client certificate's key */
-	char *known_hosts; /* SFTP: default ~/.ssh/known_hosts */
-	char *ca_file;     /* FTPS */
-	char *cert_file;   /* FTPS client certificate */
+	char *password;              /* never logged */
+	char *key_file;              /* SFTP: private key; FTPS: the client certificate's key */
+	char *known_hosts;           /* SFTP: default ~/.ssh/known_hosts */
+	char *ca_file;               /* FTPS */
+	char *cert_file;             /* FTPS client certificate */
 	bool allow_all_certificates; /* FTPS: no verification; SFTP: no host key check */
-	char *file_name;   /* pattern, default "[IMEI]_%Y%m%dT%H%M%SZ.json" */
-	int64_t interval_ms; /* how often a file is cut, default 1 h */
-	int max_readings;    /* a file is cut early at this many readings, default 10000 */
-	enum ftp_format format; /* default jsonl */
-	int timeout_ms;         /* one upload, default 60000 */
+	char *file_name;             /* pattern, default "[IMEI]_%Y%m%dT%H%M%SZ.json" */
+	int64_t interval_ms;         /* how often a file is cut, default 1 h */
+	int max_readings;            /* a file is cut early at this many readings, default 10000 */
+	enum ftp_format format;      /* default jsonl */
+	int timeout_ms;              /* one upload, default 60000 */
 };
 
 #endif

@@ -186,10 +186,10 @@ static void xfer_free(struct curlx *cx, struct xfer *x)
 	free(x);
 }
 
-#define SET(opt, val)                                                    \
-	do {                                                             \
-		if (curl_easy_setopt(e, opt, val) != CURLE_OK)           \
-			return MB_ERR_INVAL;                             \
+#define SET(opt, val) \
+	do { \
+		if (curl_easy_setopt(e, opt, val) != CURLE_OK) \
+			return MB_ERR_INVAL; \
 	} while (0)
 
 static int set_tls(CURL *e, const struct curlx_request *r)
@@ -236,9 +236,7 @@ static int set_options(struct xfer *x, const struct curlx_request *r)
 		if (r->method == CURLX_PUT)
 			SET(CURLOPT_CUSTOMREQUEST, "PUT");
 		break;
-	case CURLX_GET:
-		SET(CURLOPT_HTTPGET, 1L);
-		break;
+	case CURLX_GET: SET(CURLOPT_HTTPGET, 1L); break;
 	case CURLX_UPLOAD:
 		x->body = r->body;
 		x->len = r->len;
@@ -267,8 +265,9 @@ static int set_options(struct xfer *x, const struct curlx_request *r)
 			SET(CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
 		if (r->ssh_key_file) {
 			SET(CURLOPT_SSH_PRIVATE_KEYFILE, r->ssh_key_file);
-			SET(CURLOPT_SSH_AUTH_TYPES, (long)(CURLSSH_AUTH_PUBLICKEY |
-							   (r->password ? CURLSSH_AUTH_PASSWORD : 0)));
+			SET(CURLOPT_SSH_AUTH_TYPES,
+			    (long)(CURLSSH_AUTH_PUBLICKEY |
+				   (r->password ? CURLSSH_AUTH_PASSWORD : 0)));
 		}
 		if (!r->ssh_insecure && r->known_hosts) {
 			SET(CURLOPT_SSH_KNOWNHOSTS, r->known_hosts);
@@ -330,10 +329,8 @@ static bool is_tls_error(CURLcode c)
 	case CURLE_USE_SSL_FAILED:
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		return true;
-	default:
-		return false;
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH: return true;
+	default: return false;
 	}
 }
 

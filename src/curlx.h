@@ -58,15 +58,15 @@ struct curlx_request {
 	 * "rename /a /b"); a leading '*' lets a failure pass. */
 	const char *const *postquote;
 	size_t npostquote;
-	int timeout_ms;    /* whole transfer, > 0 */
-	void *user;        /* handed back in done() */
+	int timeout_ms; /* whole transfer, > 0 */
+	void *user;     /* handed back in done() */
 };
 
 struct curlx_result {
 	void *user;
-	int error;         /* 0: the transfer completed (whatever the HTTP status) */
-	char message[300]; /* why, when error != 0 */
-	long status;       /* HTTP status, or the last FTP reply code; 0 when none */
+	int error;              /* 0: the transfer completed (whatever the HTTP status) */
+	char message[300];      /* why, when error != 0 */
+	long status;            /* HTTP status, or the last FTP reply code; 0 when none */
 	int64_t retry_after_ms; /* HTTP Retry-After (seconds or date) from now; -1: none */
 	char reply[128];        /* the first bytes of an HTTP reply body (NUL-terminated) */
 	size_t reply_len;

@@ -186,7 +186,7 @@ static int start_uplinks(struct daemon_ctx *d)
 	const struct config *cfg = d->cfg;
 	enum logger_mode mode = cfg->logger.mode;
 	char *status_path = uplink_status_path(cfg->logger.store_path);
-	const char *target = mode == LOGGER_HTTP ? cfg->http.url
+	const char *target = mode == LOGGER_HTTP  ? cfg->http.url
 			     : mode == LOGGER_FTP ? cfg->ftp.url
 			     : cfg->mqtt.enabled  ? cfg->mqtt.broker
 						  : "nowhere (mqtt.enabled is false)";

@@ -537,7 +537,8 @@ static void send_from_store(struct forwarder *fw, size_t max)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		parts[i] = (struct part){items[i].payload, items[i].len, items[i].id, items[i].ts_ms};
+		parts[i] =
+			(struct part){items[i].payload, items[i].len, items[i].id, items[i].ts_ms};
 
 	size_t pos = 0;
 	while (pos < n && can_send(fw) && !fw->stopping) {

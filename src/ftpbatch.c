@@ -22,7 +22,7 @@ int64_t ftpbatch_boundary(int64_t now_ms, int64_t interval_ms)
 
 static int reserve(char **buf, size_t *cap, size_t need)
 {
-	if (need <= *cap)
+	if (need <= *cap && *buf)
 		return 0;
 	size_t n = *cap ? *cap : 4096;
 	while (n < need)

@@ -23,10 +23,10 @@
 #include "config_uplink.h"
 
 struct ftpbatch_options {
-	int max_readings;        /* >= 1 */
-	int64_t interval_ms;     /* >= 1000 */
+	int max_readings;    /* >= 1 */
+	int64_t interval_ms; /* >= 1000 */
 	enum ftp_format format;
-	bool array_messages;     /* messages are JSON arrays (logger.array) */
+	bool array_messages; /* messages are JSON arrays (logger.array) */
 };
 
 struct ftpfile {
@@ -43,8 +43,8 @@ struct ftpfile {
 
 struct ftpbatch {
 	struct ftpbatch_options opt;
-	struct ftpfile *open;        /* filling, or NULL */
-	struct ftpfile *ready;       /* cut, oldest first */
+	struct ftpfile *open;  /* filling, or NULL */
+	struct ftpfile *ready; /* cut, oldest first */
 	struct ftpfile **ready_tail;
 	size_t nready;
 };

@@ -109,13 +109,16 @@ static int format(const char *pattern, const char *imei, const char *id, int64_t
 	size_t w = len ? strftime(out, len, named, &tm) : 0;
 #pragma GCC diagnostic pop
 	if (w == 0) {
-		snprintf(why, whylen, "the pattern makes an empty name, or one longer than %zu bytes",
+		snprintf(why, whylen,
+			 "the pattern makes an empty name, or one longer than %zu bytes",
 			 len ? len - 1 : 0);
 		return MB_ERR_INVAL;
 	}
 	if (strchr(out, '/')) {
-		snprintf(why, whylen, "'%.64s' holds a '/': a file name, not a path (the directory "
-				      "is in the URL)", out);
+		snprintf(why, whylen,
+			 "'%.64s' holds a '/': a file name, not a path (the directory "
+			 "is in the URL)",
+			 out);
 		return MB_ERR_INVAL;
 	}
 	if (!strcmp(out, ".") || !strcmp(out, "..")) {
@@ -134,15 +137,17 @@ int ftpname_check(const char *pattern, char *why, size_t len)
 		return MB_ERR_INVAL;
 	}
 	if (strchr(pattern, '/')) {
-		snprintf(why, len, "'%.64s' holds a '/': a file name, not a path (the directory is in "
-				   "the URL)", pattern);
+		snprintf(why, len,
+			 "'%.64s' holds a '/': a file name, not a path (the directory is in "
+			 "the URL)",
+			 pattern);
 		return MB_ERR_INVAL;
 	}
 	return format(pattern, "357299070082380", "ID-1", 1, 0, out, sizeof(out), why, len);
 }
 
-int ftpname_format(const char *pattern, const char *imei, const char *logger_id,
-		   int64_t first_id, int64_t ts_ms, char *out, size_t len)
+int ftpname_format(const char *pattern, const char *imei, const char *logger_id, int64_t first_id,
+		   int64_t ts_ms, char *out, size_t len)
 {
 	char why[160];
 	return format(pattern, imei, logger_id, first_id, ts_ms, out, len, why, sizeof(why));

@@ -27,8 +27,8 @@ int ftpname_check(const char *pattern, char *why, size_t len);
  * then "m<ms>" stands in for it) and time ts_ms, into out (FTPNAME_MAX bytes). Text
  * substituted for [IMEI] and [ID] has '/' and control characters replaced by '_'.
  */
-int ftpname_format(const char *pattern, const char *imei, const char *logger_id,
-		   int64_t first_id, int64_t ts_ms, char *out, size_t len);
+int ftpname_format(const char *pattern, const char *imei, const char *logger_id, int64_t first_id,
+		   int64_t ts_ms, char *out, size_t len);
 
 /* The temporary name a file is uploaded under before its rename: ".<name>.part". */
 int ftpname_temp(const char *name, char *out, size_t len);

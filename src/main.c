@@ -111,8 +111,11 @@ static void check_send_mode(const struct config *cfg, int *problems)
 	if (cfg->logger.mode == LOGGER_HTTP) {
 		const struct http_config *h = &cfg->http;
 		printf("  send mode: http, %s %s, %s%s%s\n",
-		       h->method == HTTP_GET ? "GET" : h->method == HTTP_PUT ? "PUT" : "POST", h->url,
-		       !h->tls ? "no TLS"
+		       h->method == HTTP_GET   ? "GET"
+		       : h->method == HTTP_PUT ? "PUT"
+					       : "POST",
+		       h->url,
+		       !h->tls                     ? "no TLS"
 		       : h->allow_all_certificates ? "TLS WITHOUT verification"
 						   : "TLS with verification",
 		       h->username ? ", basic auth" : "", h->bearer_token ? ", bearer token" : "");

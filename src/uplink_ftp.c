@@ -58,9 +58,13 @@ static char *join(const char *const *parts)
 	char *out = malloc(n);
 	if (!out)
 		return NULL;
-	out[0] = '\0';
-	for (const char *const *p = parts; *p; p++)
-		strcat(out, *p);
+	size_t pos = 0;
+	for (const char *const *p = parts; *p; p++) {
+		size_t len = strlen(*p);
+		memcpy(out + pos, *p, len);
+		pos += len;
+	}
+	out[pos] = '\0';
 	return out;
 }
 
@@ -124,7 +128,8 @@ static void on_done(void *ctx, struct curlx *cx, const struct curlx_result *res)
 	if (res->error) {
 		char why[400];
 		if (res->status)
-			snprintf(why, sizeof(why), "%s (last reply %ld)", res->message, res->status);
+			snprintf(why, sizeof(why), "%s (last reply %ld)", res->message,
+				 res->status);
 		else
 			snprintf(why, sizeof(why), "%s", res->message);
 		upload_failed(u, why);

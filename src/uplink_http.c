@@ -91,7 +91,9 @@ static void printable(const char *in, size_t len, char *out, size_t outlen)
 	size_t n = 0;
 	for (size_t i = 0; i < len && n + 1 < outlen; i++) {
 		unsigned char ch = (unsigned char)in[i];
-		out[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : ' ';
+		out[n++] = in[i];
+		if (ch < 0x20 || ch >= 0x7f)
+			out[n - 1] = ' ';
 	}
 	out[n] = '\0';
 }
@@ -124,8 +126,8 @@ static void fail_all(struct http_uplink *u, struct msg *first, int pause_ms)
  */
 static bool closed_after_tls(const struct http_uplink *u, const struct curlx_result *res)
 {
-	static const char *const signs[] = {"Broken pipe", "reset by peer", "getpeername",
-					    "Send failure", "Recv failure", "Empty reply",
+	static const char *const signs[] = {"Broken pipe",    "reset by peer",        "getpeername",
+					    "Send failure",   "Recv failure",         "Empty reply",
 					    "unexpected eof", "certificate required", "unknown ca"};
 	if (!u->h->tls || !u->h->cert_file)
 		return false;
@@ -143,9 +145,10 @@ static void report_failure(struct http_uplink *u, enum http_verdict v,
 	if (res->error) {
 		snprintf(kind, sizeof(kind), "%s", res->message);
 		snprintf(why, sizeof(why), "%s%s", res->message,
-			 closed_after_tls(u, res) ? " (the server closed the TLS connection: does it "
-						    "accept the client certificate in http.cert_file?)"
-						  : "");
+			 closed_after_tls(u, res)
+				 ? " (the server closed the TLS connection: does it "
+				   "accept the client certificate in http.cert_file?)"
+				 : "");
 	} else {
 		printable(res->reply, res->reply_len, reply, sizeof(reply));
 		snprintf(kind, sizeof(kind), "HTTP %ld", res->status);
@@ -214,7 +217,7 @@ static int64_t on_tick(void *ctx, struct curlx *cx)
 	const struct http_config *h = u->h;
 	struct curlx_request req = {
 		.url = m->url ? m->url : h->url,
-		.method = h->method == HTTP_GET ? CURLX_GET
+		.method = h->method == HTTP_GET   ? CURLX_GET
 			  : h->method == HTTP_PUT ? CURLX_PUT
 						  : CURLX_POST,
 		.body = m->body,
@@ -256,7 +259,9 @@ static int http_start(void *impl)
 	if (rc)
 		return rc;
 	log_info("http: sending to %s (%s%s)", u->h->url,
-		 u->h->method == HTTP_GET ? "GET" : u->h->method == HTTP_PUT ? "PUT" : "POST",
+		 u->h->method == HTTP_GET   ? "GET"
+		 : u->h->method == HTTP_PUT ? "PUT"
+					    : "POST",
 		 !u->h->tls ? ", no TLS"
 		 : u->h->allow_all_certificates
 			 ? ", TLS WITHOUT certificate verification (allow_all_certificates)"
@@ -399,7 +404,9 @@ int uplink_http_new(const struct config *cfg, struct uplink_stats *stats, struct
 		return rc;
 	}
 	snprintf(u->description, sizeof(u->description), "HTTP %s %s",
-		 u->h->method == HTTP_GET ? "GET" : u->h->method == HTTP_PUT ? "PUT" : "POST",
+		 u->h->method == HTTP_GET   ? "GET"
+		 : u->h->method == HTTP_PUT ? "PUT"
+					    : "POST",
 		 u->h->url);
 	u->up = (struct uplink){
 		.ops = &http_ops,

@@ -114,7 +114,8 @@ void uplink_stats_error(struct uplink_stats *st, bool rejected, const char *why)
 	if (!st)
 		return;
 	pthread_mutex_lock(&st->lock);
-	bool changed = !st->s.failing || strncmp(st->s.last_error, why, sizeof(st->s.last_error) - 1);
+	bool changed =
+		!st->s.failing || strncmp(st->s.last_error, why, sizeof(st->s.last_error) - 1) != 0;
 	st->s.failing = true;
 	st->s.last_error_ms = time_now_ms();
 	one_line(st->s.last_error, sizeof(st->s.last_error), why);
@@ -199,7 +200,7 @@ int uplink_status_read(const char *path, struct uplink_status *out)
 		else if (!strcmp(k, "updated_ms"))
 			out->updated_ms = strtoll(v, NULL, 10);
 		else if (!strcmp(k, "failing"))
-			out->failing = atoi(v) != 0;
+			out->failing = strtol(v, NULL, 10) != 0;
 		else if (!strcmp(k, "messages"))
 			out->messages = strtoull(v, NULL, 10);
 		else if (!strcmp(k, "readings"))

@@ -23,10 +23,10 @@
 struct uplink_stats;
 
 struct uplink_status {
-	char mode[8];         /* mqtt, http, ftp */
-	char target[200];     /* where readings go (URL without credentials, topic) */
-	int64_t since_ms;     /* when these counts started (the daemon's start) */
-	int64_t last_ok_ms;   /* last confirmed message, 0: none */
+	char mode[8];       /* mqtt, http, ftp */
+	char target[200];   /* where readings go (URL without credentials, topic) */
+	int64_t since_ms;   /* when these counts started (the daemon's start) */
+	int64_t last_ok_ms; /* last confirmed message, 0: none */
 	int64_t last_error_ms;
 	char last_error[300]; /* "" when none since the start */
 	bool failing;         /* the last attempt failed */

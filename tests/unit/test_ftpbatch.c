@@ -30,7 +30,9 @@ static void cut_at_max_readings(void **state)
 {
 	(void)state;
 	struct ftpbatch b;
-	struct ftpbatch_options o = {.max_readings = 3, .interval_ms = 3600000, .format = FTP_JSONL};
+	struct ftpbatch_options o = {.max_readings = 3,
+				     .interval_ms = 3600000,
+				     .format = FTP_JSONL};
 	ftpbatch_init(&b, &o);
 	for (int i = 1; i <= 7; i++)
 		add(&b, "{\"n\":1}", 1, i, 100 + i, T0);
@@ -59,8 +61,10 @@ static void arrays_are_not_split(void **state)
 {
 	(void)state;
 	struct ftpbatch b;
-	struct ftpbatch_options o = {
-		.max_readings = 5, .interval_ms = 3600000, .format = FTP_ARRAY, .array_messages = true};
+	struct ftpbatch_options o = {.max_readings = 5,
+				     .interval_ms = 3600000,
+				     .format = FTP_ARRAY,
+				     .array_messages = true};
 	ftpbatch_init(&b, &o);
 	add(&b, "[{\"n\":1},{\"n\":2},{\"n\":3}]", 3, 1, 1, T0);
 	add(&b, "[{\"n\":4},{\"n\":5},{\"n\":6}]", 3, 4, 2, T0);
@@ -84,8 +88,10 @@ static void jsonl_of_arrays(void **state)
 {
 	(void)state;
 	struct ftpbatch b;
-	struct ftpbatch_options o = {
-		.max_readings = 10, .interval_ms = 60000, .format = FTP_JSONL, .array_messages = true};
+	struct ftpbatch_options o = {.max_readings = 10,
+				     .interval_ms = 60000,
+				     .format = FTP_JSONL,
+				     .array_messages = true};
 	ftpbatch_init(&b, &o);
 	add(&b, "[{\"n\":1},{\"n\":2}]", 2, 1, 1, T0);
 	add(&b, "[{\"n\":3}]", 1, 3, 2, T0);
@@ -154,7 +160,7 @@ static void names(void **state)
 	/* The default: IMEI, the first reading's time in UTC, its store id before the
 	 * extension (so two files never share a name, and a re-upload keeps its own). */
 	assert_int_equal(ftpname_format(FTPNAME_DEFAULT, "357299070082380", "P1", 42, T0, out,
-					 sizeof(out)),
+					sizeof(out)),
 			 0);
 	assert_string_equal(out, "357299070082380_20231114T221320Z-42.json");
 	assert_int_equal(ftpname_temp(out, tmp, sizeof(tmp)), 0);
@@ -195,9 +201,12 @@ static void patterns_checked(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(cut_at_max_readings),   cmocka_unit_test(arrays_are_not_split),
-		cmocka_unit_test(jsonl_of_arrays),       cmocka_unit_test(cut_on_interval_boundaries),
-		cmocka_unit_test(take_all_keeps_order),  cmocka_unit_test(names),
+		cmocka_unit_test(cut_at_max_readings),
+		cmocka_unit_test(arrays_are_not_split),
+		cmocka_unit_test(jsonl_of_arrays),
+		cmocka_unit_test(cut_on_interval_boundaries),
+		cmocka_unit_test(take_all_keeps_order),
+		cmocka_unit_test(names),
 		cmocka_unit_test(patterns_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
