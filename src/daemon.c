@@ -195,9 +195,10 @@ static int start_uplinks(struct daemon_ctx *d)
 	free(status_path);
 	if (rc == 0 && cfg->mqtt.enabled)
 		rc = uplink_mqtt_new(cfg, &d->mqtt);
-	if (rc == 0 && mode == LOGGER_MQTT)
+	if (rc == 0 && mode == LOGGER_MQTT && d->mqtt) {
 		d->up = d->mqtt;
-	else if (rc == 0 && mode == LOGGER_HTTP)
+		uplink_mqtt_set_stats(d->mqtt, d->stats);
+	} else if (rc == 0 && mode == LOGGER_HTTP)
 		rc = uplink_http_new(cfg, d->stats, &d->up);
 	else if (rc == 0 && mode == LOGGER_FTP)
 		rc = uplink_ftp_new(cfg, cfg->logger.array, d->stats, &d->up);
