@@ -1,28 +1,39 @@
 /*
  * log.c - leveled logging to stderr (foreground) or journald's stderr protocol.
- * See log.h. The level is a plain int read without locking: a torn read is impossible for
- * an int and a stale one only delays a level change by one line.
+ * See log.h. Every thread logs, and the level may change while they do, so the level is a
+ * C11 atomic (relaxed: nothing else is ordered by it, and a change shows on the next line).
+ * Whether stderr is the journal is decided once, on the first line, under pthread_once:
+ * a lazily set plain flag would be written by whichever threads log first at the same time.
  */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static volatile int current_level = LOG_LVL_INFO;
-static int use_journal = -1; /* -1: not decided yet */
+static atomic_int current_level = LOG_LVL_INFO;
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+static bool use_journal; /* written once, by decide_journal() under journal_once */
+
+static void decide_journal(void)
+{
+	use_journal = getenv("JOURNAL_STREAM") != NULL;
+}
 
 void log_set_level(enum log_level level)
 {
-	current_level = level;
+	atomic_store_explicit(&current_level, (int)level, memory_order_relaxed);
 }
 
 enum log_level log_get_level(void)
 {
-	return (enum log_level)current_level;
+	return (enum log_level)atomic_load_explicit(&current_level, memory_order_relaxed);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -33,10 +44,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	size_t len = 0;
 	va_list ap;
 
-	if ((int)level > current_level)
+	if ((int)level > atomic_load_explicit(&current_level, memory_order_relaxed))
 		return;
-	if (use_journal < 0)
-		use_journal = getenv("JOURNAL_STREAM") != NULL;
+	pthread_once(&journal_once, decide_journal);
 
 	if (use_journal) {
 		len = (size_t)snprintf(line, sizeof(line), "<%d>", syslog_prio[level]);

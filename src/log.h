@@ -4,7 +4,8 @@
  * In the foreground, lines go to stderr with a time stamp. Under systemd (JOURNAL_STREAM
  * set) they go to stderr with the "<N>" priority prefix that journald understands, and
  * without a time stamp (journald adds its own). The level is checked before formatting.
- * Thread-safe: each line is written with one write(2).
+ * Thread-safe: each line is written with one write(2); the level may be set from any thread
+ * at any time. JOURNAL_STREAM is read once, at the first line logged.
  * Never pass secrets (passwords, keys) to these functions.
  */
 #ifndef MODBRIDGE_LOG_H
