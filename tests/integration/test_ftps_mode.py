@@ -5,7 +5,8 @@ The router's application note, PLC1 and PLC2 on one RTU line, with logger.mode: 
 pyftpdlib server that requires AUTH TLS, files as one JSON array (cut at 4 readings or
 every 10 s):
 - `check` shows the CA's fingerprint; the files hold the note's messages byte-exact
-  (apart from TS), as "[m1,m2,...]", named [IMEI]_<first reading's time>-<its id>.json;
+  (apart from TS), as "[m1,m2,...]", named [IMEI]_<first reading's time>-<its id>.json,
+  over one control connection kept open;
 - then, reloaded with SIGHUP each time: a CA that did not sign the server's certificate, a
   wrong password, a directory that does not exist: each is logged with a clear reason, no
   file is written, and the readings stay in the store;
@@ -88,6 +89,9 @@ def main():
         harness.wait_until(lambda: len(ftp.files()) >= 2, 40, "2 files")
         for name, data in ftp.files().items():
             check_file(name, data)
+        # One control connection, kept while the uploads follow each other.
+        sessions = len(set(re.findall(r"127\.0\.0\.1:(\d+)-\[gw\] STOR", ftp.log())))
+        assert sessions == 1, "%d control connections for %d files" % (sessions, len(ftp.files()))
         # (The server refuses USER before AUTH TLS and data without PROT P.)
 
         bad = [

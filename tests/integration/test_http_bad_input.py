@@ -4,7 +4,8 @@
 An HTTPS server that wants a client certificate and basic auth. In turn: a CA that did not
 sign the server's certificate, a client certificate from another CA, a wrong password.
 Each is logged with a clear reason (the password never), `queue` shows it as the last
-error, nothing is deleted from the store; with the right settings every reading arrives.
+error, nothing is deleted from the store; with the right settings every reading arrives,
+and with method: get each reading comes URL-encoded in the query parameter.
 """
 import calendar
 import json
@@ -90,10 +91,21 @@ logger:
         daemon.write_config(config_text(base, rec, pki))
         daemon.signal(signal.SIGHUP)
         harness.wait_until(lambda: backlog(daemon)[0] <= 1, 30, "the backlog to drain")
+        # The router's real-time GET: one reading per request, in the query parameter.
+        n = len(rec.requests)
+        daemon.write_config(config_text(base, rec, pki).replace(
+            "  timeout_ms: 3000\n", "  timeout_ms: 3000\n  method: get\n  query_parameter: reading\n"))
+        daemon.signal(signal.SIGHUP)
+        harness.wait_until(lambda: any(r["method"] == "GET" for r in rec.requests[n:]), 20, "a GET")
+        get = [r for r in rec.requests[n:] if r["method"] == "GET"][0]
+        assert get["body"] == b"" and get["status"] == 200, get
+        assert json.loads(get["query"]["reading"][0])["ID"] == "2", get["query"]
+        harness.wait_until(lambda: backlog(daemon)[0] <= 1, 30, "the backlog to drain")
         time.sleep(1)
         assert daemon.stop() == 0
-        s = [calendar.timegm(time.strptime(json.loads(b)["TS"], "%Y-%m-%dT%H:%M:%SZ"))
-             for b in rec.delivered()]
+        s = [calendar.timegm(time.strptime(json.loads(r["body"] or r["query"]["reading"][0])["TS"],
+                                           "%Y-%m-%dT%H:%M:%SZ"))
+             for r in rec.requests if 200 <= r["status"] < 300 and not r["hung"]]
         assert len(s) == len(set(s)), "duplicates"
         missing = sorted(set(range(min(s), max(s) + 1)) - set(s))
         assert len(missing) <= 4, "readings lost: %r" % missing  # a restart may skip an instant
