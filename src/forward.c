@@ -35,6 +35,7 @@
 #include "error.h"
 #include "log.h"
 #include "timeutil.h"
+#include "tokmap.h"
 
 /* Longest a confirmation waits before it is applied to the store. */
 #define ACK_DELAY_MS 20
@@ -95,6 +96,7 @@ struct forwarder {
 	/* Forwarder thread only. */
 	struct entry *inflight;
 	size_t ninflight;
+	struct tokmap slot_of;  /* token -> index in inflight */
 	struct idset held;      /* in flight, or delivered and not removed yet */
 	struct idset to_remove; /* delivered, removal pending */
 	struct retry fetch_retry, send_retry, remove_retry;
@@ -216,9 +218,12 @@ static void free_entry(struct entry *e)
  * slot is cleared so no pointer is ever held twice. */
 static void remove_entry(struct forwarder *fw, size_t i)
 {
+	tokmap_del(&fw->slot_of, fw->inflight[i].token);
 	fw->ninflight--;
-	if (i != fw->ninflight)
+	if (i != fw->ninflight) {
 		fw->inflight[i] = fw->inflight[fw->ninflight];
+		tokmap_put(&fw->slot_of, fw->inflight[i].token, i);
+	}
 	fw->inflight[fw->ninflight] = (struct entry){0};
 }
 
@@ -257,6 +262,7 @@ static void release_all(struct forwarder *fw)
 	for (size_t i = 0; i < fw->ninflight; i++)
 		release_entry(fw, &fw->inflight[i], &giveback);
 	fw->ninflight = 0;
+	tokmap_clear(&fw->slot_of);
 	fw->pending = true;
 	give_back(fw, giveback);
 }
@@ -306,10 +312,10 @@ static void process_events(struct forwarder *fw)
 	fw->events = NULL;
 	fw->nevents = fw->events_cap = 0;
 	for (size_t a = 0; a < nevents; a++) {
-		for (size_t i = 0; i < fw->ninflight; i++) {
+		size_t i;
+		/* A token that matches nothing is stale (its entry was released). */
+		if (tokmap_get(&fw->slot_of, events[a].token, &i)) {
 			struct entry *e = &fw->inflight[i];
-			if (e->token != events[a].token)
-				continue;
 			if (events[a].kind == EV_FAILED) {
 				release_entry(fw, e, &giveback);
 				if (events[a].retry_after_ms > pause_ms)
@@ -334,7 +340,6 @@ static void process_events(struct forwarder *fw)
 				free_entry(e);
 			}
 			remove_entry(fw, i);
-			break;
 		}
 	}
 	free(events);
@@ -498,6 +503,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 		struct ingest_reading *last = readings[pos + span - 1];
 		rest = last->next;
 		last->next = NULL;
+		tokmap_put(&fw->slot_of, token, fw->ninflight);
 		fw->inflight[fw->ninflight++] =
 			(struct entry){.token = token, .mem = readings[pos], .count = span};
 		pos += span;
@@ -557,6 +563,7 @@ static void send_from_store(struct forwarder *fw, size_t max)
 			if (idset_add(&fw->held, ids[k]) != 0)
 				log_error("forwarder: out of memory; reading %lld may be sent twice",
 					  (long long)ids[k]);
+		tokmap_put(&fw->slot_of, token, fw->ninflight);
 		fw->inflight[fw->ninflight++] =
 			(struct entry){.token = token, .ids = ids, .nids = span, .count = span};
 		pos += span;
@@ -695,7 +702,8 @@ int forwarder_new(const struct forward_options *opt, const struct forward_queue 
 	pthread_cond_init(&fw->wake, &attr);
 	pthread_condattr_destroy(&attr);
 	fw->inflight = calloc((size_t)opt->window, sizeof(struct entry));
-	if (!fw->inflight) {
+	if (!fw->inflight || tokmap_init(&fw->slot_of, (size_t)opt->window) != 0) {
+		free(fw->inflight);
 		pthread_mutex_destroy(&fw->lock);
 		pthread_cond_destroy(&fw->wake);
 		free(fw);
@@ -752,6 +760,7 @@ void forwarder_stop(struct forwarder *fw, int flush_ms)
 		release_entry(fw, &fw->inflight[i], &giveback);
 	}
 	fw->ninflight = 0;
+	tokmap_clear(&fw->slot_of);
 	give_back(fw, giveback);
 	if (fw->to_remove.n)
 		try_remove(fw);
@@ -784,6 +793,7 @@ void forwarder_free(struct forwarder *fw)
 		 * NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 		free_entry(&fw->inflight[i]);
 	free(fw->inflight);
+	tokmap_free(&fw->slot_of);
 	free(fw->events);
 	idset_free(&fw->held);
 	idset_free(&fw->to_remove);
