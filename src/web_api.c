@@ -57,7 +57,7 @@ static void status_uplink(struct web_json *j, const struct web_env *env)
 	const struct mqtt_config *m = &env->cfg->mqtt;
 	enum logger_mode mode = env->cfg->logger.mode;
 	struct uplink_status us = {0};
-	char err[400] = "";
+	char err[sizeof(us.last_error)] = "";
 	int64_t err_at = 0;
 	bool connected = env->link && mqtt_link_connected(env->link);
 	const char *state;
