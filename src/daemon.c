@@ -361,6 +361,7 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 			.store = d.store,
 			.modem = d.modem,
 			.link = d.mqtt ? uplink_mqtt_link(d.mqtt) : NULL,
+			.stats = d.stats,
 			.restart = request_restart,
 			.started_ms = started_ms,
 		};

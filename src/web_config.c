@@ -166,6 +166,11 @@ static void json_devices(struct web_json *j, const struct config *cfg)
 	web_json_arr_end(j);
 }
 
+static const char *mode_name(enum logger_mode m)
+{
+	return m == LOGGER_HTTP ? "http" : m == LOGGER_FTP ? "ftp" : "mqtt";
+}
+
 static void json_logger(struct web_json *j, const struct config *cfg)
 {
 	const struct logger_config *l = &cfg->logger;
@@ -173,7 +178,7 @@ static void json_logger(struct web_json *j, const struct config *cfg)
 	web_json_key(j, "logger");
 	web_json_obj(j);
 	web_json_kstr(j, "id", l->id);
-	web_json_kstr(j, "mode", "mqtt");
+	web_json_kstr(j, "mode", mode_name(l->mode));
 	web_json_kstr(j, "send_mode", l->send_mode == SEND_LIFO ? "lifo" : "fifo");
 	web_json_kstr(j, "time_format", l->time_format == TIME_UNIX ? "unix" : "iso8601");
 	kbool_text(j, "array", l->array);
@@ -239,6 +244,62 @@ static void json_mqtt(struct web_json *j, const struct config *cfg, const char *
 		web_json_obj_end(j);
 	}
 	web_json_arr_end(j);
+	web_json_obj_end(j);
+}
+
+/* The http section (logger.mode: http, the router's WEB mode); secrets as *_set only. */
+static void json_http(struct web_json *j, const struct config *cfg, const char *text, size_t len)
+{
+	static const char *const methods[] = {"post", "put", "get"};
+	const struct http_config *h = &cfg->http;
+
+	web_json_key(j, "http");
+	web_json_obj(j);
+	web_json_kstr(j, "url", h->url ? h->url : "");
+	web_json_kstr(j, "method", methods[h->method]);
+	web_json_kstr(j, "query_parameter", h->query_parameter ? h->query_parameter : "");
+	web_json_kstr(j, "username", h->username ? h->username : "");
+	web_json_kbool(j, "password_set", h->password != NULL);
+	web_json_kbool(j, "bearer_token_set", h->bearer_token != NULL);
+	kpath(j, text, len, "http.ca_file", h->ca_file);
+	kpath(j, text, len, "http.cert_file", h->cert_file);
+	kpath(j, text, len, "http.key_file", h->key_file);
+	kbool_text(j, "allow_all_certificates", h->allow_all_certificates);
+	kint_text(j, "timeout_ms", h->timeout_ms);
+	/* Header values often carry an API key: the page learns their names only. */
+	web_json_key(j, "header_names");
+	web_json_arr(j);
+	for (size_t i = 0; i < h->header_count; i++)
+		web_json_str(j, h->headers[i].name);
+	web_json_arr_end(j);
+	web_json_obj_end(j);
+}
+
+/* The ftp section (logger.mode: ftp); the password as password_set only. */
+static void json_ftp(struct web_json *j, const struct config *cfg, const char *text, size_t len)
+{
+	const struct ftp_config *f = &cfg->ftp;
+	char t[32];
+
+	web_json_key(j, "ftp");
+	web_json_obj(j);
+	kpath(j, text, len, "ftp.url", NULL); /* as written: the loader adds a final '/' */
+	web_json_kstr(j, "username", f->username ? f->username : "");
+	web_json_kbool(j, "password_set", f->password != NULL);
+	kpath(j, text, len, "ftp.key_file", f->key_file);
+	kpath(j, text, len, "ftp.known_hosts", f->known_hosts);
+	kpath(j, text, len, "ftp.ca_file", f->ca_file);
+	kpath(j, text, len, "ftp.cert_file", f->cert_file);
+	kbool_text(j, "allow_all_certificates", f->allow_all_certificates);
+	web_json_kstr(j, "file_name", f->file_name ? f->file_name : "");
+	if (f->interval_ms % 86400000 == 0)
+		snprintf(t, sizeof(t), "%lldd", (long long)(f->interval_ms / 86400000));
+	else
+		period_text(f->interval_ms, t, sizeof(t));
+	web_json_kstr(j, "interval", t);
+	kint_text(j, "max_readings", f->max_readings);
+	web_json_kstr(j, "format", f->format == FTP_ARRAY ? "array" : "jsonl");
+	kint_text(j, "timeout_ms", f->timeout_ms);
 	web_json_obj_end(j);
 }
 
@@ -353,6 +414,8 @@ void web_handle_config_get(struct web_req *r)
 	json_devices(&j, show);
 	json_logger(&j, show);
 	json_mqtt(&j, show, text, len);
+	json_http(&j, show, text, len);
+	json_ftp(&j, show, text, len);
 	web_json_obj_end(&j);
 	config_free(cfg);
 	config_diags_free(&diags);
