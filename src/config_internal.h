@@ -11,6 +11,8 @@
  *   config_modbus.c   the modbus section and its devices
  *   config_logger.c   the logger section (store limits, arrays, topic)
  *   config_mqtt.c     the mqtt section (broker, TLS files, AT topics) and remote permissions
+ *   config_script.c   logger.script and mqtt.script_topics: read each script, compile and
+ *                     check it (script.h), with the script's own file:line in the message
  * Topic rules are topic.h's, shared with the remote commands.
  *
  * Everything here runs on the thread that called config_load, on that call's own
@@ -47,6 +49,10 @@ struct config_ctx {
 	size_t errors;
 	bool nomem;
 	struct config *cfg;
+	/* Lines of the script keys, for config_check_scripts's messages. */
+	int logger_script_line;
+	int script_topic_line[CONFIG_MAX_SCRIPT_TOPICS];
+	size_t script_topic_index[CONFIG_MAX_SCRIPT_TOPICS]; /* its place in the file's list */
 };
 
 /*
@@ -183,5 +189,11 @@ void config_parse_logger(struct config_ctx *c, const struct config_obj *top);
 /* config_mqtt.c; after config_parse_logger (AT topics are checked against its topic) */
 void config_parse_mqtt(struct config_ctx *c, const struct config_obj *top);
 void config_parse_remote(struct config_ctx *c, const struct config_obj *top);
+
+/* config_script.c: logger.script (from config_parse_logger's mapping), mqtt.script_topics
+ * (from config_parse_mqtt's), and the check of every script once the file is parsed. */
+void config_parse_logger_script(struct config_ctx *c, const struct config_obj *o);
+void config_parse_script_topics(struct config_ctx *c, const struct config_obj *o);
+void config_check_scripts(struct config_ctx *c);
 
 #endif

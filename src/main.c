@@ -25,6 +25,7 @@
 #include "message.h"
 #include "modem.h"
 #include "poller.h"
+#include "script.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -165,6 +166,12 @@ static int cmd_check(const char *path)
 			       ? ""
 			       : " nothing");
 	}
+	if (cfg->logger.script)
+		printf("  transformer script: %s (compiled, transform(msg) found)\n",
+		       cfg->logger.script);
+	for (size_t i = 0; i < cfg->mqtt.script_topic_count; i++)
+		printf("  topic script: %s on %s (compiled, on_message found)\n",
+		       cfg->mqtt.script_topics[i].script, cfg->mqtt.script_topics[i].topic);
 	if (cfg->modem.device)
 		printf("  modem: %s%s\n", cfg->modem.device,
 		       cfg->imei_configured ? "" : " (the identity is read from it at start-up)");
@@ -202,10 +209,33 @@ static int cmd_read(const char *path, const char *device_id)
 		return 2;
 	}
 	struct message_context ctx = {cfg->imei, cfg->logger.id, cfg->logger.time_format};
-	char *json = message_encode(&r, &ctx);
+	char *json = NULL;
 	int status = r.error[0] ? 1 : 0;
-	if (json)
+	if (cfg->logger.script_source) {
+		/* What the daemon would store: the transformer's messages. */
+		struct script_transformer *t = NULL;
+		struct script_output out = {0};
+		char why[SCRIPT_ERROR_MAX];
+		rc = script_transformer_new(cfg, &ctx, 1, &t);
+		if (rc == 0 && (rc = script_transform(t, &r, &out, why, sizeof(why))) == 0) {
+			for (size_t i = 0; i < out.count; i++)
+				printf("%s%s%s\n", out.items[i].topic ? out.items[i].topic : "",
+				       out.items[i].topic ? " " : "", out.items[i].payload);
+			if (out.count == 0)
+				fprintf(stderr, "device %s: the script drops this reading\n",
+					dev->id);
+			json = strdup("");
+		} else if (rc == MB_ERR_SCRIPT) {
+			json = message_encode_script_error(&r, &ctx, why);
+			status = 1;
+			if (json)
+				printf("%s\n", json);
+		}
+		script_output_clear(&out);
+		script_transformer_free(t);
+	} else if ((json = message_encode(&r, &ctx)) != NULL) {
 		printf("%s\n", json);
+	}
 	if (r.error[0])
 		fprintf(stderr, "device %s: %s\n", dev->id, r.error);
 	free(json);
@@ -257,6 +287,8 @@ static int cmd_queue(const char *path)
 	print_time("newest", st.newest_ts_ms);
 	printf("sent     %" PRId64 "\n", st.sent);
 	printf("dropped  %" PRId64 "\n", st.dropped);
+	if (cfg->logger.script || st.filtered)
+		printf("filtered %" PRId64 " (dropped by the transformer script)\n", st.filtered);
 	printf("size     %" PRId64 " bytes\n", st.size_bytes);
 	config_free(cfg);
 	return 0;

@@ -40,6 +40,10 @@ struct uplink_message {
 	const char *payload;
 	size_t len;
 	size_t count;
+	/* The message's own destination, chosen by a transformer script (docs/scripts.md): an
+	 * MQTT topic, or for HTTP a path; NULL: the uplink's configured one. Only a message of
+	 * one reading carries one (array mode never joins such messages). */
+	const char *topic;
 };
 
 struct uplink_ops {

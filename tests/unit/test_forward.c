@@ -349,7 +349,7 @@ static void start(struct fixture *f, const struct forward_options *o, bool with_
 {
 	struct forward_queue fq = {fq_fetch, fq_remove, "fake", &f->q};
 	if (with_memory) {
-		struct ingest_store ist = {fs_put, fs_counts, NULL, "fake", &f->st};
+		struct ingest_store ist = {fs_put, fs_counts, NULL, "fake", &f->st, NULL};
 		struct ingest_options io = {.memory_max_messages = 10000,
 					    .memory_max_bytes = 1 << 24,
 					    .policy = STORE_DROP_OLDEST,

@@ -62,7 +62,7 @@ static int teardown(void **state)
 /* Stores one reading and returns its id (the newest in the store), or 0. */
 static int put_one(struct store *s, int64_t ts_ms, const char *payload, int64_t *id)
 {
-	struct store_record r = {ts_ms, "dev", payload, strlen(payload)};
+	struct store_record r = {ts_ms, "dev", payload, strlen(payload), NULL};
 	struct store_item item;
 	size_t n = 0;
 	int rc = store_put_batch(s, &r, 1, NULL);

@@ -1,0 +1,622 @@
+/*
+ * script_json.c - Lua values <-> JSON text for scripts; see script_internal.h.
+ *
+ * Encoding is ours rather than jansson's (which lives behind message.c): a Lua table has
+ * no key order, and the order is part of our contract (servers written for the router
+ * parse by position), so objects put the router's members first in the router's order and
+ * every other key after them in byte order. With the same escaping and number forms as the
+ * default encoder (jansson's escapes; integers in decimal; reals as the shortest text that
+ * reads back the same, always with '.' or an exponent), `return msg` gives exactly the
+ * bytes of the message without a script.
+ *
+ * Decoding is a small recursive parser with a depth bound; null becomes nil (so it leaves
+ * a hole in an array, and drops an object member).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "script_internal.h"
+
+#define JSON_DEPTH_MAX 32
+
+static const char *const router_order[] = {
+	"IMEI", "TYPE", "TS", "ID", "A", "ST", "N", "STX", "NX", "PX", "V", "ERR", "P",
+};
+#define ROUTER_KEYS (sizeof(router_order) / sizeof(router_order[0]))
+
+struct key {
+	const char *s;
+	size_t len;
+	int rank;
+	bool is_int;
+	lua_Integer i;
+};
+
+static int rank_of(const char *s)
+{
+	for (size_t i = 0; i < ROUTER_KEYS; i++)
+		if (!strcmp(s, router_order[i]))
+			return (int)i;
+	return (int)ROUTER_KEYS;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	const struct key *x = a, *y = b;
+	if (x->rank != y->rank)
+		return x->rank - y->rank;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->s, y->s, n);
+	if (c)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t len;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+		min = 0x80;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		min = 0x800;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	unsigned cp = c & (0x3F >> (len - 1));
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+static void encode_string(lua_State *L, const char *s, size_t n, struct script_buf *b)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t start = 0;
+	script_buf_add(b, "\"", 1);
+	for (size_t i = 0; i < n;) {
+		unsigned c = u[i];
+		const char *esc = NULL;
+		char hex[8];
+		if (c >= 0x80) {
+			size_t k = utf8_seq(u + i, n - i);
+			if (!k)
+				script_raise(L,
+					     "a string is not valid UTF-8 (byte %zu); JSON needs UTF-8",
+					     i + 1);
+			i += k;
+			continue;
+		}
+		switch (c) {
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		default:
+			if (c < 0x20) {
+				snprintf(hex, sizeof(hex), "\\u%04X", c);
+				esc = hex;
+			}
+		}
+		if (esc) {
+			script_buf_add(b, s + start, i - start);
+			script_buf_add(b, esc, strlen(esc));
+			start = i + 1;
+		}
+		i++;
+	}
+	script_buf_add(b, s + start, n - start);
+	script_buf_add(b, "\"", 1);
+}
+
+static void encode_number(lua_State *L, int idx, struct script_buf *b)
+{
+	char text[40];
+	if (lua_isinteger(L, idx)) {
+		snprintf(text, sizeof(text), LUA_INTEGER_FMT, (LUAI_UACINT)lua_tointeger(L, idx));
+	} else {
+		double d = (double)lua_tonumber(L, idx);
+		if (!isfinite(d)) {
+			snprintf(text, sizeof(text), "null");
+		} else {
+			for (int prec = 15; prec <= 17; prec++) {
+				snprintf(text, sizeof(text), "%.*g", prec, d);
+				if (strtod(text, NULL) == d)
+					break;
+			}
+			if (!strpbrk(text, ".eE"))
+				strcat(text, ".0");
+		}
+	}
+	script_buf_add(b, text, strlen(text));
+}
+
+static void encode_value(lua_State *L, int idx, struct script_buf *b, int depth);
+
+/* True when the table at idx is an array: keys exactly 1..n, or made by modbridge.array. */
+static bool is_array(lua_State *L, int idx, size_t *n)
+{
+	bool marked = false;
+	if (lua_getmetatable(L, idx)) {
+		lua_rawgetp(L, LUA_REGISTRYINDEX, &script_key_array_mt);
+		marked = lua_rawequal(L, -1, -2);
+		lua_pop(L, 2);
+	}
+	size_t len = (size_t)lua_rawlen(L, idx), count = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		count++;
+		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
+		    (lua_Unsigned)lua_tointeger(L, -1) > len) {
+			lua_pop(L, 1);
+			*n = len;
+			return false;
+		}
+	}
+	*n = len;
+	return count == len && (len > 0 || marked);
+}
+
+static void encode_object(lua_State *L, int idx, struct script_buf *b, int depth)
+{
+	size_t count = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		count++;
+	}
+	/* Keys live in a Lua table (anchoring the text of integer keys) and a userdata array
+	 * (freed by the collector if an error interrupts us). */
+	lua_createtable(L, (int)count, 0);
+	int keys = lua_gettop(L);
+	struct key *k = lua_newuserdatauv(L, count ? count * sizeof(*k) : 1, 0);
+	size_t n = 0;
+	lua_pushnil(L);
+	while (lua_next(L, idx) && n < count) {
+		lua_pop(L, 1);
+		struct key *e = &k[n];
+		memset(e, 0, sizeof(*e));
+		if (lua_type(L, -1) == LUA_TSTRING) {
+			lua_pushvalue(L, -1);
+		} else if (lua_isinteger(L, -1)) {
+			e->is_int = true;
+			e->i = lua_tointeger(L, -1);
+			lua_pushfstring(L, "%I", (LUAI_UACINT)e->i);
+		} else {
+			script_raise(L,
+				     "a table key is %s; JSON object keys are strings (or integers)",
+				     luaL_typename(L, -1));
+		}
+		e->s = lua_tolstring(L, -1, &e->len);
+		lua_rawseti(L, keys, (lua_Integer)n + 1);
+		e->rank = rank_of(e->s);
+		n++;
+	}
+	qsort(k, n, sizeof(*k), key_cmp);
+	script_buf_add(b, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			script_buf_add(b, ",", 1);
+		encode_string(L, k[i].s, k[i].len, b);
+		script_buf_add(b, ":", 1);
+		if (k[i].is_int)
+			lua_pushinteger(L, k[i].i);
+		else
+			lua_pushlstring(L, k[i].s, k[i].len);
+		lua_rawget(L, idx);
+		encode_value(L, lua_gettop(L), b, depth + 1);
+		lua_pop(L, 1);
+	}
+	script_buf_add(b, "}", 1);
+	lua_pop(L, 2);
+}
+
+static void encode_value(lua_State *L, int idx, struct script_buf *b, int depth)
+{
+	if (depth > JSON_DEPTH_MAX)
+		script_raise(L, "a table is nested more than %d deep (or contains itself)",
+			     JSON_DEPTH_MAX);
+	luaL_checkstack(L, 8, "JSON nesting");
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL: script_buf_add(b, "null", 4); break;
+	case LUA_TBOOLEAN:
+		if (lua_toboolean(L, idx))
+			script_buf_add(b, "true", 4);
+		else
+			script_buf_add(b, "false", 5);
+		break;
+	case LUA_TNUMBER: encode_number(L, idx, b); break;
+	case LUA_TSTRING: {
+		size_t n;
+		const char *s = lua_tolstring(L, idx, &n);
+		encode_string(L, s, n, b);
+		break;
+	}
+	case LUA_TTABLE: {
+		size_t n;
+		if (is_array(L, idx, &n)) {
+			script_buf_add(b, "[", 1);
+			for (size_t i = 1; i <= n; i++) {
+				if (i > 1)
+					script_buf_add(b, ",", 1);
+				lua_rawgeti(L, idx, (lua_Integer)i);
+				encode_value(L, lua_gettop(L), b, depth + 1);
+				lua_pop(L, 1);
+			}
+			script_buf_add(b, "]", 1);
+		} else {
+			encode_object(L, idx, b, depth);
+		}
+		break;
+	}
+	default: script_raise(L, "a %s cannot be encoded as JSON", luaL_typename(L, idx));
+	}
+	if (b->nomem)
+		luaL_error(L, "out of memory encoding JSON");
+}
+
+void script_json_encode(lua_State *L, int idx, struct script_buf *b)
+{
+	encode_value(L, lua_absindex(L, idx), b, 0);
+}
+
+/* ------------------------------------------------------------------ decoding */
+
+struct parser {
+	lua_State *L;
+	const char *p, *end, *start;
+	const char *error;
+};
+
+static void skip_ws(struct parser *ps)
+{
+	while (ps->p < ps->end &&
+	       (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
+		ps->p++;
+}
+
+static bool fail(struct parser *ps, const char *what)
+{
+	if (!ps->error)
+		ps->error = what;
+	return false;
+}
+
+static bool literal(struct parser *ps, const char *word)
+{
+	size_t n = strlen(word);
+	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
+		return fail(ps, "unexpected character");
+	ps->p += n;
+	return true;
+}
+
+static int hex4(const char *p)
+{
+	int v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+static void add_utf8(luaL_Buffer *b, unsigned cp)
+{
+	char u[4];
+	size_t n;
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xC0 | (cp >> 6));
+		u[1] = (char)(0x80 | (cp & 0x3F));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xE0 | (cp >> 12));
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		u[2] = (char)(0x80 | (cp & 0x3F));
+		n = 3;
+	} else {
+		u[0] = (char)(0xF0 | (cp >> 18));
+		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		u[3] = (char)(0x80 | (cp & 0x3F));
+		n = 4;
+	}
+	luaL_addlstring(b, u, n);
+}
+
+static bool parse_string(struct parser *ps)
+{
+	luaL_Buffer b;
+	ps->p++; /* the opening quote */
+	luaL_buffinit(ps->L, &b);
+	while (ps->p < ps->end && *ps->p != '"') {
+		unsigned char c = (unsigned char)*ps->p;
+		if (c < 0x20)
+			return fail(ps, "control character in a string");
+		if (c != '\\') {
+			luaL_addchar(&b, (char)c);
+			ps->p++;
+			continue;
+		}
+		if (ps->end - ps->p < 2)
+			return fail(ps, "unfinished escape");
+		char e = ps->p[1];
+		ps->p += 2;
+		switch (e) {
+		case '"': luaL_addchar(&b, '"'); break;
+		case '\\': luaL_addchar(&b, '\\'); break;
+		case '/': luaL_addchar(&b, '/'); break;
+		case 'b': luaL_addchar(&b, '\b'); break;
+		case 'f': luaL_addchar(&b, '\f'); break;
+		case 'n': luaL_addchar(&b, '\n'); break;
+		case 'r': luaL_addchar(&b, '\r'); break;
+		case 't': luaL_addchar(&b, '\t'); break;
+		case 'u': {
+			int cp = ps->end - ps->p >= 4 ? hex4(ps->p) : -1;
+			if (cp < 0)
+				return fail(ps, "bad \\u escape");
+			ps->p += 4;
+			if (cp >= 0xD800 && cp <= 0xDBFF) {
+				int lo = ps->end - ps->p >= 6 && ps->p[0] == '\\' && ps->p[1] == 'u'
+						 ? hex4(ps->p + 2)
+						 : -1;
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					return fail(ps, "lone surrogate in \\u escape");
+				ps->p += 6;
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+			} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+				return fail(ps, "lone surrogate in \\u escape");
+			}
+			add_utf8(&b, (unsigned)cp);
+			break;
+		}
+		default: return fail(ps, "bad escape");
+		}
+	}
+	if (ps->p >= ps->end)
+		return fail(ps, "unfinished string");
+	ps->p++;
+	luaL_pushresult(&b);
+	return true;
+}
+
+static bool parse_number(struct parser *ps)
+{
+	const char *s = ps->p;
+	bool real = false;
+	if (ps->p < ps->end && *ps->p == '-')
+		ps->p++;
+	if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
+		return fail(ps, "bad number");
+	if (*ps->p == '0' && ps->p + 1 < ps->end && ps->p[1] >= '0' && ps->p[1] <= '9')
+		return fail(ps, "bad number (leading zero)");
+	while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
+		ps->p++;
+	if (ps->p < ps->end && *ps->p == '.') {
+		real = true;
+		ps->p++;
+		if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
+			return fail(ps, "bad number");
+		while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
+			ps->p++;
+	}
+	if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
+		real = true;
+		ps->p++;
+		if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-'))
+			ps->p++;
+		if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
+			return fail(ps, "bad number");
+		while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
+			ps->p++;
+	}
+	char text[64];
+	size_t n = (size_t)(ps->p - s);
+	if (n >= sizeof(text))
+		return fail(ps, "number too long");
+	memcpy(text, s, n);
+	text[n] = '\0';
+	/* lua_stringtonumber makes an integer when it fits, a float otherwise. */
+	if (real || !lua_stringtonumber(ps->L, text)) {
+		lua_pushnumber(ps->L, (lua_Number)strtod(text, NULL));
+	}
+	return true;
+}
+
+static bool parse_value(struct parser *ps, int depth);
+
+static bool parse_container(struct parser *ps, int depth, bool object)
+{
+	lua_State *L = ps->L;
+	lua_Integer i = 0;
+	ps->p++;
+	lua_newtable(L);
+	skip_ws(ps);
+	if (ps->p < ps->end && *ps->p == (object ? '}' : ']')) {
+		ps->p++;
+		return true;
+	}
+	for (;;) {
+		skip_ws(ps);
+		if (object) {
+			if (ps->p >= ps->end || *ps->p != '"')
+				return fail(ps, "expected a member name");
+			if (!parse_string(ps))
+				return false;
+			skip_ws(ps);
+			if (ps->p >= ps->end || *ps->p != ':')
+				return fail(ps, "expected ':'");
+			ps->p++;
+		}
+		if (!parse_value(ps, depth + 1))
+			return false;
+		if (object)
+			lua_rawset(L, -3);
+		else
+			lua_rawseti(L, -2, ++i);
+		skip_ws(ps);
+		if (ps->p < ps->end && *ps->p == ',') {
+			ps->p++;
+			continue;
+		}
+		if (ps->p < ps->end && *ps->p == (object ? '}' : ']')) {
+			ps->p++;
+			return true;
+		}
+		return fail(ps, object ? "expected ',' or '}'" : "expected ',' or ']'");
+	}
+}
+
+static bool parse_value(struct parser *ps, int depth)
+{
+	if (depth > JSON_DEPTH_MAX)
+		return fail(ps, "nested too deep");
+	if (!lua_checkstack(ps->L, 4))
+		return fail(ps, "nested too deep");
+	skip_ws(ps);
+	if (ps->p >= ps->end)
+		return fail(ps, "unexpected end");
+	switch (*ps->p) {
+	case '{': return parse_container(ps, depth, true);
+	case '[': return parse_container(ps, depth, false);
+	case '"': return parse_string(ps);
+	case 't':
+		if (!literal(ps, "true"))
+			return false;
+		lua_pushboolean(ps->L, 1);
+		return true;
+	case 'f':
+		if (!literal(ps, "false"))
+			return false;
+		lua_pushboolean(ps->L, 0);
+		return true;
+	case 'n':
+		if (!literal(ps, "null"))
+			return false;
+		lua_pushnil(ps->L);
+		return true;
+	default: return parse_number(ps);
+	}
+}
+
+int script_json_decode(lua_State *L, const char *text, size_t len)
+{
+	struct parser ps = {.L = L, .p = text, .end = text + len, .start = text};
+	int top = lua_gettop(L);
+	bool ok = parse_value(&ps, 0);
+	if (ok) {
+		skip_ws(&ps);
+		if (ps.p != ps.end)
+			ok = fail(&ps, "text after the value");
+	}
+	if (ok) {
+		lua_replace(L, top + 1);
+		lua_settop(L, top + 1);
+		return 1;
+	}
+	lua_settop(L, top);
+	lua_pushnil(L);
+	lua_pushfstring(L, "invalid JSON: %s at byte %d", ps.error ? ps.error : "error",
+			(int)(ps.p - ps.start) + 1);
+	return 2;
+}
+
+static int push_text(lua_State *L)
+{
+	lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+	return 1;
+}
+
+static int encode_into(lua_State *L)
+{
+	script_json_encode(L, 1, lua_touserdata(L, 2));
+	return 0;
+}
+
+char *script_json_text(lua_State *L, int idx, size_t *len)
+{
+	struct script_buf b = {0};
+	idx = lua_absindex(L, idx);
+	lua_pushcfunction(L, encode_into);
+	lua_pushvalue(L, idx);
+	lua_pushlightuserdata(L, &b);
+	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+		script_buf_free(&b);
+		lua_error(L);
+	}
+	if (!b.p)
+		script_buf_add(&b, "", 0);
+	if (b.nomem) {
+		script_buf_free(&b);
+		luaL_error(L, "out of memory encoding JSON");
+	}
+	*len = b.len;
+	return b.p;
+}
+
+/* modbridge.json_encode(value): the JSON text, or an error naming the script's line. */
+static int sb_json_encode(lua_State *L)
+{
+	size_t len;
+	luaL_checkany(L, 1);
+	char *text = script_json_text(L, 1, &len);
+	/* Anchor the text in a Lua string before freeing ours; a failing push would leak it,
+	 * so the push happens in a protected call. */
+	lua_pushcfunction(L, push_text);
+	lua_pushlightuserdata(L, text);
+	lua_pushinteger(L, (lua_Integer)len);
+	int status = lua_pcall(L, 2, 1, 0);
+	free(text);
+	if (status != LUA_OK)
+		return lua_error(L);
+	return 1;
+}
+
+/* modbridge.json_decode(text): the value, or nil and a message. */
+static int sb_json_decode(lua_State *L)
+{
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+	return script_json_decode(L, text, len);
+}
+
+void script_json_register(lua_State *L)
+{
+	lua_pushcfunction(L, sb_json_encode);
+	lua_setfield(L, -2, "json_encode");
+	lua_pushcfunction(L, sb_json_decode);
+	lua_setfield(L, -2, "json_decode");
+}
