@@ -109,7 +109,8 @@ int script_raise(lua_State *L, const char *fmt, ...)
 		else
 			snprintf(where, sizeof(where), "%s", st->short_src);
 	}
-	return luaL_error(L, "%s: %s", where, text);
+	lua_pushfstring(L, "%s: %s", where, text);
+	return lua_error(L);
 }
 
 static void count_hook(lua_State *L, lua_Debug *ar)

@@ -543,8 +543,7 @@ int script_json_decode(lua_State *L, const char *text, size_t len)
 			ok = fail(&ps, "text after the value");
 	}
 	if (ok) {
-		lua_replace(L, top + 1);
-		lua_settop(L, top + 1);
+		lua_settop(L, top + 1); /* the value */
 		return 1;
 	}
 	lua_settop(L, top);
