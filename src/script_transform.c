@@ -13,7 +13,9 @@
  *
  * States: one pool per transformer, a reading runs in the state of its device (index modulo
  * the pool's size) under that state's lock; see script.h. A failure is logged once per
- * episode (the first failing call after a success), with its "file:line: reason".
+ * episode of its device (the first failing call after a success), with its "file:line:
+ * reason": a script that fails on one device's readings says so once, however often the
+ * other devices succeed.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,8 +41,14 @@ struct script_transformer {
 	size_t count;
 	char **forbidden; /* filters a message's own topic may not match */
 	size_t nforbidden;
+	/* Per device: failing since the last success, and the failed calls of the episode. */
+	struct episode *episodes;
+	size_t nepisodes;
+};
+
+struct episode {
 	atomic_bool failing;
-	atomic_ullong failures; /* failed calls in the current episode */
+	atomic_ullong failures;
 };
 
 struct call {
@@ -371,6 +379,13 @@ int script_transformer_new(const struct config *cfg, const struct message_contex
 		return MB_ERR_NOMEM;
 	}
 	t->count = states;
+	t->nepisodes = cfg->device_count ? cfg->device_count : 1;
+	t->episodes = calloc(t->nepisodes, sizeof(*t->episodes));
+	if (!t->episodes) {
+		free(t->pool);
+		free(t);
+		return MB_ERR_NOMEM;
+	}
 	for (size_t i = 0; i < states; i++) {
 		pthread_mutex_init(&t->pool[i].lock, NULL);
 		t->pool[i].st = (struct script_state){
@@ -403,18 +418,21 @@ int script_transformer_new(const struct config *cfg, const struct message_contex
 	return 0;
 }
 
-static size_t state_of_device(const struct script_transformer *t, const struct device_config *d)
+/* The device's index in the configuration (0 for a device from elsewhere). */
+static size_t index_of_device(const struct script_transformer *t, const struct device_config *d)
 {
 	const struct config *cfg = t->cfg;
 	if (d >= cfg->devices && d < cfg->devices + cfg->device_count)
-		return (size_t)(d - cfg->devices) % t->count;
+		return (size_t)(d - cfg->devices);
 	return 0;
 }
 
 int script_transform(struct script_transformer *t, const struct reading *r,
 		     struct script_output *out, char *why, size_t why_len)
 {
-	struct pooled *p = &t->pool[state_of_device(t, r->device)];
+	size_t device = index_of_device(t, r->device);
+	struct pooled *p = &t->pool[device % t->count];
+	struct episode *e = &t->episodes[device % t->nepisodes];
 	struct call c = {.t = t, .r = r, .out = out};
 
 	out->items = NULL;
@@ -424,17 +442,18 @@ int script_transform(struct script_transformer *t, const struct reading *r,
 	pthread_mutex_unlock(&p->lock);
 	if (rc) {
 		script_output_clear(out);
-		atomic_fetch_add(&t->failures, 1);
-		if (!atomic_exchange(&t->failing, true))
-			log_error("script %s: %s; readings are kept in the default format with ERR "
-				  "until it works again",
-				  t->cfg->logger.script, why);
+		atomic_fetch_add(&e->failures, 1);
+		if (!atomic_exchange(&e->failing, true))
+			log_error("script %s: device %s: %s; its readings are kept in the default "
+				  "format with ERR until it works again",
+				  t->cfg->logger.script, r->device->id, why);
 		return rc;
 	}
-	if (atomic_load(&t->failing) && atomic_exchange(&t->failing, false))
-		log_info("script %s: works again (%llu reading(s) were sent in the default format)",
-			 t->cfg->logger.script,
-			 (unsigned long long)atomic_exchange(&t->failures, 0));
+	if (atomic_load(&e->failing) && atomic_exchange(&e->failing, false))
+		log_info("script %s: device %s: works again (%llu reading(s) were kept in the "
+			 "default format)",
+			 t->cfg->logger.script, r->device->id,
+			 (unsigned long long)atomic_exchange(&e->failures, 0));
 	return 0;
 }
 
@@ -460,6 +479,7 @@ void script_transformer_free(struct script_transformer *t)
 	for (size_t i = 0; i < t->nforbidden; i++)
 		free(t->forbidden[i]);
 	free(t->forbidden);
+	free(t->episodes);
 	free(t->pool);
 	free(t);
 }
