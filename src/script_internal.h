@@ -98,6 +98,10 @@ void script_buf_free(struct script_buf *b);
  */
 void script_json_encode(lua_State *L, int idx, struct script_buf *b);
 
+/* A real as the encoder writes it (the shortest text that reads back; null for NaN and
+ * infinities); text has room for 40 bytes. Returns the length. */
+size_t script_json_real(double d, char *text);
+
 /* script_json_encode into a malloc'd NUL-terminated text (the caller frees it; *len its
  * length). Raises as script_json_encode does, leaking nothing. */
 char *script_json_text(lua_State *L, int idx, size_t *len);

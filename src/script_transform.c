@@ -197,6 +197,10 @@ static void push_msg(lua_State *L, const struct reading *r, const struct message
 			push_v(L, r, i);
 			lua_rawseti(L, -2, (lua_Integer)i + 1);
 		}
+		if (nv == 0) { /* "V":[] as the default has it, not {} */
+			lua_rawgetp(L, LUA_REGISTRYINDEX, &script_key_array_mt);
+			lua_setmetatable(L, -2);
+		}
 		lua_setfield(L, -2, "V");
 	}
 	set_string(L, "P", ctx->logger_id);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "error.h"
 #include "message.h"
 #include "script.h"
+#include "script_internal.h"
 
 static struct block one_block[] = {{0, 4}};
 static struct block two_blocks[] = {{10, 2}, {100, 4}};
@@ -141,10 +143,10 @@ static char *one_payload(const char *source, const struct reading *r)
 static void test_forbidden_functions(void **state)
 {
 	static const char *const forbidden[] = {
-		"io",         "os.execute",  "os.exit",     "os.getenv",    "os.remove",
-		"os.rename",  "os.tmpname",  "os.setlocale", "require",     "package",
-		"debug",      "dofile",      "loadfile",    "string.dump",  "coroutine",
-		"collectgarbage_stop",
+		"io",        "os.execute",  "os.exit",    "os.getenv",
+		"os.remove", "os.rename",   "os.tmpname", "os.setlocale",
+		"require",   "package",     "debug",      "dofile",
+		"loadfile",  "string.dump", "coroutine",  "collectgarbage_stop",
 	};
 	char src[256];
 	(void)state;
@@ -169,11 +171,12 @@ static void test_forbidden_functions(void **state)
 	expect_error("function transform(m) require('os') end", "attempt to call a nil value");
 	/* What stays: os.time/date/clock, string, table, math, utf8. */
 	struct reading r = word_reading();
-	char *p = one_payload("function transform(m) return { t = os.time() > 0, d = "
-			      "os.date('!%Y', 0), c = os.clock() >= 0, u = utf8.char(228), "
-			      "s = ('x'):rep(3), f = math.floor(2.5), n = table.concat({1,2}, '-') } "
-			      "end",
-			      &r);
+	char *p =
+		one_payload("function transform(m) return { t = os.time() > 0, d = "
+			    "os.date('!%Y', 0), c = os.clock() >= 0, u = utf8.char(228), "
+			    "s = ('x'):rep(3), f = math.floor(2.5), n = table.concat({1,2}, '-') } "
+			    "end",
+			    &r);
 	assert_string_equal(p, "{\"c\":true,\"d\":\"1970\",\"f\":2,\"n\":\"1-2\",\"s\":\"xxx\","
 			       "\"t\":true,\"u\":\"\xc3\xa4\"}");
 	free(p);
@@ -184,7 +187,8 @@ static void test_load_text_only(void **state)
 	(void)state;
 	struct reading r = word_reading();
 	/* Text chunks load; bytecode (the signature "\27Lua") is refused. */
-	char *p = one_payload("function transform(m) return { v = load('return 1 + 1')() } end", &r);
+	char *p =
+		one_payload("function transform(m) return { v = load('return 1 + 1')() } end", &r);
 	assert_string_equal(p, "{\"v\":2}");
 	free(p);
 	p = one_payload("function transform(m)\n"
@@ -419,7 +423,8 @@ static void test_what_transform_returns(void **state)
 	p = one_payload("function transform(m) return { z = 1, P = 'p', a = 2, V = {}, ID = 'x', "
 			"[5] = 'five' } end",
 			&r);
-	assert_string_equal(p, "{\"ID\":\"x\",\"V\":{},\"P\":\"p\",\"5\":\"five\",\"a\":2,\"z\":1}");
+	assert_string_equal(p,
+			    "{\"ID\":\"x\",\"V\":{},\"P\":\"p\",\"5\":\"five\",\"a\":2,\"z\":1}");
 	free(p);
 }
 
@@ -427,12 +432,11 @@ static void test_state_persists_per_device(void **state)
 {
 	(void)state;
 	/* Report by exception: only what changed. Two devices, two states (2 in the pool). */
-	struct config cfg = make_config(
-		"function transform(m)\n"
-		"  local last = modbridge.state[m.ID]\n"
-		"  modbridge.state[m.ID] = m.V[1]\n"
-		"  if last == m.V[1] then return nil end\n"
-		"  return { id = m.ID, v = m.V[1] }\nend");
+	struct config cfg = make_config("function transform(m)\n"
+					"  local last = modbridge.state[m.ID]\n"
+					"  modbridge.state[m.ID] = m.V[1]\n"
+					"  if last == m.V[1] then return nil end\n"
+					"  return { id = m.ID, v = m.V[1] }\nend");
 	struct script_transformer *t = NULL;
 	assert_int_equal(script_transformer_new(&cfg, &mctx, 2, &t), 0);
 	struct reading r = word_reading();
@@ -487,12 +491,83 @@ static void test_json_both_ways(void **state)
 		"    bad = bad == nil, err = err, text = modbridge.json_encode({ 1, { k = 'v' } }) }\n"
 		"end",
 		&r);
-	assert_string_equal(p, "{\"a2\":2.5,\"a3\":\"x\xc3\xa4\xf0\x9f\x98\x80\",\"bad\":true,"
-			       "\"c\":true,\"d\":true,\"err\":\"invalid JSON: bad number at byte 6\","
-			       "\"f\":12345678901234,\"text\":\"[1,{\\\"k\\\":\\\"v\\\"}]\"}");
+	assert_string_equal(p,
+			    "{\"a2\":2.5,\"a3\":\"x\xc3\xa4\xf0\x9f\x98\x80\",\"bad\":true,"
+			    "\"c\":true,\"d\":true,\"err\":\"invalid JSON: bad number at byte 6\","
+			    "\"f\":12345678901234,\"text\":\"[1,{\\\"k\\\":\\\"v\\\"}]\"}");
 	free(p);
 	expect_error("function transform(m)\n  return modbridge.json_encode({ f = print })\nend",
 		     "t.lua:2: a function cannot be encoded as JSON");
+}
+
+/* The reference the fast real formatting must equal: the first of %.15g, %.16g, %.17g
+ * that reads back, with ".0" when it has neither '.' nor an exponent. */
+static void reference_real(double d, char *text)
+{
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(text, 40, "%.*g", prec, d);
+		if (strtod(text, NULL) == d)
+			break;
+	}
+	if (!strpbrk(text, ".eEn"))
+		strcat(text, ".0");
+}
+
+static void check_real(double d)
+{
+	char got[48], want[48];
+	script_json_real(d, got);
+	reference_real(d, want);
+	if (strcmp(got, want) != 0)
+		fail_msg("%.17g: got %s, want %s", d, got, want);
+}
+
+static void test_real_formatting(void **state)
+{
+	(void)state;
+	static const double fixed[] = {0.1,
+				       0.2,
+				       0.3,
+				       0.1 + 0.2,
+				       1.0,
+				       -0.0,
+				       0.0,
+				       20.1 - 40,
+				       1e-4,
+				       9.9999999999999e-5,
+				       1e15,
+				       999999999999999.9,
+				       123456789012345.6,
+				       0.30000000000000004,
+				       5e-324,
+				       1e300,
+				       4503599627370496.0,
+				       2.2250738585072014e-308,
+				       1.0 / 3};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		check_real(fixed[i]);
+		check_real(-fixed[i]);
+	}
+	/* Scaled register values, and random doubles across the fast path's range. */
+	for (int v = 0; v < 65536; v++) {
+		check_real(v * 0.1 - 40);
+		check_real(v * 0.01);
+		check_real(v / 3.0);
+	}
+	uint64_t x = 0x9E3779B97F4A7C15ULL;
+	for (int i = 0; i < 300000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		double d = (double)(x >> 11) / 9007199254740992.0; /* [0, 1) */
+		double scale = pow(10.0, (double)(int)(x % 21) - 5);
+		check_real(d * scale);
+		double bits;
+		uint64_t raw = x;
+		memcpy(&bits, &raw, sizeof(bits));
+		if (isfinite(bits))
+			check_real(bits);
+	}
 }
 
 static void test_script_error_message(void **state)
@@ -593,17 +668,17 @@ static void test_topic_read_and_answer(void **state)
 	(void)state;
 	struct fake_io f = {0};
 	char why[SCRIPT_ERROR_MAX] = "";
-	int rc = run_topic(
-		"function on_message(topic, payload, props)\n"
-		"  local req = modbridge.json_decode(payload)\n"
-		"  local v, err = modbridge.read(req.device, req.register, req.count)\n"
-		"  modbridge.publish(props.response_topic, { values = v, topic = topic,\n"
-		"    corr = props.correlation }, 0, true)\n"
-		"  local ok, werr = modbridge.write('plc1', 5, 1)\n"
-		"  modbridge.publish('answers/write', tostring(ok) .. ' ' .. tostring(werr))\n"
-		"  modbridge.read('10.0.0.5:502/7', 3, 1, 4)\n"
-		"  modbridge.write('meter', 9, true)\nend",
-		&f, "{\"device\":\"plc1\",\"register\":0,\"count\":2}", why);
+	int rc =
+		run_topic("function on_message(topic, payload, props)\n"
+			  "  local req = modbridge.json_decode(payload)\n"
+			  "  local v, err = modbridge.read(req.device, req.register, req.count)\n"
+			  "  modbridge.publish(props.response_topic, { values = v, topic = topic,\n"
+			  "    corr = props.correlation }, 0, true)\n"
+			  "  local ok, werr = modbridge.write('plc1', 5, 1)\n"
+			  "  modbridge.publish('answers/write', tostring(ok) .. ' ' .. tostring(werr))\n"
+			  "  modbridge.read('10.0.0.5:502/7', 3, 1, 4)\n"
+			  "  modbridge.write('meter', 9, true)\nend",
+			  &f, "{\"device\":\"plc1\",\"register\":0,\"count\":2}", why);
 	if (rc)
 		fail_msg("%s", why);
 	assert_int_equal(f.nlines, 4);
@@ -613,8 +688,9 @@ static void test_topic_read_and_answer(void **state)
 	assert_string_equal(f.lines[3], "AT^MTXTUNNEL=SETMODBUS,10.0.0.5:502/7;9;1;6");
 	assert_int_equal(f.npub, 2);
 	assert_string_equal(f.topics[0], "reply/here");
-	assert_string_equal(f.payloads[0],
-			    "{\"corr\":\"c1\",\"topic\":\"357299070082380/read\",\"values\":[215,1013]}");
+	assert_string_equal(
+		f.payloads[0],
+		"{\"corr\":\"c1\",\"topic\":\"357299070082380/read\",\"values\":[215,1013]}");
 	assert_int_equal(f.qos[0], 0);
 	assert_true(f.retain[0]);
 	assert_string_equal(f.payloads[1], "nil writes are not allowed");
@@ -665,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_state_persists_per_device),
 		cmocka_unit_test(test_config_and_log),
 		cmocka_unit_test(test_json_both_ways),
+		cmocka_unit_test(test_real_formatting),
 		cmocka_unit_test(test_script_error_message),
 		cmocka_unit_test(test_topic_read_and_answer),
 		cmocka_unit_test(test_topic_refusals),
