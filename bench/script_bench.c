@@ -1,7 +1,8 @@
 /*
  * script_bench.c - what a transformer script costs per reading, and per loaded script.
  *
- * Usage: script_bench [N]   (default 200000 readings)
+ * Usage: script_bench [N [ONLY]]   (default 200000 readings; ONLY: none, identity or
+ *        scale, to run one case, e.g. under `perf stat`)
  *
  * For a device of 30 holding registers (Neuron's workload), times N readings through
  *   - message_encode (the default message, no script),
@@ -80,8 +81,10 @@ struct worker {
 static void *work(void *arg)
 {
 	struct worker *w = arg;
-	struct reading r = {.device = &devices[w->device], .ts_ms = 1657879741000LL,
-			    .values = values, .value_count = 30};
+	struct reading r = {.device = &devices[w->device],
+			    .ts_ms = 1657879741000LL,
+			    .values = values,
+			    .value_count = 30};
 	char why[SCRIPT_ERROR_MAX];
 	for (long i = 0; i < w->n; i++) {
 		struct script_output out;
@@ -120,31 +123,40 @@ static void run(const char *label, struct config *cfg, size_t states, int thread
 int main(int argc, char **argv)
 {
 	long n = argc > 1 ? strtol(argv[1], NULL, 10) : 200000;
+	const char *only = argc > 2 ? argv[2] : "";
 	log_set_level(LOG_LVL_WARN);
 	message_global_init();
 	for (int i = 0; i < 8; i++) {
 		char *id = malloc(16);
 		snprintf(id, 16, "d%04d", i);
-		devices[i] = (struct device_config){.id = id, .address_text = "127.0.0.1:5020",
-						    .blocks = blocks, .block_count = 1,
+		devices[i] = (struct device_config){.id = id,
+						    .address_text = "127.0.0.1:5020",
+						    .blocks = blocks,
+						    .block_count = 1,
 						    .function = 3};
 	}
 	for (int i = 0; i < 30; i++)
 		values[i] = (uint16_t)(200 + i);
 
-	struct reading r = {.device = &devices[0], .ts_ms = 1657879741000LL, .values = values,
+	struct reading r = {.device = &devices[0],
+			    .ts_ms = 1657879741000LL,
+			    .values = values,
 			    .value_count = 30};
 	double c0 = cpu_us();
-	for (long i = 0; i < n; i++) {
+	for (long i = 0; !strcmp(only, "none") || !*only ? i < n : false; i++) {
 		values[0] = (uint16_t)i;
 		free(message_encode(&r, &mctx));
 	}
-	printf("%-44s %7.2f us CPU/reading\n", "no script (message_encode)",
-	       (cpu_us() - c0) / (double)n);
+	if (!strcmp(only, "none") || !*only)
+		printf("%-44s %7.2f us CPU/reading\n", "no script (message_encode)",
+		       (cpu_us() - c0) / (double)n);
 
 	char identity[] = "function transform(msg) return msg end";
 	struct config id_cfg = make_config("identity", identity, strlen(identity));
-	run("script: return msg", &id_cfg, 1, 1, n);
+	if (!strcmp(only, "identity") || !*only)
+		run("script: return msg", &id_cfg, 1, 1, n);
+	if (*only && strcmp(only, "scale") != 0)
+		return 0;
 
 	size_t len = 0;
 	char *scale = read_text(MODBRIDGE_BENCH_DIR "/scale30.lua", &len);
@@ -154,6 +166,10 @@ int main(int argc, char **argv)
 	}
 	struct config sc_cfg = make_config("scale30.lua", scale, len);
 	run("script: scale30.lua (scaling, 30 names)", &sc_cfg, 1, 1, n);
+	if (*only) {
+		free(scale);
+		return 0;
+	}
 	run("script: scale30.lua, 4 threads, 4 states", &sc_cfg, 4, 4, n);
 	run("script: scale30.lua, 4 threads, 1 state", &sc_cfg, 1, 4, n);
 

@@ -484,6 +484,9 @@ int script_state_open(struct script_state *st, char *why, size_t why_len)
 	}
 	memcpy(lua_getextraspace(st->L), &st, sizeof(st));
 	lua_sethook(st->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+	/* Each call leaves a few kilobytes of young garbage (msg and what the script built):
+	 * the generational collector frees it for less than the incremental one. */
+	lua_gc(st->L, LUA_GCGEN, 0, 0);
 	int rc = script_state_call(st, open_protected, st, why, why_len);
 	if (rc)
 		script_state_close(st);
@@ -559,10 +562,16 @@ int script_check(const struct config *cfg, const char *name, const char *source,
 
 void script_buf_add(struct script_buf *b, const char *s, size_t n)
 {
+	if (b->len + n + 1 <= b->cap) { /* the common case */
+		memcpy(b->p + b->len, s, n);
+		b->len += n;
+		b->p[b->len] = '\0';
+		return;
+	}
 	if (b->nomem)
 		return;
 	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
+		size_t cap = b->cap ? b->cap : 1024;
 		while (cap < b->len + n + 1)
 			cap *= 2;
 		char *p = realloc(b->p, cap);

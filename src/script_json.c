@@ -29,11 +29,13 @@ static const char *const router_order[] = {
 #define ROUTER_KEYS (sizeof(router_order) / sizeof(router_order[0]))
 
 struct key {
-	const char *s;
+	const char *s; /* a string key: its text, in the table */
 	size_t len;
 	int rank;
+	int slot; /* the value's index on the Lua stack */
 	bool is_int;
 	lua_Integer i;
+	char num[24]; /* an integer key's text */
 };
 
 static int rank_of(const char *s, size_t len)
@@ -44,18 +46,6 @@ static int rank_of(const char *s, size_t len)
 		if (!strcmp(s, router_order[i]))
 			return (int)i;
 	return (int)ROUTER_KEYS;
-}
-
-static int key_cmp(const void *a, const void *b)
-{
-	const struct key *x = a, *y = b;
-	if (x->rank != y->rank)
-		return x->rank - y->rank;
-	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(x->s, y->s, n);
-	if (c)
-		return c;
-	return x->len < y->len ? -1 : x->len > y->len;
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid. */
@@ -94,7 +84,17 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 static void encode_string(lua_State *L, const char *s, size_t n, struct script_buf *b)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	size_t start = 0;
+	size_t start = 0, plain = 0;
+	/* Most keys and texts need no escape and are ASCII: one copy. */
+	while (plain < n && u[plain] >= 0x20 && u[plain] < 0x80 && u[plain] != '"' &&
+	       u[plain] != '\\')
+		plain++;
+	if (plain == n) {
+		script_buf_add(b, "\"", 1);
+		script_buf_add(b, s, n);
+		script_buf_add(b, "\"", 1);
+		return;
+	}
 	script_buf_add(b, "\"", 1);
 	for (size_t i = 0; i < n;) {
 		unsigned c = u[i];
@@ -147,76 +147,125 @@ static void encode_string(lua_State *L, const char *s, size_t n, struct script_b
  * of an interval at a power of two. Products stay below 2^112. Returns the length of the
  * text (fixed notation, with ".0" when there is no fraction), or 0 outside the range.
  */
+struct real_parts {
+	uint64_t M;      /* the value is M * 2^-F */
+	int F;           /* 3..66 in the fast path's range */
+	uint64_t lo_off; /* 1 at a power of two (a narrower lower half), else 2 */
+	bool even;
+};
+
+/* The k-digit candidate nearest the value into *m, when the rounding interval scaled by
+ * 10^k holds an integer. */
+static bool candidate(const struct real_parts *p, int k, uint64_t *m)
+{
+	static const uint64_t pow10[] = {1ULL,
+					 10ULL,
+					 100ULL,
+					 1000ULL,
+					 10000ULL,
+					 100000ULL,
+					 1000000ULL,
+					 10000000ULL,
+					 100000000ULL,
+					 1000000000ULL,
+					 10000000000ULL,
+					 100000000000ULL,
+					 1000000000000ULL,
+					 10000000000000ULL,
+					 100000000000000ULL,
+					 1000000000000000ULL,
+					 10000000000000000ULL,
+					 100000000000000000ULL};
+	unsigned __int128 pow = pow10[k];
+	int sh = p->F + 2;
+	unsigned __int128 mask = ((unsigned __int128)1 << sh) - 1;
+	unsigned __int128 lo_n = (unsigned __int128)(4 * p->M - p->lo_off) * pow;
+	unsigned __int128 hi_n = (unsigned __int128)(4 * p->M + 2) * pow;
+	unsigned __int128 lo = lo_n >> sh, hi = hi_n >> sh;
+	if ((lo_n & mask) || !p->even)
+		lo++; /* ceil, or past an excluded end */
+	if (!(hi_n & mask) && !p->even)
+		hi--; /* an excluded end */
+	if (lo > hi)
+		return false;
+	unsigned __int128 x = (unsigned __int128)p->M * pow;
+	unsigned __int128 q = x >> p->F, rem = x & (((unsigned __int128)1 << p->F) - 1);
+	unsigned __int128 half = (unsigned __int128)1 << (p->F - 1);
+	if (rem > half || (rem == half && (q & 1)))
+		q++;
+	if (q < lo)
+		q = lo;
+	if (q > hi)
+		q = hi;
+	if (q >> 64)
+		return false;
+	*m = (uint64_t)q;
+	return true;
+}
+
 static size_t shortest_fixed(double d, char *text)
 {
 	double a = fabs(d);
 	if (!(a >= 1e-4 && a < 1e15))
 		return 0;
 	int e;
-	double fr = frexp(a, &e);             /* a = fr * 2^e, fr in [0.5, 1) */
-	uint64_t M = (uint64_t)ldexp(fr, 53); /* a = M * 2^(e - 53) */
-	int F = 53 - e;                       /* 3..66 in this range */
-	uint64_t lo_off = M == (1ULL << 52) ? 1 : 2;
-	bool even = (M & 1) == 0;
-	unsigned __int128 pow = 1;
-	for (int k = 0; k <= 17; k++, pow *= 10) {
-		int sh = F + 2;
-		unsigned __int128 mask = ((unsigned __int128)1 << sh) - 1;
-		unsigned __int128 lo_n = (unsigned __int128)(4 * M - lo_off) * pow;
-		unsigned __int128 hi_n = (unsigned __int128)(4 * M + 2) * pow;
-		unsigned __int128 lo = lo_n >> sh, hi = hi_n >> sh;
-		if ((lo_n & mask) || !even)
-			lo++; /* ceil, or past an excluded end */
-		if (!(hi_n & mask) && !even)
-			hi--; /* an excluded end */
-		if (lo > hi)
-			continue;
-		unsigned __int128 x = (unsigned __int128)M * pow;
-		unsigned __int128 q = x >> F, rem = x & (((unsigned __int128)1 << F) - 1);
-		unsigned __int128 half = (unsigned __int128)1 << (F - 1);
-		if (rem > half || (rem == half && (q & 1)))
-			q++;
-		if (q < lo)
-			q = lo;
-		if (q > hi)
-			q = hi;
-		if (q >= ((unsigned __int128)1 << 64))
+	double fr = frexp(a, &e); /* a = fr * 2^e, fr in [0.5, 1) */
+	struct real_parts p = {.M = (uint64_t)ldexp(fr, 53), .F = 53 - e};
+	p.lo_off = p.M == (1ULL << 52) ? 1 : 2;
+	p.even = (p.M & 1) == 0;
+	/* Most values have few digits, or need 16 or 17 (a scaled register): look at 15
+	 * significant digits first. Without a candidate there, none has fewer digits (a
+	 * shorter one is also a 15-digit one, with zeros), so only 16 and 17 remain. */
+	int x10 = (int)floor(log10(a));
+	int k15 = 14 - x10;
+	if (k15 < 0)
+		k15 = 0;
+	if (k15 > 17)
+		k15 = 17;
+	uint64_t m = 0;
+	int k = -1;
+	if (candidate(&p, k15, &m)) {
+		for (k = 0; k < k15 && !candidate(&p, k, &m); k++)
+			;
+	} else {
+		for (k = k15 + 1; k <= 17 && !candidate(&p, k, &m); k++)
+			;
+		if (k > 17)
 			return 0;
-		char digits[24], rev[24];
-		uint64_t u = (uint64_t)q;
-		int n = 0, r = 0;
-		do {
-			rev[r++] = (char)('0' + u % 10);
-			u /= 10;
-		} while (u);
-		while (r)
-			digits[n++] = rev[--r];
-		char *o = text;
-		if (d < 0)
-			*o++ = '-';
-		if (k == 0) {
-			memcpy(o, digits, (size_t)n);
-			o += n;
-			memcpy(o, ".0", 2);
-			o += 2;
-		} else if (n > k) {
-			memcpy(o, digits, (size_t)(n - k));
-			o += n - k;
-			*o++ = '.';
-			memcpy(o, digits + n - k, (size_t)k);
-			o += k;
-		} else {
-			*o++ = '0';
-			*o++ = '.';
-			for (int z = 0; z < k - n; z++)
-				*o++ = '0';
-			memcpy(o, digits, (size_t)n);
-			o += n;
-		}
-		*o = '\0';
-		return (size_t)(o - text);
 	}
-	return 0;
+	char digits[24], rev[24];
+	uint64_t u = m;
+	int n = 0, r = 0;
+	do {
+		rev[r++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	while (r)
+		digits[n++] = rev[--r];
+	char *o = text;
+	if (d < 0)
+		*o++ = '-';
+	if (k == 0) {
+		memcpy(o, digits, (size_t)n);
+		o += n;
+		memcpy(o, ".0", 2);
+		o += 2;
+	} else if (n > k) {
+		memcpy(o, digits, (size_t)(n - k));
+		o += n - k;
+		*o++ = '.';
+		memcpy(o, digits + n - k, (size_t)k);
+		o += k;
+	} else {
+		*o++ = '0';
+		*o++ = '.';
+		for (int z = 0; z < k - n; z++)
+			*o++ = '0';
+		memcpy(o, digits, (size_t)n);
+		o += n;
+	}
+	*o = '\0';
+	return (size_t)(o - text);
 }
 
 /* A real as JSON text (see the opening comment); text has room for 40 bytes. */
@@ -287,58 +336,93 @@ static bool is_array(lua_State *L, int idx, size_t *n)
 	return count == len && (len > 0 || marked);
 }
 
+/*
+ * One pass over the table: each value stays on the Lua stack (its slot noted with its key),
+ * so nothing is looked up again; string keys point into the table itself, which is not
+ * changed meanwhile, and integer keys are written into the entry. Entries live in a C
+ * array while there are few, else in a userdata that the collector frees if an error
+ * interrupts us. Then the entries are sorted, and each value encoded from its slot.
+ */
+#define KEYS_IN_PLACE 64
+
+static const char *key_text(const struct key *k)
+{
+	return k->is_int ? k->num : k->s;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	const struct key *x = a, *y = b;
+	if (x->rank != y->rank)
+		return x->rank - y->rank;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(key_text(x), key_text(y), n);
+	if (c)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
 static void encode_object(lua_State *L, int idx, struct script_buf *b, int depth)
 {
-	size_t count = 0;
+	struct key in_place[KEYS_IN_PLACE];
+	struct key *k = in_place;
+	size_t n = 0, cap = KEYS_IN_PLACE;
+	int base = lua_gettop(L);
+
+	lua_pushnil(L); /* base + 1: the userdata once the entries outgrow in_place */
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
-		lua_pop(L, 1);
-		count++;
-	}
-	/* Keys live in a Lua table (anchoring the text of integer keys) and a userdata array
-	 * (freed by the collector if an error interrupts us). */
-	lua_createtable(L, (int)count, 0);
-	int keys = lua_gettop(L);
-	struct key *k = lua_newuserdatauv(L, count ? count * sizeof(*k) : 1, 0);
-	size_t n = 0;
-	lua_pushnil(L);
-	while (lua_next(L, idx) && n < count) {
-		lua_pop(L, 1);
+		if (n == cap) {
+			struct key *grown = lua_newuserdatauv(L, 2 * cap * sizeof(*grown), 0);
+			memcpy(grown, k, n * sizeof(*grown));
+			lua_replace(L, base + 1);
+			k = grown;
+			cap *= 2;
+		}
 		struct key *e = &k[n];
-		memset(e, 0, sizeof(*e));
-		if (lua_type(L, -1) == LUA_TSTRING) {
-			lua_pushvalue(L, -1);
-		} else if (lua_isinteger(L, -1)) {
+		e->is_int = false;
+		if (lua_type(L, -2) == LUA_TSTRING) {
+			e->s = lua_tolstring(L, -2, &e->len);
+		} else if (lua_isinteger(L, -2)) {
+			lua_Integer v = lua_tointeger(L, -2);
 			e->is_int = true;
-			e->i = lua_tointeger(L, -1);
-			lua_pushfstring(L, "%I", (LUAI_UACINT)e->i);
+			e->i = v;
+			e->len = (size_t)snprintf(e->num, sizeof(e->num), LUA_INTEGER_FMT,
+						  (LUAI_UACINT)v);
 		} else {
 			script_raise(L,
 				     "a table key is %s; JSON object keys are strings (or integers)",
-				     luaL_typename(L, -1));
+				     luaL_typename(L, -2));
 		}
-		e->s = lua_tolstring(L, -1, &e->len);
-		lua_rawseti(L, keys, (lua_Integer)n + 1);
-		e->rank = rank_of(e->s, e->len);
+		e->rank = rank_of(key_text(e), e->len);
+		lua_insert(L, -2); /* the value stays below the key */
+		e->slot = lua_gettop(L) - 1;
 		n++;
+		luaL_checkstack(L, 4, "a table with many keys");
 	}
-	qsort(k, n, sizeof(*k), key_cmp);
+	if (n <= KEYS_IN_PLACE) { /* insertion sort: fewer calls than qsort at this size */
+		for (size_t i = 1; i < n; i++) {
+			struct key t = k[i];
+			size_t j = i;
+			while (j > 0 && key_cmp(&k[j - 1], &t) > 0) {
+				k[j] = k[j - 1];
+				j--;
+			}
+			k[j] = t;
+		}
+	} else {
+		qsort(k, n, sizeof(*k), key_cmp);
+	}
 	script_buf_add(b, "{", 1);
 	for (size_t i = 0; i < n; i++) {
 		if (i)
 			script_buf_add(b, ",", 1);
-		encode_string(L, k[i].s, k[i].len, b);
+		encode_string(L, key_text(&k[i]), k[i].len, b);
 		script_buf_add(b, ":", 1);
-		if (k[i].is_int)
-			lua_pushinteger(L, k[i].i);
-		else
-			lua_pushlstring(L, k[i].s, k[i].len);
-		lua_rawget(L, idx);
-		encode_value(L, lua_gettop(L), b, depth + 1);
-		lua_pop(L, 1);
+		encode_value(L, k[i].slot, b, depth + 1);
 	}
 	script_buf_add(b, "}", 1);
-	lua_pop(L, 2);
+	lua_settop(L, base);
 }
 
 static void encode_value(lua_State *L, int idx, struct script_buf *b, int depth)

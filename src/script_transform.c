@@ -8,8 +8,8 @@
  * it unchanged gives the default bytes. What a script may want beyond them is reachable
  * through msg's metatable (__index), so pairs() and the encoder do not see it:
  * msg.device (the id), msg.time_ms (the instant, ms since 1970), msg.blocks (per block:
- * start, count, width in registers per value, values) and msg.registers (the raw registers
- * of a typed device).
+ * start, count, width in registers per value, values: for a device of one block, the same
+ * table as msg.V) and msg.registers (the raw registers of a typed device).
  *
  * States: one pool per transformer, a reading runs in the state of its device (index modulo
  * the pool's size) under that state's lock; see script.h. A failure is logged once per
@@ -118,15 +118,17 @@ static void push_v(lua_State *L, const struct reading *r, size_t i)
 		lua_pushinteger(L, r->values[i]);
 }
 
-/* The members that are not part of the message, behind msg's metatable. */
-static void push_extras(lua_State *L, const struct reading *r)
+/* The members that are not part of the message, behind msg's metatable. v is the stack
+ * index of msg.V (0 for an ERR reading): a device of one block shares it as the block's
+ * values (the common case, and half the cost of building msg). */
+static void push_extras(lua_State *L, const struct reading *r, int v_index)
 {
 	const struct device_config *d = r->device;
 	unsigned width = decode_width(d->type);
 	size_t v = 0, nv = r->decoded ? r->decoded_count : r->value_count;
 
-	lua_createtable(L, 0, 2);
-	lua_createtable(L, 0, 5);
+	lua_createtable(L, 0, 1);
+	lua_createtable(L, 0, 4);
 	set_string(L, "device", d->id);
 	lua_pushinteger(L, r->ts_ms);
 	lua_setfield(L, -2, "time_ms");
@@ -140,7 +142,10 @@ static void push_extras(lua_State *L, const struct reading *r)
 		lua_setfield(L, -2, "count");
 		lua_pushinteger(L, width);
 		lua_setfield(L, -2, "width");
-		if (!r->error[0]) {
+		if (v_index && d->block_count == 1) {
+			lua_pushvalue(L, v_index);
+			lua_setfield(L, -2, "values");
+		} else if (v_index) {
 			lua_createtable(L, (int)n, 0);
 			for (size_t k = 0; k < n && v < nv; k++, v++) {
 				push_v(L, r, v);
@@ -151,7 +156,7 @@ static void push_extras(lua_State *L, const struct reading *r)
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
 	lua_setfield(L, -2, "blocks");
-	if (r->decoded && !r->error[0]) {
+	if (r->decoded && v_index) {
 		lua_createtable(L, (int)r->value_count, 0);
 		for (size_t i = 0; i < r->value_count; i++) {
 			lua_pushinteger(L, r->values[i]);
@@ -188,6 +193,7 @@ static void push_msg(lua_State *L, const struct reading *r, const struct message
 		push_int_list(L, d, 2);
 		lua_setfield(L, -2, "PX");
 	}
+	int v_index = 0;
 	if (r->error[0]) {
 		set_string(L, "ERR", r->error);
 	} else {
@@ -201,11 +207,16 @@ static void push_msg(lua_State *L, const struct reading *r, const struct message
 			lua_rawgetp(L, LUA_REGISTRYINDEX, &script_key_array_mt);
 			lua_setmetatable(L, -2);
 		}
-		lua_setfield(L, -2, "V");
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -3, "V");
+		lua_insert(L, -2); /* msg on top, V under it for push_extras (dropped below) */
+		v_index = lua_gettop(L) - 1;
 	}
 	set_string(L, "P", ctx->logger_id);
-	push_extras(L, r);
+	push_extras(L, r, v_index);
 	lua_setmetatable(L, -2);
+	if (v_index)
+		lua_remove(L, -2);
 }
 
 /* ------------------------------------------------------------------ results */

@@ -19,19 +19,41 @@ local names = {
   },
 }
 
-function transform(msg)
+-- Per device, worked out at its first reading: { position in V, name, scale, offset }.
+local plans = {}
+
+local function plan_of(msg)
   local map = names[msg.ID]
-  if msg.ERR or not map then
-    return msg -- unchanged: the default message
+  if not map then
+    return nil
   end
-  local out = { ID = msg.ID, TS = msg.TS, IMEI = msg.IMEI }
+  local plan, position = {}, 0
   for _, block in ipairs(msg.blocks) do
-    for i, value in ipairs(block.values) do
+    for i = 1, #block.values do
+      position = position + 1
       local n = map[block.start + (i - 1) * block.width]
       if n then
-        out[n[1]] = value * n[2] + n[3]
+        plan[#plan + 1] = { position, n[1], n[2], n[3] }
       end
     end
+  end
+  plans[msg.ID] = plan
+  return plan
+end
+
+function transform(msg)
+  if msg.ERR then
+    return msg -- unchanged: the default message
+  end
+  local plan = plans[msg.ID] or plan_of(msg)
+  if not plan then
+    return msg
+  end
+  local out = { ID = msg.ID, TS = msg.TS, IMEI = msg.IMEI }
+  local V = msg.V
+  for i = 1, #plan do
+    local p = plan[i]
+    out[p[2]] = V[p[1]] * p[3] + p[4]
   end
   return out
 end
