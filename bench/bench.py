@@ -15,8 +15,9 @@ Workloads (see docs/performance.md for what each figure means):
   startup     spawn -> "running" and spawn -> "mqtt: connected", 500 devices
   size        binary size, stripped size, text/data/bss
   script      (only with --only script) Neuron's workload without a transformer script and
-              with bench/scale30.lua (examples/scripts/scale.lua's transform, a name, scale
-              and offset for each of the 30 registers), alternating, RUNS runs each; plus
+              with `return msg` and with bench/scale30.lua (examples/scripts/scale.lua's
+              transform, a name, scale and offset for each of the 30 registers),
+              alternating, RUNS runs each; plus
               bench/script_bench (CPU per call, memory per loaded script). Its table goes
               between the <!-- bench-script:begin/end --> markers.
   profile     (only with --profile S) perf record of the daemon on the neuron workload
@@ -383,6 +384,7 @@ def run_workload(env, devices, period_ms, duration_s, warmup_s, daemon_cpu=None,
     recs = sub.records()
     in_window = [(a, p) for a, p in recs if t0 <= ts_seconds(p.get("TS", "0")) < t1]
     keys = {(p.get("ID"), p.get("TS")) for _, p in in_window}
+    sizes = [len(json.dumps(p, separators=(",", ":"))) for _, p in in_window[:1000]]
     errors = sum(1 for _, p in in_window if "ERR" in p)
     lat = [(a - ts_seconds(p["TS"])) * 1000.0 for a, p in in_window]
     polls_per_s = 1000.0 / period_ms
@@ -405,6 +407,7 @@ def run_workload(env, devices, period_ms, duration_s, warmup_s, daemon_cpu=None,
         "arrived_per_s": (lines1 - lines0) / duration_s,
         "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
         "max_ms": max(lat) if lat else float("nan"),
+        "payload_bytes": statistics.mean(sizes) if sizes else float("nan"),
     }
     res["us_per_reading"] = 1e6 * cpu_s / res["delivered"] if res["delivered"] else float("nan")
     res["ctxsw_per_reading"] = (cs1 - cs0) / res["delivered"] if res["delivered"] else float("nan")
@@ -704,16 +707,20 @@ def script_report(results, args):
                                                args.runs))
     w("")
     w("| Neuron's workload (500 × 30 registers, 1 s, TLS, QoS 1, store on) | CPU | "
-      "µs/reading | peak RSS | delivered | p50 / p99 |")
-    w("|---|---|---|---|---|---|")
-    for label, r in (("no script", sr["none"]), ("`bench/scale30.lua` (scaling, 30 names)",
-                                                 sr["scale"])):
-        w("| %s | %.1f%% | %.1f | %s | %.2f%% | %.0f / %.0f ms |"
+      "µs/reading | peak RSS | delivered | payload | p50 / p99 |")
+    w("|---|---|---|---|---|---|---|")
+    for label, r in (("no script", sr["none"]), ("`return msg` (the script path alone)",
+                                                 sr["identity"]),
+                     ("`bench/scale30.lua` (scaling, 30 names)", sr["scale"])):
+        w("| %s | %.1f%% | %.1f | %s | %.2f%% | %.0f B | %.0f / %.0f ms |"
           % (label, r["cpu_pct"], r["us_per_reading"], fmt_mb(r["hwm_kb"]),
-             r["delivered_pct"], r["p50_ms"], r["p99_ms"]))
+             r["delivered_pct"], r.get("payload_bytes", float("nan")), r["p50_ms"],
+             r["p99_ms"]))
     w("")
-    w("The script adds **%.1f µs per reading** (median of the runs' differences: %s)."
-      % (sr["added_us"], ", ".join("%.1f" % d for d in sr["diffs"])))
+    w("Against no script, per reading (median of the runs' differences): `return msg` "
+      "adds **%.1f µs** (%s), the scaling script **%.1f µs** (%s)."
+      % (sr["identity_added_us"], ", ".join("%.1f" % d for d in sr["idiffs"]),
+         sr["added_us"], ", ".join("%.1f" % d for d in sr["diffs"])))
     w("")
     w("`bench/script_bench %d` (one process, no I/O: the encoding step alone):" % sr["n"])
     w("")
@@ -834,22 +841,29 @@ def main():
         if "script" in only:
             note("== script: Neuron's workload without and with bench/scale30.lua, %d run(s) "
                  "each" % args.runs)
-            none, scale = [], []
+            none, ident, scale = [], [], []
+            identity = env.wd.write("identity.lua", "function transform(msg) return msg end\n")
             for _ in range(args.runs):
                 env.script = None
                 none.append(run_workload(env, 500, 1000, args.duration, warmup))
+                env.script = identity
+                ident.append(run_workload(env, 500, 1000, args.duration, warmup))
                 env.script = os.path.join(ROOT, "bench", "scale30.lua")
                 scale.append(run_workload(env, 500, 1000, args.duration, warmup))
             env.script = None
             diffs = [b["us_per_reading"] - a["us_per_reading"] for a, b in zip(none, scale)]
+            idiffs = [b["us_per_reading"] - a["us_per_reading"] for a, b in zip(none, ident)]
             n = 200000
             micro = subprocess.run([os.path.join(os.path.dirname(args.mbsim), "script_bench"),
                                     str(n)], capture_output=True, text=True, check=True).stdout
             results["script"] = {
                 "none": {k: med(none, k) for k in none[0].keys()},
+                "identity": {k: med(ident, k) for k in ident[0].keys()},
                 "scale": {k: med(scale, k) for k in scale[0].keys()},
-                "diffs": diffs, "added_us": statistics.median(diffs), "micro": micro, "n": n,
-                "runs": {"none": none, "scale": scale}}
+                "diffs": diffs, "added_us": statistics.median(diffs),
+                "idiffs": idiffs, "identity_added_us": statistics.median(idiffs),
+                "micro": micro, "n": n,
+                "runs": {"none": none, "identity": ident, "scale": scale}}
         env.close()
 
     if only == {"script"}:

@@ -1,11 +1,11 @@
 -- scale30.lua - examples/scripts/scale.lua for the benchmark's devices: every device (any
--- id) has 30 holding registers 0..29, each with a name, a scale and an offset. The
+-- id) has 30 holding registers 0..29, each with a name, a scale, an offset and 1 decimal. The
 -- transform function is the example's; only the table of names differs. The message keeps
 -- ID and TS (bench.py counts readings by them).
 
 local map = {}
 for a = 0, 29 do
-  map[a] = { "value_" .. a, 0.1, -40 }
+  map[a] = { "value_" .. a, 0.1, -40, 1 }
 end
 
 local plans = {}
@@ -17,7 +17,7 @@ local function plan_of(msg)
       position = position + 1
       local n = map[block.start + (i - 1) * block.width]
       if n then
-        plan[#plan + 1] = { position, n[1], n[2], n[3] }
+        plan[#plan + 1] = { position, n[1], n[2], n[3], 10.0 ^ n[4] }
       end
     end
   end
@@ -34,7 +34,8 @@ function transform(msg)
   local V = msg.V
   for i = 1, #plan do
     local p = plan[i]
-    out[p[2]] = V[p[1]] * p[3] + p[4]
+    local m = p[5]
+    out[p[2]] = math.floor((V[p[1]] * p[3] + p[4]) * m + 0.5) / m
   end
   return out
 end

@@ -42,15 +42,18 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it,\n"
 		"                          SIGHUP reloads the configuration)\n"
-		"  check  -c FILE          validate the configuration (and what the TLS files hold);\n"
+		"  check  -c FILE          validate the configuration (what the TLS files hold, and\n"
+		"                          the scripts: compiled, their top level run);\n"
 		"                          print every error as file:line: key: message, warn about\n"
 		"                          serial devices that are not there, certificate\n"
 		"                          fingerprints, and each bus's requests per poll and\n"
 		"                          estimated line time\n"
 		"  read   -c FILE DEVICE   poll one device now and print the JSON it would send\n"
-		"                          (nothing is stored or sent; the router's Test button)\n"
+		"                          (through logger.script when set; nothing is stored or\n"
+		"                          sent; the router's Test button)\n"
 		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent,\n"
-		"                          dropped; it only looks (safe beside the daemon): a\n"
+		"                          dropped (and filtered by a transformer script); it\n"
+		"                          only looks (safe beside the daemon): a\n"
 		"                          missing store is not created (exit 2), a damaged one is\n"
 		"                          reported and left as it is (exit 1)\n"
 		"  at     -c FILE 'AT...'  run one remote command here, as if it came over MQTT, and\n"
@@ -69,7 +72,8 @@ static void usage(FILE *out)
 		"ERROR / queue found the store damaged; 2 usage or start-up error (run: the store\n"
 		"is in use by another modbridge, or cannot be opened; queue: no store, or unreadable).\n"
 		"Documentation: docs/configuration.md, docs/json-format.md, docs/modbus.md,\n"
-		"               docs/logger.md, docs/operations.md, docs/remote-commands.md\n");
+		"               docs/logger.md, docs/operations.md, docs/remote-commands.md,\n"
+		"               docs/scripts.md\n");
 }
 
 /* Loads the config and prints its diagnostics; returns NULL when it has errors. */

@@ -28,6 +28,8 @@
 
 /* Commands waiting at most; more are answered "busy" at once. */
 #define MAX_PENDING 16
+/* Largest message a topic script is given; a larger one is dropped (and logged). */
+#define SCRIPT_PAYLOAD_MAX ((size_t)1024 * 1024)
 /* Longest command text shown in an audit line. */
 #define AUDIT_TEXT_MAX 200
 
@@ -214,6 +216,11 @@ static void on_message(void *ctx, const struct mqtt_message *msg)
 			script = (int)i;
 	if (!pair && script < 0)
 		return; /* not one of ours (a subscription of an earlier session) */
+	if (script >= 0 && msg->len > SCRIPT_PAYLOAD_MAX) {
+		log_warn("remote: a message of %zu bytes on script topic %s was dropped (at most %zu)",
+			 msg->len, msg->topic, SCRIPT_PAYLOAD_MAX);
+		return;
+	}
 
 	j = calloc(1, sizeof(*j));
 	if (!j)

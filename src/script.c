@@ -23,10 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lualib.h>
-
 #include "error.h"
 #include "log.h"
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
 #include "script_internal.h"
 
 #define HOOK_STEP 1000
@@ -46,7 +48,7 @@ struct script_limits script_default_limits(void)
 struct script_state *script_state_of(lua_State *L)
 {
 	struct script_state *st;
-	memcpy(&st, lua_getextraspace(L), sizeof(st));
+	memcpy(&st, lua_getextraspace(L), sizeof(struct script_state *));
 	return st;
 }
 
@@ -110,7 +112,8 @@ int script_raise(lua_State *L, const char *fmt, ...)
 			snprintf(where, sizeof(where), "%s", st->short_src);
 	}
 	lua_pushfstring(L, "%s: %s", where, text);
-	return lua_error(L);
+	lua_error(L);
+	__builtin_unreachable(); /* lua_error longjmps */
 }
 
 static void count_hook(lua_State *L, lua_Debug *ar)
@@ -261,9 +264,9 @@ static int sb_config(lua_State *L)
 	const struct config *cfg = st->cfg;
 	const char *key = luaL_checkstring(L, 1);
 
-	if (!cfg) {
-		lua_pushnil(L);
-	} else if (!strcmp(key, "imei")) {
+	if (!cfg)
+		return 0; /* nothing: nil */
+	if (!strcmp(key, "imei")) {
 		lua_pushstring(L, cfg->imei);
 	} else if (!strcmp(key, "logger.id")) {
 		lua_pushstring(L, cfg->logger.id);
@@ -461,6 +464,9 @@ static int call_failed(struct script_state *st, int status, char *why, size_t wh
 	return MB_ERR_SCRIPT;
 }
 
+static int protected_call(struct script_state *st, lua_CFunction fn, void *ud, char *why,
+			  size_t why_len);
+
 static void set_short_src(struct script_state *st)
 {
 	/* Lua shortens "@name" to its last LUA_IDSIZE-1 bytes with "..." in front. */
@@ -482,12 +488,12 @@ int script_state_open(struct script_state *st, char *why, size_t why_len)
 		snprintf(why, why_len, "%s: out of memory creating the Lua state", st->name);
 		return MB_ERR_NOMEM;
 	}
-	memcpy(lua_getextraspace(st->L), &st, sizeof(st));
+	memcpy(lua_getextraspace(st->L), &st, sizeof(struct script_state *));
 	lua_sethook(st->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
 	/* Each call leaves a few kilobytes of young garbage (msg and what the script built):
 	 * the generational collector frees it for less than the incremental one. */
 	lua_gc(st->L, LUA_GCGEN, 0, 0);
-	int rc = script_state_call(st, open_protected, st, why, why_len);
+	int rc = protected_call(st, open_protected, st, why, why_len);
 	if (rc)
 		script_state_close(st);
 	return rc;
@@ -510,6 +516,13 @@ int script_state_call(struct script_state *st, lua_CFunction fn, void *ud, char 
 		if (rc)
 			return rc;
 	}
+	return protected_call(st, fn, ud, why, why_len);
+}
+
+/* One call of fn (see script_state_call) on an open state. */
+static int protected_call(struct script_state *st, lua_CFunction fn, void *ud, char *why,
+			  size_t why_len)
+{
 	lua_State *L = st->L;
 	int base = lua_gettop(L);
 	if (!lua_checkstack(L, 8)) {

@@ -33,8 +33,9 @@
 
 #include "command.h"
 #include "config.h"
-#include "message.h"
 #include "reading.h"
+
+struct message_context; /* message.h */
 
 /* Longest "file:line: reason" of a script failure, with its terminating NUL. */
 #define SCRIPT_ERROR_MAX 300

@@ -14,13 +14,18 @@
 #ifndef MODBRIDGE_SCRIPT_INTERNAL_H
 #define MODBRIDGE_SCRIPT_INTERNAL_H
 
-#include <lauxlib.h>
-#include <lua.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "script.h"
+
+/* As <lua.h> declares them: only script*.c include Lua's headers (scripts/lint/walls.py),
+ * each before this one. */
+typedef struct lua_State lua_State;
+typedef int (*lua_CFunction)(lua_State *L);
+
+#define SCRIPT_SHORT_SRC 60 /* LUA_IDSIZE of Debian's Lua 5.4 */
 
 /* Registry keys (light userdata addresses are unique). */
 extern const char script_key_message_mt; /* metatable of modbridge.message() results */
@@ -38,13 +43,13 @@ struct script_state {
 	void (*extra)(lua_State *L, void *ctx);
 	void *extra_ctx;
 	struct script_limits limits;
-	size_t used;                /* bytes allocated now */
-	size_t peak;                /* most bytes allocated at once */
-	uint64_t steps_left;        /* instructions left in this call */
-	bool in_call;               /* the budget applies (the hook fires only then) */
-	char mem_where[128];        /* "file:line" where the memory cap was hit, "" when not */
-	bool budget_hit;            /* the call ran out of instructions */
-	char short_src[LUA_IDSIZE]; /* how Lua names the chunk in its messages */
+	size_t used;         /* bytes allocated now */
+	size_t peak;         /* most bytes allocated at once */
+	uint64_t steps_left; /* instructions left in this call */
+	bool in_call;        /* the budget applies (the hook fires only then) */
+	char mem_where[128]; /* "file:line" where the memory cap was hit, "" when not */
+	bool budget_hit;     /* the call ran out of instructions */
+	char short_src[SCRIPT_SHORT_SRC]; /* how Lua names the chunk in its messages */
 };
 
 /*
@@ -77,8 +82,10 @@ void script_push_entry(lua_State *L);
 struct script_state *script_state_of(lua_State *L);
 
 /* Raises "file:line: message" naming the script's innermost Lua function running, or, when
- * none runs, its entry function's definition. */
-int script_raise(lua_State *L, const char *fmt, ...);
+ * none runs, its entry function's definition. Never returns (the int is for `return
+ * script_raise(...)` in a lua_CFunction). */
+int script_raise(lua_State *L, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 2, 3)));
 
 /* A growable text buffer (malloc, not the state's allocator: results outlive the call). */
 struct script_buf {

@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lauxlib.h>
+#include <lua.h>
+
 #include "script_internal.h"
 
 #define JSON_DEPTH_MAX 32
@@ -216,7 +219,7 @@ static size_t shortest_fixed(double d, char *text)
 	/* Most values have few digits, or need 16 or 17 (a scaled register): look at 15
 	 * significant digits first. Without a candidate there, none has fewer digits (a
 	 * shorter one is also a 15-digit one, with zeros), so only 16 and 17 remain. */
-	int x10 = (int)floor(log10(a));
+	int x10 = (int)floor((e - 1) * 0.30102999566398); /* log10(a), maybe one too low */
 	int k15 = 14 - x10;
 	if (k15 < 0)
 		k15 = 0;
@@ -281,18 +284,22 @@ size_t script_json_real(double d, char *text)
 		if (strtod(text, NULL) == d)
 			break;
 	}
-	if (!strpbrk(text, ".eEn"))
-		strcat(text, ".0");
-	return strlen(text);
+	n = strlen(text);
+	if (!strpbrk(text, ".eEn")) {
+		memcpy(text + n, ".0", 3);
+		n += 2;
+	}
+	return n;
 }
 
 static void encode_number(lua_State *L, int idx, struct script_buf *b)
 {
 	char text[48];
 	size_t n;
-	if (lua_isinteger(L, idx)) {
+	int is_int = 0;
+	lua_Integer v = lua_tointegerx(L, idx, &is_int);
+	if (is_int && lua_isinteger(L, idx)) {
 		/* Digits by hand: snprintf showed in the profile. */
-		lua_Integer v = lua_tointeger(L, idx);
 		uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 		char *o = text + sizeof(text);
 		do {
@@ -350,19 +357,29 @@ static const char *key_text(const struct key *k)
 	return k->is_int ? k->num : k->s;
 }
 
-static int key_cmp(const void *a, const void *b)
+/* Keys are short, and often share a prefix ("value_1", "value_2"): a byte loop beats a
+ * call to memcmp here. */
+static inline int key_order(const struct key *x, const struct key *y)
 {
-	const struct key *x = a, *y = b;
 	if (x->rank != y->rank)
 		return x->rank - y->rank;
+	const unsigned char *p = (const unsigned char *)key_text(x);
+	const unsigned char *q = (const unsigned char *)key_text(y);
 	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(key_text(x), key_text(y), n);
-	if (c)
-		return c;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != q[i])
+			return p[i] - q[i];
 	return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static void encode_object(lua_State *L, int idx, struct script_buf *b, int depth)
+static int key_cmp(const void *a, const void *b)
+{
+	return key_order(a, b);
+}
+
+/* Recursion bounded by JSON_DEPTH_MAX (encode_value). */
+static void encode_object( // NOLINT(misc-no-recursion)
+	lua_State *L, int idx, struct script_buf *b, int depth)
 {
 	struct key in_place[KEYS_IN_PLACE];
 	struct key *k = in_place;
@@ -400,32 +417,41 @@ static void encode_object(lua_State *L, int idx, struct script_buf *b, int depth
 		n++;
 		luaL_checkstack(L, 4, "a table with many keys");
 	}
-	if (n <= KEYS_IN_PLACE) { /* insertion sort: fewer calls than qsort at this size */
-		for (size_t i = 1; i < n; i++) {
-			struct key t = k[i];
-			size_t j = i;
-			while (j > 0 && key_cmp(&k[j - 1], &t) > 0) {
-				k[j] = k[j - 1];
-				j--;
+	/* The order: a binary insertion sort of indices while there are few keys (a few
+	 * compares each, and small moves), qsort of the entries beyond. */
+	unsigned char order[KEYS_IN_PLACE];
+	bool indexed = n <= KEYS_IN_PLACE;
+	if (indexed) {
+		for (size_t i = 0; i < n; i++) {
+			size_t lo = 0, hi = i;
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+				if (key_order(&k[order[mid]], &k[i]) <= 0)
+					lo = mid + 1;
+				else
+					hi = mid;
 			}
-			k[j] = t;
+			memmove(order + lo + 1, order + lo, i - lo);
+			order[lo] = (unsigned char)i;
 		}
 	} else {
 		qsort(k, n, sizeof(*k), key_cmp);
 	}
 	script_buf_add(b, "{", 1);
 	for (size_t i = 0; i < n; i++) {
+		const struct key *e = &k[indexed ? order[i] : i];
 		if (i)
 			script_buf_add(b, ",", 1);
-		encode_string(L, key_text(&k[i]), k[i].len, b);
+		encode_string(L, key_text(e), e->len, b);
 		script_buf_add(b, ":", 1);
-		encode_value(L, k[i].slot, b, depth + 1);
+		encode_value(L, e->slot, b, depth + 1);
 	}
 	script_buf_add(b, "}", 1);
 	lua_settop(L, base);
 }
 
-static void encode_value(lua_State *L, int idx, struct script_buf *b, int depth)
+static void encode_value( // NOLINT(misc-no-recursion): bounded by JSON_DEPTH_MAX
+	lua_State *L, int idx, struct script_buf *b, int depth)
 {
 	if (depth > JSON_DEPTH_MAX)
 		script_raise(L, "a table is nested more than %d deep (or contains itself)",
@@ -489,7 +515,7 @@ static void skip_ws(struct parser *ps)
 		ps->p++;
 }
 
-static bool fail(struct parser *ps, const char *what)
+static bool json_fail(struct parser *ps, const char *what)
 {
 	if (!ps->error)
 		ps->error = what;
@@ -500,7 +526,7 @@ static bool literal(struct parser *ps, const char *word)
 {
 	size_t n = strlen(word);
 	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
-		return fail(ps, "unexpected character");
+		return json_fail(ps, "unexpected character");
 	ps->p += n;
 	return true;
 }
@@ -557,14 +583,14 @@ static bool parse_string(struct parser *ps)
 	while (ps->p < ps->end && *ps->p != '"') {
 		unsigned char c = (unsigned char)*ps->p;
 		if (c < 0x20)
-			return fail(ps, "control character in a string");
+			return json_fail(ps, "control character in a string");
 		if (c != '\\') {
 			luaL_addchar(&b, (char)c);
 			ps->p++;
 			continue;
 		}
 		if (ps->end - ps->p < 2)
-			return fail(ps, "unfinished escape");
+			return json_fail(ps, "unfinished escape");
 		char e = ps->p[1];
 		ps->p += 2;
 		switch (e) {
@@ -579,27 +605,27 @@ static bool parse_string(struct parser *ps)
 		case 'u': {
 			int cp = ps->end - ps->p >= 4 ? hex4(ps->p) : -1;
 			if (cp < 0)
-				return fail(ps, "bad \\u escape");
+				return json_fail(ps, "bad \\u escape");
 			ps->p += 4;
 			if (cp >= 0xD800 && cp <= 0xDBFF) {
 				int lo = ps->end - ps->p >= 6 && ps->p[0] == '\\' && ps->p[1] == 'u'
 						 ? hex4(ps->p + 2)
 						 : -1;
 				if (lo < 0xDC00 || lo > 0xDFFF)
-					return fail(ps, "lone surrogate in \\u escape");
+					return json_fail(ps, "lone surrogate in \\u escape");
 				ps->p += 6;
 				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 			} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-				return fail(ps, "lone surrogate in \\u escape");
+				return json_fail(ps, "lone surrogate in \\u escape");
 			}
 			add_utf8(&b, (unsigned)cp);
 			break;
 		}
-		default: return fail(ps, "bad escape");
+		default: return json_fail(ps, "bad escape");
 		}
 	}
 	if (ps->p >= ps->end)
-		return fail(ps, "unfinished string");
+		return json_fail(ps, "unfinished string");
 	ps->p++;
 	luaL_pushresult(&b);
 	return true;
@@ -612,16 +638,16 @@ static bool parse_number(struct parser *ps)
 	if (ps->p < ps->end && *ps->p == '-')
 		ps->p++;
 	if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
-		return fail(ps, "bad number");
+		return json_fail(ps, "bad number");
 	if (*ps->p == '0' && ps->p + 1 < ps->end && ps->p[1] >= '0' && ps->p[1] <= '9')
-		return fail(ps, "bad number (leading zero)");
+		return json_fail(ps, "bad number (leading zero)");
 	while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
 		ps->p++;
 	if (ps->p < ps->end && *ps->p == '.') {
 		real = true;
 		ps->p++;
 		if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
-			return fail(ps, "bad number");
+			return json_fail(ps, "bad number");
 		while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
 			ps->p++;
 	}
@@ -631,14 +657,14 @@ static bool parse_number(struct parser *ps)
 		if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-'))
 			ps->p++;
 		if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
-			return fail(ps, "bad number");
+			return json_fail(ps, "bad number");
 		while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
 			ps->p++;
 	}
 	char text[64];
 	size_t n = (size_t)(ps->p - s);
 	if (n >= sizeof(text))
-		return fail(ps, "number too long");
+		return json_fail(ps, "number too long");
 	memcpy(text, s, n);
 	text[n] = '\0';
 	/* lua_stringtonumber makes an integer when it fits, a float otherwise. */
@@ -650,7 +676,8 @@ static bool parse_number(struct parser *ps)
 
 static bool parse_value(struct parser *ps, int depth);
 
-static bool parse_container(struct parser *ps, int depth, bool object)
+static bool parse_container( // NOLINT(misc-no-recursion): bounded by JSON_DEPTH_MAX
+	struct parser *ps, int depth, bool object)
 {
 	lua_State *L = ps->L;
 	lua_Integer i = 0;
@@ -665,12 +692,12 @@ static bool parse_container(struct parser *ps, int depth, bool object)
 		skip_ws(ps);
 		if (object) {
 			if (ps->p >= ps->end || *ps->p != '"')
-				return fail(ps, "expected a member name");
+				return json_fail(ps, "expected a member name");
 			if (!parse_string(ps))
 				return false;
 			skip_ws(ps);
 			if (ps->p >= ps->end || *ps->p != ':')
-				return fail(ps, "expected ':'");
+				return json_fail(ps, "expected ':'");
 			ps->p++;
 		}
 		if (!parse_value(ps, depth + 1))
@@ -688,19 +715,20 @@ static bool parse_container(struct parser *ps, int depth, bool object)
 			ps->p++;
 			return true;
 		}
-		return fail(ps, object ? "expected ',' or '}'" : "expected ',' or ']'");
+		return json_fail(ps, object ? "expected ',' or '}'" : "expected ',' or ']'");
 	}
 }
 
-static bool parse_value(struct parser *ps, int depth)
+static bool parse_value( // NOLINT(misc-no-recursion): bounded by JSON_DEPTH_MAX
+	struct parser *ps, int depth)
 {
 	if (depth > JSON_DEPTH_MAX)
-		return fail(ps, "nested too deep");
+		return json_fail(ps, "nested too deep");
 	if (!lua_checkstack(ps->L, 4))
-		return fail(ps, "nested too deep");
+		return json_fail(ps, "nested too deep");
 	skip_ws(ps);
 	if (ps->p >= ps->end)
-		return fail(ps, "unexpected end");
+		return json_fail(ps, "unexpected end");
 	switch (*ps->p) {
 	case '{': return parse_container(ps, depth, true);
 	case '[': return parse_container(ps, depth, false);
@@ -732,7 +760,7 @@ int script_json_decode(lua_State *L, const char *text, size_t len)
 	if (ok) {
 		skip_ws(&ps);
 		if (ps.p != ps.end)
-			ok = fail(&ps, "text after the value");
+			ok = json_fail(&ps, "text after the value");
 	}
 	if (ok) {
 		lua_settop(L, top + 1); /* the value */

@@ -18,6 +18,9 @@
 
 #include "error.h"
 #include "log.h"
+#include <lauxlib.h>
+#include <lua.h>
+
 #include "script_internal.h"
 #include "topic.h"
 

@@ -25,6 +25,10 @@
 
 #include "error.h"
 #include "log.h"
+#include "message.h"
+#include <lauxlib.h>
+#include <lua.h>
+
 #include "script_internal.h"
 #include "timeutil.h"
 #include "topic.h"
@@ -285,9 +289,13 @@ static void add_message(lua_State *L, struct call *c, int idx, const char *topic
 		if (grown)
 			out->items = grown;
 		luaL_error(L, "out of memory keeping a message");
+		return;
 	}
 	out->items = grown;
 	out->items[out->count++] = (struct script_message){payload, len, dest};
+	/* payload and dest now belong to out (script_output_clear frees them), which cppcheck
+	 * does not follow. */
+	// cppcheck-suppress memleak
 }
 
 /* One element: a string, a table, or a modbridge.message. */

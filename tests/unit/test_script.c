@@ -129,9 +129,10 @@ static char *one_payload(const char *source, const struct reading *r)
 	struct script_output out = {0};
 	char why[SCRIPT_ERROR_MAX] = "";
 	int rc = run(source, r, &out, why);
-	if (rc)
-		fail_msg("script failed: %s", why);
-	assert_int_equal(out.count, 1);
+	if (rc || out.count != 1 || !out.items) {
+		fail_msg("script failed (%d messages): %s", (int)out.count, why);
+		return NULL;
+	}
 	assert_null(out.items[0].topic);
 	char *p = strdup(out.items[0].payload);
 	script_output_clear(&out);
@@ -400,6 +401,8 @@ static void test_what_transform_returns(void **state)
 			     &r, &out, why),
 			 0);
 	assert_int_equal(out.count, 4);
+	if (!out.items)
+		return;
 	assert_string_equal(out.items[0].payload, "raw text");
 	assert_null(out.items[0].topic);
 	assert_string_equal(out.items[1].payload, "{\"a\":1}");
