@@ -869,6 +869,10 @@ def main():
     if only == {"script"}:
         text = script_report(results, args)
         print(text)
+        os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
+        with open(os.path.join(ROOT, "build", "bench-script-results.json"), "w",
+                  encoding="utf-8") as fh:
+            json.dump(results, fh, indent=1, default=str)
         if not args.no_write:
             write_doc(text, "<!-- bench-script:begin -->", "<!-- bench-script:end -->")
             note("docs/performance.md updated (script figures)")

@@ -107,6 +107,14 @@ def by_device(msgs, key="ID"):
 
 
 def example_scale(wd, pty, broker, pki):
+    # The Test button shows what the transformer makes of a reading.
+    d = harness.Daemon(wd, seed_config(
+        wd, pty, broker, pki, f"  script: {os.path.join(EXAMPLES, 'scale.lua')}\n"),
+        name="scale-read")
+    read = d.run_cli("read", "-c", d.config_path, "2")
+    assert read.returncode == 0, read.stdout + read.stderr
+    m = json.loads(read.stdout)
+    assert (m["ID"], m["voltage_v"], m["current_a"], m["power_kw"]) == ("2", 1.0, 0.11, 0.012), m
     msgs, _ = run_example(wd, pty, broker, pki, "scale.lua",
                           lambda m: len({json.loads(p)["ID"] for _, p in m}) == 2)
     devs = by_device(msgs)
@@ -114,16 +122,19 @@ def example_scale(wd, pty, broker, pki):
         assert topic == LOGGER, topic
         assert set(m) == {"ID", "TS", "IMEI", "temperature_c", "pressure_bar", "flow_m3h",
                           "level_pct"}, m
-        assert abs(m["temperature_c"] - (PLC1[1] * 0.1 - 40)) < 1e-9, m
-        assert abs(m["pressure_bar"] - PLC1[10] * 0.01) < 1e-9, m
-        assert abs(m["flow_m3h"] - PLC1[11] * 0.1) < 1e-9, m
+        # Rounded to each name's decimals: exact decimals, not binary noise.
+        assert m["temperature_c"] == round(PLC1[1] * 0.1 - 40, 1), m
+        assert m["pressure_bar"] == round(PLC1[10] * 0.01, 2), m
+        assert m["flow_m3h"] == round(PLC1[11] * 0.1, 1), m
         assert m["level_pct"] == PLC1[100], m
     for topic, m in devs["2"]:
-        assert abs(m["voltage_v"] - 1.0) < 1e-9 and abs(m["current_a"] - 0.11) < 1e-9, m
-        assert abs(m["power_kw"] - 0.012) < 1e-9, m
+        assert (m["voltage_v"], m["current_a"], m["power_kw"]) == (1.0, 0.11, 0.012), m
     # The key order is ours: the router's members first, then the rest by name.
     raw = [p for _, p in msgs if '"ID":"2"' in p][0]
-    assert re.match(r'\{"IMEI":"\d+","TS":"[^"]+","ID":"2","current_a":', raw), raw
+    assert re.match(r'\{"IMEI":"\d+","TS":"[^"]+","ID":"2","current_a":0\.11,"power_kw":0\.012,'
+                    r'"voltage_v":1\.0\}$', raw), raw
+    raw1 = [p for _, p in msgs if '"ID":"1"' in p][0]
+    assert '"temperature_c":-39.9,' in raw1, raw1
     print(f"  scale.lua: {len(msgs)} messages, e.g. {raw}")
 
 
