@@ -11,6 +11,7 @@
  *   config_modbus.c   the modbus section and its devices
  *   config_logger.c   the logger section (store limits, arrays, topic)
  *   config_mqtt.c     the mqtt section (broker, TLS files, AT topics) and remote permissions
+ *   config_web.c      the web section (the web UI: listener, HTTPS, users)
  *   config_script.c   logger.script and mqtt.script_topics: read each script, compile and
  *                     check it (script.h), with the script's own file:line in the message
  * Topic rules are topic.h's, shared with the remote commands.
@@ -190,6 +191,9 @@ void config_parse_logger(struct config_ctx *c, const struct config_obj *top);
 void config_parse_mqtt(struct config_ctx *c, const struct config_obj *top);
 void config_parse_remote(struct config_ctx *c, const struct config_obj *top);
 
+/* config_web.c; after config_parse_logger (cert_dir defaults beside the store) */
+void config_parse_web(struct config_ctx *c, const struct config_obj *top);
+void config_web_free(struct web_config *w);
 /* config_script.c: logger.script (from config_parse_logger's mapping), mqtt.script_topics
  * (from config_parse_mqtt's), and the check of every script once the file is parsed. */
 void config_parse_logger_script(struct config_ctx *c, const struct config_obj *o);

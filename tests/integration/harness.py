@@ -154,6 +154,22 @@ def _tail(path, lines=None):
     return "\n".join([head] + out)
 
 
+# A sanitizer's report (ASan, LSan, UBSan, TSan) in a daemon's or CLI's output fails the
+# test even when the exit code is not checked (kill9, a CLI run expected to fail, or a report
+# in the last moments of a stop).
+_SANITIZER_RE = re.compile(r"^(?:==\d+==)?(?:WARNING: ThreadSanitizer|ERROR: \w+Sanitizer)"
+                           r"|^\S+:\d+:\d+: runtime error: ", re.M)
+
+
+def _sanitizer_report(text, where):
+    """The first sanitizer report in text (40 lines), or None."""
+    m = _SANITIZER_RE.search(text)
+    if not m:
+        return None
+    lines = text[m.start():].splitlines()[:40]
+    return "\n".join([f"--- sanitizer report in {where} ---"] + lines)
+
+
 def _file_size(path):
     try:
         return os.path.getsize(path)
@@ -288,8 +304,9 @@ class Workdir:
 
     On exit, stops every harness object created in it (newest first), then deletes the dir;
     if the block raised (or MODBRIDGE_KEEP_TMP=1) the dir is kept, its path printed, and on
-    failure the tail of every *.log / *.out in it is printed.  `.path` is a str that also
-    supports `/`.
+    failure the tail of every *.log / *.out in it is printed.  A sanitizer report in any
+    *.log fails a block that did not raise (AssertionError, dir kept).  `.path` is a str
+    that also supports `/`.
     """
 
     def __init__(self, name=None):
@@ -346,6 +363,9 @@ class Workdir:
                 _note(f"cleanup of {type(obj).__name__} failed: {exc}")
         if self in _workdirs:
             _workdirs.remove(self)
+        report = None if failed else self.sanitizer_report()
+        if report:
+            failed, reason = True, "a sanitizer report in a log"
         keep = os.environ.get("MODBRIDGE_KEEP_TMP", "") not in ("", "0")
         if failed:
             if DUMP_LINES > 0:
@@ -355,6 +375,18 @@ class Workdir:
             _note(f"work dir kept (MODBRIDGE_KEEP_TMP): {self.path}")
         else:
             shutil.rmtree(self.path, ignore_errors=True)
+        if report:
+            raise AssertionError(report)
+
+    def sanitizer_report(self):
+        """The first sanitizer report in any *.log of the work dir, or None."""
+        for root, _dirs, files in os.walk(self.path):
+            for name in sorted(f for f in files if f.endswith(".log")):
+                path = os.path.join(root, name)
+                report = _sanitizer_report(_read_from(path, 0), path)
+                if report:
+                    return report
+        return None
 
 
 def _wd(workdir):
@@ -1247,7 +1279,8 @@ class Daemon:
 
     def stop(self, timeout=10):
         """SIGTERM, wait, return the exit code (negative = killed by that signal).
-        If it does not exit within timeout: SIGKILL and AssertionError."""
+        If it does not exit within timeout: SIGKILL and AssertionError; AssertionError too
+        if this run's log holds a sanitizer report (so does Workdir's close, for any log)."""
         if self.proc is None:
             return self.returncode
         rc, killed = _stop_proc(self.proc, self.name, timeout)
@@ -1256,6 +1289,9 @@ class Daemon:
         if killed:
             raise AssertionError(f"{self.name} did not exit within {_scaled(timeout):.0f}s "
                                  f"of SIGTERM (SIGKILLed)\n{_tail(self.log_path)}")
+        report = _sanitizer_report(_read_from(self.log_path, self._start_offset), self.log_path)
+        if report:
+            raise AssertionError(f"{self.name} exited with {rc}\n{report}")
         return rc
 
     def kill9(self):

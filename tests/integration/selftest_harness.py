@@ -441,12 +441,15 @@ case "$1" in
   run)
     echo "fake modbridge pid $$ args: $*"
     [ "$FAKE_MODE" = "fail" ] && { echo "fatal: bad config" >&2; exit 3; }
+    [ "$FAKE_MODE" = "tsan" ] && printf '==================\nWARNING: ThreadSanitizer: data race (pid=%s)\n  Write of size 4 at 0x7b04 by thread T2:\n' $$ >&2
     if [ "$FAKE_MODE" = "stubborn" ]; then trap '' TERM; else trap 'echo "got SIGTERM"; exit 0' TERM; fi
     echo "config first line: $(head -n 1 "$3")"
     echo "ready"
     while :; do sleep 0.05; done ;;
   check)
     echo "checked $3"; echo "warning: none" >&2; exit 0 ;;
+  ubsan)
+    echo "src/decode.c:12:5: runtime error: signed integer overflow" >&2; exit 2 ;;
   *) exit 64 ;;
 esac
 """
@@ -493,6 +496,39 @@ def test_daemon(wd):
         else:
             raise AssertionError("stop() of a stubborn daemon did not fail")
         check(not d3.running, "stubborn daemon still running")
+    with Step("Daemon: a sanitizer report fails stop(), and any log's fails the Workdir"):
+        d4 = h.Daemon(wd, "x: 1\n", name="racy", binary=fake)
+        d4.start(env={"FAKE_MODE": "tsan"})
+        d4.wait_log("^ready$", 10)
+        try:
+            d4.stop()
+        except AssertionError as exc:
+            check("WARNING: ThreadSanitizer: data race" in str(exc) and "racy.log" in str(exc),
+                  str(exc))
+        else:
+            raise AssertionError("stop() of a daemon with a TSan report did not fail")
+        # Only the run's own log counts: a clean second start stops cleanly.
+        d4.start()
+        d4.wait_log("^ready$", 10)
+        eq(d4.stop(), 0, "clean run after a reported one")
+        saved = h.DUMP_LINES
+        h.DUMP_LINES = 0
+        kept = None
+        try:
+            with h.Workdir("selftest-ubsan") as wd2:
+                kept = wd2.path
+                d5 = h.Daemon(wd2, "x: 1\n", binary=fake)
+                eq(d5.run_cli("ubsan").returncode, 2, "fake CLI exit code")
+        except AssertionError as exc:
+            check("runtime error: signed integer overflow" in str(exc), str(exc))
+        else:
+            raise AssertionError("a UBSan report in a CLI log did not fail the Workdir")
+        finally:
+            h.DUMP_LINES = saved
+        check(kept and os.path.isdir(kept), "workdir with a sanitizer report not kept")
+        subprocess.run(["rm", "-rf", kept], check=True)
+        # the racy.log of the first run would fail the self-test's own Workdir: drop it
+        os.remove(d4.log_path)
     with Step("wait_until helper"):
         eq(h.wait_until(lambda: 42, 1, "x"), 42, "wait_until value")
         try:

@@ -3,7 +3,8 @@
 
 libmodbus keeps bytes that arrive after a time-out; on a shared line the next request then
 takes the late reply as its own answer and publishes wrong values (see docs/operations.md).
-Here slave 5 answers every request after 700 ms while the line's time-out is 400 ms. Two
+Here slave 5 answers every request after 550 ms while the line's time-out is 400 ms (late,
+yet well inside the 800 ms window in which modbus_io.c expects a late answer). Two
 devices without retries read different registers of slave 5 back to back. Every reading must
 be an ERR "timeout"; a V holding the *other* device's registers would be the shift bug. A
 third device on slave 5 has retries: its retry may legitimately take the late answer to its
@@ -29,7 +30,7 @@ def main():
         sim = harness.ModbusSim(wd, {"servers": [
             {"rtu": pty.b, "baudrate": 9600,
              "units": {"1": {"holding": {"identity": 2000}},
-                       "5": {"holding": {"identity": 2000}, "delay_ms": 700}}}]})
+                       "5": {"holding": {"identity": 2000}, "delay_ms": 550}}}]})
         sim.start()
         config = f"""\
 gateway: {{ imei: "LATE" }}
