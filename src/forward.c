@@ -98,6 +98,8 @@ struct forwarder {
 	struct idset held;      /* in flight, or delivered and not removed yet */
 	struct idset to_remove; /* delivered, removal pending */
 	struct retry fetch_retry, send_retry, remove_retry;
+	/* The server did not take messages (uplink failed() events); ends with a delivery. */
+	struct retry reject_retry;
 	bool held_full_logged;
 	bool memory_episode;       /* sending from memory since the store failed */
 	uint64_t sent_from_memory; /* readings delivered from memory, for the stop's summary */
@@ -299,6 +301,7 @@ static void process_events(struct forwarder *fw)
 	size_t nevents = fw->nevents;
 	struct ingest_reading *delivered = NULL, *giveback = NULL;
 	int64_t pause_ms = -1;
+	bool delivered_any = false;
 
 	fw->events = NULL;
 	fw->nevents = fw->events_cap = 0;
@@ -312,6 +315,8 @@ static void process_events(struct forwarder *fw)
 				if (events[a].retry_after_ms > pause_ms)
 					pause_ms = events[a].retry_after_ms;
 			} else {
+				delivered_any = true;
+				uplink_stats_ok(fw->opt.stats, e->count);
 				for (size_t k = 0; k < e->nids; k++)
 					if (idset_add(&fw->to_remove, e->ids[k]) != 0)
 						log_error("forwarder: out of memory; reading %lld is "
@@ -334,12 +339,20 @@ static void process_events(struct forwarder *fw)
 	}
 	free(events);
 	fw->pending = true;
+	/* One episode from the first refusal to the next delivery: logged once, and its
+	 * back-off grows (accepting the next send() does not mean the server took it). */
+	if (delivered_any && fw->reject_retry.failing && pause_ms < 0) {
+		log_info("forwarder: the server accepts messages again (after %llu refused "
+			 "round(s))",
+			 (unsigned long long)fw->reject_retry.attempts);
+		retry_ok(&fw->reject_retry);
+	}
 	if (pause_ms >= 0) {
-		if (!fw->send_retry.failing)
+		if (!fw->reject_retry.failing)
 			log_warn(
 				"forwarder: the server did not accept a message; its readings stay "
-				"and are sent again");
-		retry_failed(&fw->send_retry, MB_ERR_IO, pause_ms, RETRY_MAX_MS);
+				"and are sent again with back-off");
+		retry_failed(&fw->reject_retry, MB_ERR_IO, pause_ms, RETRY_MAX_MS);
 	}
 	if (delivered) {
 		pthread_mutex_unlock(&fw->lock);
@@ -357,6 +370,8 @@ struct part {
 	const char *payload;
 	size_t len;
 	const char *topic; /* its own destination, NULL: the uplink's */
+	int64_t id; /* store id, 0 for a memory reading */
+	int64_t ts_ms;
 };
 
 /* Array mode joins JSON objects for the uplink's own destination; a message a script sent
@@ -420,7 +435,9 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 	struct uplink_message msg = {.payload = payload,
 				     .len = len,
 				     .count = n,
-				     .topic = parts[0].topic};
+				     .topic = parts[0].topic,
+				     .first_id = parts[0].id,
+				     .first_ts_ms = parts[0].ts_ms};
 	pthread_mutex_unlock(&fw->lock);
 	int rc = fw->up->ops->send(fw->up->impl, &msg, token);
 	pthread_mutex_lock(&fw->lock);
@@ -442,8 +459,9 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 
 static bool can_send(const struct forwarder *fw)
 {
+	int64_t now = time_mono_ms();
 	return fw->connected && fw->ninflight < (size_t)fw->opt.window &&
-	       time_mono_ms() >= fw->send_retry.at_ms;
+	       now >= fw->send_retry.at_ms && now >= fw->reject_retry.at_ms;
 }
 
 /* Sends readings claimed from memory; gives back what was not sent. */
@@ -473,7 +491,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 	}
 	size_t i = 0;
 	for (struct ingest_reading *p = list; p && i < n; p = p->next, i++) {
-		parts[i] = (struct part){p->payload, p->len, p->topic};
+		parts[i] = (struct part){p->payload, p->len, p->topic, 0, p->ts_ms};
 		readings[i] = p;
 	}
 	n = i;
@@ -528,7 +546,8 @@ static void send_from_store(struct forwarder *fw, size_t max)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		parts[i] = (struct part){items[i].payload, items[i].len, items[i].topic};
+		parts[i] = (struct part){items[i].payload, items[i].len, items[i].topic,
+					  items[i].id, items[i].ts_ms};
 
 	size_t pos = 0;
 	while (pos < n && can_send(fw) && !fw->stopping) {
@@ -630,7 +649,7 @@ static void *forward_main(void *arg)
 		size_t free_slots = window - fw->ninflight;
 		if (fw->connected && fw->pending && free_slots > 0 &&
 		    (free_slots >= fw->ack_batch || fw->ninflight == 0) &&
-		    now >= fw->send_retry.at_ms) {
+		    now >= fw->send_retry.at_ms && now >= fw->reject_retry.at_ms) {
 			send_round(fw);
 			continue;
 		}
@@ -641,6 +660,8 @@ static void *forward_main(void *arg)
 			until = earliest(until, fw->remove_retry.at_ms);
 		if (fw->send_retry.at_ms > now)
 			until = earliest(until, fw->send_retry.at_ms);
+		if (fw->reject_retry.at_ms > now)
+			until = earliest(until, fw->reject_retry.at_ms);
 		if (fw->fetch_retry.at_ms > now)
 			until = earliest(until, fw->fetch_retry.at_ms);
 		if (fw->stopping)
