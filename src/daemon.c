@@ -67,7 +67,7 @@ struct daemon_ctx {
 	struct message_context msg;
 	struct modem *modem;
 	struct remote *remote;
-	struct web *web; /* the web UI, kept across restarts (NULL: off) */
+	struct web *web;                        /* the web UI, kept across restarts (NULL: off) */
 	struct script_transformer *transformer; /* NULL without logger.script */
 };
 

@@ -370,7 +370,7 @@ struct part {
 	const char *payload;
 	size_t len;
 	const char *topic; /* its own destination, NULL: the uplink's */
-	int64_t id; /* store id, 0 for a memory reading */
+	int64_t id;        /* store id, 0 for a memory reading */
 	int64_t ts_ms;
 };
 
@@ -547,7 +547,7 @@ static void send_from_store(struct forwarder *fw, size_t max)
 	}
 	for (size_t i = 0; i < n; i++)
 		parts[i] = (struct part){items[i].payload, items[i].len, items[i].topic,
-					  items[i].id, items[i].ts_ms};
+					 items[i].id, items[i].ts_ms};
 
 	size_t pos = 0;
 	while (pos < n && can_send(fw) && !fw->stopping) {

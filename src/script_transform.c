@@ -259,7 +259,11 @@ static void add_message(lua_State *L, struct call *c, int idx, const char *topic
 	size_t len;
 	idx = lua_absindex(L, idx);
 
-	if (topic) {
+	if (topic && !*topic)
+		script_raise(L, "a message's own destination must not be empty");
+	/* MQTT's rules in mqtt mode; an HTTP path is encoded by the uplink (uplink_http.h); the
+	 * FTP uplink ignores destinations. */
+	if (topic && c->t->cfg->logger.mode == LOGGER_MQTT) {
 		if (!topic_publishable(topic))
 			script_raise(L, "'%s' is not a topic a message can be published on (%s)",
 				     topic, topic_publish_problem(topic));

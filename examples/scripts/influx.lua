@@ -2,7 +2,8 @@
 --
 -- One line per reading: measurement "modbus", tags imei and device, one integer field per
 -- register ("r<address>=<value>i"), and the time in nanoseconds. Meant for the HTTP mode
--- (POST to InfluxDB's /api/v2/write); through MQTT it suits Telegraf's mqtt_consumer with
+-- (http.url: InfluxDB's /api/v2/write?org=...&bucket=...&precision=ns, with the token in
+-- http.headers); through MQTT it suits Telegraf's mqtt_consumer with
 -- data_format = "influx". Failed reads become a field error="...".
 
 local function escape_tag(s)

@@ -8,8 +8,7 @@ and what the subscriber got is checked against the seed's register values:
   scale.lua          names, scaling and offsets
   deadband.lua       one message per device while nothing changes; the rest "filtered"
   thingsboard.lua    ThingsBoard gateway telemetry on v1/gateway/telemetry
-  influx.lua         InfluxDB line protocol (checked through MQTT: the HTTP mode is not
-                     on this branch)
+  influx.lua         InfluxDB line protocol through MQTT (the HTTP mode: test_script_http)
   homeassistant.lua  discovery config per register, then states on one state topic
 Then the topic script read_on_request.lua: a request on <IMEI>/script/read is answered on
 <IMEI>/script/answer (and on an MQTT 5 response topic) with the registers read through the

@@ -295,6 +295,39 @@ static void test_errors_at_each_stage(void **state)
 		     "the payload must be a table or a string, not number");
 }
 
+/* A destination is a topic in mqtt mode only: in http mode a path (the uplink encodes
+ * it), in ftp mode ignored by the uplink; empty in none. */
+static void test_destinations_by_mode(void **state)
+{
+	(void)state;
+	static const char *const src =
+		"function transform(m) return modbridge.message('x', '/a/+/b c#1') end";
+	for (int mode = LOGGER_HTTP; mode <= LOGGER_FTP; mode++) {
+		struct config cfg = make_config(src);
+		cfg.logger.mode = (enum logger_mode)mode;
+		struct script_transformer *t = NULL;
+		struct reading r = word_reading();
+		struct script_output out = {0};
+		char why[SCRIPT_ERROR_MAX] = "";
+		assert_int_equal(script_transformer_new(&cfg, &mctx, 1, &t), 0);
+		assert_int_equal(script_transform(t, &r, &out, why, sizeof(why)), 0);
+		assert_int_equal(out.count, 1);
+		assert_string_equal(out.items[0].topic, "/a/+/b c#1");
+		assert_string_equal(out.items[0].payload, "x");
+		script_output_clear(&out);
+		/* The same script is refused in mqtt mode. */
+		cfg.logger.mode = LOGGER_MQTT;
+		script_transformer_free(t);
+		t = NULL;
+		assert_int_equal(script_transformer_new(&cfg, &mctx, 1, &t), 0);
+		assert_int_equal(script_transform(t, &r, &out, why, sizeof(why)), MB_ERR_SCRIPT);
+		assert_non_null(strstr(why, "is not a topic a message can be published on"));
+		script_transformer_free(t);
+	}
+	expect_error("function transform(m) return modbridge.message(m, '') end",
+		     "a message's own destination must not be empty");
+}
+
 static void test_wrong_return_types(void **state)
 {
 	(void)state;
@@ -733,6 +766,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_forbidden_functions),
+		cmocka_unit_test(test_destinations_by_mode),
 		cmocka_unit_test(test_load_text_only),
 		cmocka_unit_test(test_endless_loop),
 		cmocka_unit_test(test_memory_bomb),
