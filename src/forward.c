@@ -374,17 +374,25 @@ static void process_events(struct forwarder *fw)
 struct part {
 	const char *payload;
 	size_t len;
-	int64_t id; /* store id, 0 for a memory reading */
+	const char *topic; /* its own destination, NULL: the uplink's */
+	int64_t id;        /* store id, 0 for a memory reading */
 	int64_t ts_ms;
 };
+
+/* Array mode joins JSON objects for the uplink's own destination; a message a script sent
+ * elsewhere, or as text of its own, goes alone (docs/scripts.md). */
+static bool joinable(const struct part *p)
+{
+	return !p->topic && p->len > 0 && p->payload[0] == '{';
+}
 
 /* How many of parts[0..n) go into the next message (at least one). */
 static size_t span_of(const struct forward_options *o, const struct part *parts, size_t n)
 {
-	if (!o->array)
+	if (!o->array || !joinable(&parts[0]))
 		return 1;
 	size_t count = 0, bytes = 2;
-	while (count < n && count < (size_t)o->array_max_count) {
+	while (count < n && count < (size_t)o->array_max_count && joinable(&parts[count])) {
 		size_t next = bytes + parts[count].len + (count ? 1 : 0);
 		if (count > 0 && next > o->array_max_bytes)
 			break;
@@ -398,7 +406,7 @@ static size_t span_of(const struct forward_options *o, const struct part *parts,
 static char *payload_of(const struct forward_options *o, const struct part *parts, size_t n,
 			size_t *len)
 {
-	if (!o->array) {
+	if (!o->array || !joinable(&parts[0])) {
 		*len = parts[0].len;
 		return (char *)parts[0].payload;
 	}
@@ -432,6 +440,7 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 	struct uplink_message msg = {.payload = payload,
 				     .len = len,
 				     .count = n,
+				     .topic = parts[0].topic,
 				     .first_id = parts[0].id,
 				     .first_ts_ms = parts[0].ts_ms};
 	pthread_mutex_unlock(&fw->lock);
@@ -487,7 +496,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 	}
 	size_t i = 0;
 	for (struct ingest_reading *p = list; p && i < n; p = p->next, i++) {
-		parts[i] = (struct part){p->payload, p->len, 0, p->ts_ms};
+		parts[i] = (struct part){p->payload, p->len, p->topic, 0, p->ts_ms};
 		readings[i] = p;
 	}
 	n = i;
@@ -543,8 +552,8 @@ static void send_from_store(struct forwarder *fw, size_t max)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		parts[i] =
-			(struct part){items[i].payload, items[i].len, items[i].id, items[i].ts_ms};
+		parts[i] = (struct part){items[i].payload, items[i].len, items[i].topic,
+					 items[i].id, items[i].ts_ms};
 
 	size_t pos = 0;
 	while (pos < n && can_send(fw) && !fw->stopping) {

@@ -103,7 +103,10 @@ void message_global_init(void)
 	json_object_seed(0); /* 0: a seed from /dev/urandom or the clock */
 }
 
-char *message_encode(const struct reading *r, const struct message_context *ctx)
+/* script_error: NULL, or why a transformer script failed on this reading (ERR then says so,
+ * and V is kept). */
+static char *encode(const struct reading *r, const struct message_context *ctx,
+		    const char *script_error)
 {
 	const struct device_config *dev = r->device;
 	char ts[40];
@@ -124,8 +127,18 @@ char *message_encode(const struct reading *r, const struct message_context *ctx)
 		goto fail;
 
 	if (r->error[0] != '\0') {
-		if (add_string(obj, "ERR", r->error))
+		if (script_error) {
+			char *text = malloc(strlen(r->error) + strlen(script_error) + 16);
+			if (!text)
+				goto fail;
+			sprintf(text, "%s; script %s", r->error, script_error);
+			int rc = add_string(obj, "ERR", text);
+			free(text);
+			if (rc)
+				goto fail;
+		} else if (add_string(obj, "ERR", r->error)) {
 			goto fail;
+		}
 	} else if (r->decoded) {
 		if (json_object_set_new(obj, "V", json_array())) /* filled in by splice_decoded */
 			goto fail;
@@ -142,6 +155,16 @@ char *message_encode(const struct reading *r, const struct message_context *ctx)
 		if (json_object_set_new(obj, "V", v))
 			goto fail;
 	}
+	if (script_error && r->error[0] == '\0') {
+		char *text = malloc(strlen(script_error) + 8);
+		if (!text)
+			goto fail;
+		sprintf(text, "script %s", script_error);
+		int rc = add_string(obj, "ERR", text);
+		free(text);
+		if (rc)
+			goto fail;
+	}
 	if (add_string(obj, "P", ctx->logger_id))
 		goto fail;
 
@@ -151,4 +174,15 @@ char *message_encode(const struct reading *r, const struct message_context *ctx)
 fail:
 	json_decref(obj);
 	return out;
+}
+
+char *message_encode(const struct reading *r, const struct message_context *ctx)
+{
+	return encode(r, ctx, NULL);
+}
+
+char *message_encode_script_error(const struct reading *r, const struct message_context *ctx,
+				  const char *why)
+{
+	return encode(r, ctx, why);
 }

@@ -39,4 +39,12 @@ void message_global_init(void);
  */
 char *message_encode(const struct reading *r, const struct message_context *ctx);
 
+/*
+ * The message of a reading whose transformer script failed (docs/scripts.md): the default
+ * encoding, V kept, and "ERR":"script <why>" after V ("<read error>; script <why>" when the
+ * read had failed too). why is "file:line: reason". Returns as message_encode.
+ */
+char *message_encode_script_error(const struct reading *r, const struct message_context *ctx,
+				  const char *why);
+
 #endif
