@@ -9,9 +9,11 @@
  * reads back the same, always with '.' or an exponent), `return msg` gives exactly the
  * bytes of the message without a script.
  *
- * Decoding is a small recursive parser with a depth bound; null becomes nil (so it leaves
- * a hole in an array, and drops an object member).
+ * Decoding is jansson's, reached through message.h (the module that owns jansson), with a
+ * depth bound; null becomes nil (so it leaves a hole in an array, and drops an object
+ * member).
  */
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,6 +24,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "error.h"
+#include "message.h"
 #include "script_internal.h"
 
 #define JSON_DEPTH_MAX 32
@@ -502,275 +506,121 @@ void script_json_encode(lua_State *L, int idx, struct script_buf *b)
 
 /* ------------------------------------------------------------------ decoding */
 
-struct parser {
-	lua_State *L;
-	const char *p, *end, *start;
-	const char *error;
+/* Decoding is jansson's (through message.h, the module that owns it); these callbacks
+ * build the Lua value on the stack as the document is walked. A Lua error (out of memory)
+ * may leave the walk by longjmp: the walk holds nothing, and the document is freed by
+ * script_json_decode after the protected call. */
+
+static int dec_null(void *ctx)
+{
+	lua_pushnil(ctx);
+	return 0;
+}
+
+static int dec_boolean(void *ctx, int value)
+{
+	lua_pushboolean(ctx, value);
+	return 0;
+}
+
+static int dec_integer(void *ctx, long long value)
+{
+	lua_pushinteger(ctx, (lua_Integer)value);
+	return 0;
+}
+
+static int dec_real(void *ctx, double value)
+{
+	lua_pushnumber(ctx, value);
+	return 0;
+}
+
+static int dec_string(void *ctx, const char *s, size_t len)
+{
+	lua_pushlstring(ctx, s, len);
+	return 0;
+}
+
+static int dec_open(void *ctx, int object, size_t count)
+{
+	/* Each level holds a table and a key, and pushes a value. */
+	luaL_checkstack(ctx, 4, "JSON nested too deep");
+	int n = count > INT_MAX ? INT_MAX : (int)count;
+	lua_createtable(ctx, object ? 0 : n, object ? n : 0);
+	return 0;
+}
+
+static int dec_key(void *ctx, const char *s, size_t len)
+{
+	lua_pushlstring(ctx, s, len);
+	return 0;
+}
+
+/* null leaves a hole in an array and drops an object member (nil cannot be stored). */
+static int dec_item(void *ctx, int object, size_t index)
+{
+	if (object)
+		lua_rawset(ctx, -3);
+	else
+		lua_rawseti(ctx, -2, (lua_Integer)index + 1);
+	return 0;
+}
+
+static int dec_close(void *ctx, int object)
+{
+	(void)ctx;
+	(void)object;
+	return 0;
+}
+
+static const struct message_json_visitor lua_builder = {
+	.null = dec_null,
+	.boolean = dec_boolean,
+	.integer = dec_integer,
+	.real = dec_real,
+	.string = dec_string,
+	.open = dec_open,
+	.key = dec_key,
+	.item = dec_item,
+	.close = dec_close,
 };
 
-static void skip_ws(struct parser *ps)
+/* Protected: (document) -> value, or nil and a message when nested too deep. */
+static int build_value(lua_State *L)
 {
-	while (ps->p < ps->end &&
-	       (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
-		ps->p++;
-}
-
-static bool json_fail(struct parser *ps, const char *what)
-{
-	if (!ps->error)
-		ps->error = what;
-	return false;
-}
-
-static bool literal(struct parser *ps, const char *word)
-{
-	size_t n = strlen(word);
-	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
-		return json_fail(ps, "unexpected character");
-	ps->p += n;
-	return true;
-}
-
-static int hex4(const char *p)
-{
-	int v = 0;
-	for (int i = 0; i < 4; i++) {
-		char c = p[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
+	const struct message_json *doc = lua_touserdata(L, 1);
+	struct message_json_visitor v = lua_builder;
+	v.ctx = L;
+	lua_settop(L, 0);
+	if (message_json_walk(doc, JSON_DEPTH_MAX, &v) != 0) {
+		lua_settop(L, 0);
+		lua_pushnil(L);
+		lua_pushliteral(L, "invalid JSON: nested too deep");
+		return 2;
 	}
-	return v;
-}
-
-static void add_utf8(luaL_Buffer *b, unsigned cp)
-{
-	char u[4];
-	size_t n;
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xC0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xE0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		u[0] = (char)(0xF0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
-	}
-	luaL_addlstring(b, u, n);
-}
-
-static bool parse_string(struct parser *ps)
-{
-	luaL_Buffer b;
-	ps->p++; /* the opening quote */
-	luaL_buffinit(ps->L, &b);
-	while (ps->p < ps->end && *ps->p != '"') {
-		unsigned char c = (unsigned char)*ps->p;
-		if (c < 0x20)
-			return json_fail(ps, "control character in a string");
-		if (c != '\\') {
-			luaL_addchar(&b, (char)c);
-			ps->p++;
-			continue;
-		}
-		if (ps->end - ps->p < 2)
-			return json_fail(ps, "unfinished escape");
-		char e = ps->p[1];
-		ps->p += 2;
-		switch (e) {
-		case '"': luaL_addchar(&b, '"'); break;
-		case '\\': luaL_addchar(&b, '\\'); break;
-		case '/': luaL_addchar(&b, '/'); break;
-		case 'b': luaL_addchar(&b, '\b'); break;
-		case 'f': luaL_addchar(&b, '\f'); break;
-		case 'n': luaL_addchar(&b, '\n'); break;
-		case 'r': luaL_addchar(&b, '\r'); break;
-		case 't': luaL_addchar(&b, '\t'); break;
-		case 'u': {
-			int cp = ps->end - ps->p >= 4 ? hex4(ps->p) : -1;
-			if (cp < 0)
-				return json_fail(ps, "bad \\u escape");
-			ps->p += 4;
-			if (cp >= 0xD800 && cp <= 0xDBFF) {
-				int lo = ps->end - ps->p >= 6 && ps->p[0] == '\\' && ps->p[1] == 'u'
-						 ? hex4(ps->p + 2)
-						 : -1;
-				if (lo < 0xDC00 || lo > 0xDFFF)
-					return json_fail(ps, "lone surrogate in \\u escape");
-				ps->p += 6;
-				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-			} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-				return json_fail(ps, "lone surrogate in \\u escape");
-			}
-			add_utf8(&b, (unsigned)cp);
-			break;
-		}
-		default: return json_fail(ps, "bad escape");
-		}
-	}
-	if (ps->p >= ps->end)
-		return json_fail(ps, "unfinished string");
-	ps->p++;
-	luaL_pushresult(&b);
-	return true;
-}
-
-static bool parse_number(struct parser *ps)
-{
-	const char *s = ps->p;
-	bool real = false;
-	if (ps->p < ps->end && *ps->p == '-')
-		ps->p++;
-	if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
-		return json_fail(ps, "bad number");
-	if (*ps->p == '0' && ps->p + 1 < ps->end && ps->p[1] >= '0' && ps->p[1] <= '9')
-		return json_fail(ps, "bad number (leading zero)");
-	while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
-		ps->p++;
-	if (ps->p < ps->end && *ps->p == '.') {
-		real = true;
-		ps->p++;
-		if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
-			return json_fail(ps, "bad number");
-		while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
-			ps->p++;
-	}
-	if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
-		real = true;
-		ps->p++;
-		if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-'))
-			ps->p++;
-		if (ps->p >= ps->end || *ps->p < '0' || *ps->p > '9')
-			return json_fail(ps, "bad number");
-		while (ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9')
-			ps->p++;
-	}
-	char text[64];
-	size_t n = (size_t)(ps->p - s);
-	if (n >= sizeof(text))
-		return json_fail(ps, "number too long");
-	memcpy(text, s, n);
-	text[n] = '\0';
-	/* lua_stringtonumber makes an integer when it fits, a float otherwise. */
-	if (real || !lua_stringtonumber(ps->L, text)) {
-		lua_pushnumber(ps->L, (lua_Number)strtod(text, NULL));
-	}
-	return true;
-}
-
-static bool parse_value(struct parser *ps, int depth);
-
-static bool parse_container( // NOLINT(misc-no-recursion): bounded by JSON_DEPTH_MAX
-	struct parser *ps, int depth, bool object)
-{
-	lua_State *L = ps->L;
-	lua_Integer i = 0;
-	ps->p++;
-	lua_newtable(L);
-	skip_ws(ps);
-	if (ps->p < ps->end && *ps->p == (object ? '}' : ']')) {
-		ps->p++;
-		return true;
-	}
-	for (;;) {
-		skip_ws(ps);
-		if (object) {
-			if (ps->p >= ps->end || *ps->p != '"')
-				return json_fail(ps, "expected a member name");
-			if (!parse_string(ps))
-				return false;
-			skip_ws(ps);
-			if (ps->p >= ps->end || *ps->p != ':')
-				return json_fail(ps, "expected ':'");
-			ps->p++;
-		}
-		if (!parse_value(ps, depth + 1))
-			return false;
-		if (object)
-			lua_rawset(L, -3);
-		else
-			lua_rawseti(L, -2, ++i);
-		skip_ws(ps);
-		if (ps->p < ps->end && *ps->p == ',') {
-			ps->p++;
-			continue;
-		}
-		if (ps->p < ps->end && *ps->p == (object ? '}' : ']')) {
-			ps->p++;
-			return true;
-		}
-		return json_fail(ps, object ? "expected ',' or '}'" : "expected ',' or ']'");
-	}
-}
-
-static bool parse_value( // NOLINT(misc-no-recursion): bounded by JSON_DEPTH_MAX
-	struct parser *ps, int depth)
-{
-	if (depth > JSON_DEPTH_MAX)
-		return json_fail(ps, "nested too deep");
-	if (!lua_checkstack(ps->L, 4))
-		return json_fail(ps, "nested too deep");
-	skip_ws(ps);
-	if (ps->p >= ps->end)
-		return json_fail(ps, "unexpected end");
-	switch (*ps->p) {
-	case '{': return parse_container(ps, depth, true);
-	case '[': return parse_container(ps, depth, false);
-	case '"': return parse_string(ps);
-	case 't':
-		if (!literal(ps, "true"))
-			return false;
-		lua_pushboolean(ps->L, 1);
-		return true;
-	case 'f':
-		if (!literal(ps, "false"))
-			return false;
-		lua_pushboolean(ps->L, 0);
-		return true;
-	case 'n':
-		if (!literal(ps, "null"))
-			return false;
-		lua_pushnil(ps->L);
-		return true;
-	default: return parse_number(ps);
-	}
+	return 1;
 }
 
 int script_json_decode(lua_State *L, const char *text, size_t len)
 {
-	struct parser ps = {.L = L, .p = text, .end = text + len, .start = text};
+	struct message_json *doc;
+	char why[200];
+	int rc = message_json_parse(text, len, &doc, why, sizeof(why));
+	if (rc == MB_ERR_NOMEM)
+		return luaL_error(L, "out of memory decoding JSON");
+	if (rc != 0) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "invalid JSON: %s", why);
+		return 2;
+	}
 	int top = lua_gettop(L);
-	bool ok = parse_value(&ps, 0);
-	if (ok) {
-		skip_ws(&ps);
-		if (ps.p != ps.end)
-			ok = json_fail(&ps, "text after the value");
-	}
-	if (ok) {
-		lua_settop(L, top + 1); /* the value */
-		return 1;
-	}
-	lua_settop(L, top);
-	lua_pushnil(L);
-	lua_pushfstring(L, "invalid JSON: %s at byte %d", ps.error ? ps.error : "error",
-			(int)(ps.p - ps.start) + 1);
-	return 2;
+	lua_pushcfunction(L, build_value);
+	lua_pushlightuserdata(L, doc);
+	int status = lua_pcall(L, 1, LUA_MULTRET, 0);
+	message_json_free(doc);
+	if (status != LUA_OK)
+		return lua_error(L);
+	return lua_gettop(L) - top;
 }
 
 static int push_text(lua_State *L)

@@ -527,13 +527,44 @@ static void test_json_both_ways(void **state)
 		"    bad = bad == nil, err = err, text = modbridge.json_encode({ 1, { k = 'v' } }) }\n"
 		"end",
 		&r);
-	assert_string_equal(p,
-			    "{\"a2\":2.5,\"a3\":\"x\xc3\xa4\xf0\x9f\x98\x80\",\"bad\":true,"
-			    "\"c\":true,\"d\":true,\"err\":\"invalid JSON: bad number at byte 6\","
-			    "\"f\":12345678901234,\"text\":\"[1,{\\\"k\\\":\\\"v\\\"}]\"}");
+	assert_string_equal(
+		p,
+		"{\"a2\":2.5,\"a3\":\"x\xc3\xa4\xf0\x9f\x98\x80\",\"bad\":true,"
+		"\"c\":true,\"d\":true,\"err\":\"invalid JSON: unexpected token near '}' at line 1, "
+		"column 6\","
+		"\"f\":12345678901234,\"text\":\"[1,{\\\"k\\\":\\\"v\\\"}]\"}");
 	free(p);
 	expect_error("function transform(m)\n  return modbridge.json_encode({ f = print })\nend",
 		     "t.lua:2: a function cannot be encoded as JSON");
+}
+
+/* Decoding edges: scalars at the top, NUL inside strings and keys, null in arrays and
+ * objects, depth bound, invalid UTF-8, trailing text. */
+static void test_json_decode_edges(void **state)
+{
+	(void)state;
+	struct reading r = word_reading();
+	char *p = one_payload(
+		"function transform(m)\n"
+		"  local deep = string.rep('[', 100) .. string.rep(']', 100)\n"
+		"  local d, derr = modbridge.json_decode(deep)\n"
+		"  local a = modbridge.json_decode('[1,null,3]')\n"
+		"  local o = modbridge.json_decode('{\"k\":null,\"ab\":\"x\\\\u0000y\"}')\n"
+		"  local _, uerr = modbridge.json_decode('\"\\255\"')\n"
+		"  local _, terr = modbridge.json_decode('1 2')\n"
+		"  local _, kerr = modbridge.json_decode('{\"a\\\\u0000b\":1}')\n"
+		"  local n = 0\n"
+		"  for _ in pairs(o) do n = n + 1 end\n"
+		"  return { s = modbridge.json_decode('\"t\"'), i = modbridge.json_decode('7'),\n"
+		"    deep = d == nil, derr = derr, a1 = a[1], a2 = a[2] == nil, a3 = a[3], n = n,\n"
+		"    nul = #o.ab, u = uerr ~= nil, t = terr ~= nil, k = kerr ~= nil }\n"
+		"end",
+		&r);
+	assert_string_equal(p,
+			    "{\"a1\":1,\"a2\":true,\"a3\":3,\"deep\":true,"
+			    "\"derr\":\"invalid JSON: nested too deep\",\"i\":7,\"k\":true,\"n\":1,"
+			    "\"nul\":3,\"s\":\"t\",\"t\":true,\"u\":true}");
+	free(p);
 }
 
 /* The reference the fast real formatting must equal: the first of %.15g, %.16g, %.17g
@@ -778,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_state_persists_per_device),
 		cmocka_unit_test(test_config_and_log),
 		cmocka_unit_test(test_json_both_ways),
+		cmocka_unit_test(test_json_decode_edges),
 		cmocka_unit_test(test_real_formatting),
 		cmocka_unit_test(test_script_error_message),
 		cmocka_unit_test(test_topic_read_and_answer),
