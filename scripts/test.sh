@@ -57,7 +57,9 @@ stage_time() { # NAME SECONDS [NOTE]
 stage() {
   if [[ "$BACKGROUND" == *" $1 "* ]]; then
     mkdir -p "$LOGS"
-    echo "== $1 (in the background, at idle priority; output when it ends) =="
+    local prio="idle priority"
+    [[ "$BACKGROUND_NICE" != *" $1 "* ]] || prio="nice 19"
+    echo "== $1 (in the background, at $prio; output when it ends) =="
     (
       if [[ "$BACKGROUND_NICE" == *" $1 "* ]]; then
         renice -n 19 -p "$BASHPID" >/dev/null || true
