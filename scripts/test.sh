@@ -12,7 +12,8 @@
 #   tsan      the same under ThreadSanitizer (suppressions: tests/tsan.supp), except the
 #             scenarios labelled `timing` (see below);
 #   valgrind  the unit tests under valgrind (in the foreground: some wait for conditions
-#             with deadlines, which a starved background process could miss).
+#             with deadlines, which a starved background process could miss), with
+#             MODBRIDGE_TEST_SHORT=1: long arithmetic loops take a sample.
 # A sanitizer report in a test, or in the log of a daemon an integration test started, fails
 # that test (tests/integration/harness.py). Any failure fails the script (non-zero exit
 # code). The wall time of every stage is printed at the end (docs/development.md has figures).
@@ -202,7 +203,7 @@ stage_valgrind() {
   for t in build/tests/test_*; do
     [ -x "$t" ] || continue
     echo "valgrind $(basename "$t")"
-    MODBRIDGE_TESTDATA="$ROOT/tests/data" valgrind -q --error-exitcode=99 --leak-check=full \
+    MODBRIDGE_TESTDATA="$ROOT/tests/data" MODBRIDGE_TEST_SHORT=1 valgrind -q --error-exitcode=99 --leak-check=full \
       --errors-for-leak-kinds=definite,indirect --track-origins=yes "$t" >/dev/null
   done
 }
