@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libmodbus-dev libmosquitto-dev libsqlite3-dev libssl-dev libjansson-dev libyaml-dev
+  libsystemd-dev
   libcmocka-dev
   mosquitto mosquitto-clients openssl
   python3 python3-pymodbus python3-serial

@@ -20,6 +20,7 @@
  */
 #include "daemon.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -35,10 +36,12 @@
 #include "message.h"
 #include "modem.h"
 #include "mqtt.h"
+#include "notify.h"
 #include "poller.h"
 #include "remote.h"
 #include "store.h"
 #include "uplink_mqtt.h"
+#include "watchdog.h"
 
 /* How long SIGTERM waits for messages in flight to be confirmed. */
 #define SHUTDOWN_FLUSH_MS 3000
@@ -126,6 +129,29 @@ static void readings_ready(void *arg)
 	struct daemon_ctx *d = arg;
 	if (d->fw)
 		forwarder_notify(d->fw);
+}
+
+/*
+ * The next signal of set, or 0 when tick_ms (> 0) passed first; with tick_ms 0 it waits for
+ * a signal only. The main thread wakes every tick to feed systemd's watchdog.
+ */
+static int wait_signal(const sigset_t *set, int64_t tick_ms)
+{
+	for (;;) {
+		int sig = 0;
+		if (tick_ms <= 0) {
+			if (sigwait(set, &sig) == 0)
+				return sig;
+			continue;
+		}
+		struct timespec ts = {.tv_sec = (time_t)(tick_ms / 1000),
+				      .tv_nsec = (long)(tick_ms % 1000) * 1000000L};
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig > 0)
+			return sig;
+		if (errno == EAGAIN)
+			return 0;
+	}
 }
 
 /*
@@ -262,10 +288,26 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		*old_lock = NULL;
 	}
 
+	struct watchdog wd;
+	struct watchdog_parts parts = {
+		.poller = poller,
+		.ingest = d.ingest,
+		.fw = d.fw,
+		.store = d.store,
+		.devices = cfg->device_count,
+		.mqtt_enabled = cfg->mqtt.enabled,
+	};
+	char status[160];
+	watchdog_init(&wd, cfg);
+	watchdog_status(&parts, status, sizeof(status));
+	notify_ready(status);
+	watchdog_tick(&wd, &parts);
 	for (;;) {
-		int sig = 0;
-		if (sigwait(set, &sig) != 0)
+		int sig = wait_signal(set, watchdog_tick_ms(&wd));
+		if (sig == 0) {
+			watchdog_tick(&wd, &parts);
 			continue;
+		}
 		if (sig == SIGUSR1 && !atomic_exchange(&restart_requested, false))
 			continue; /* not ours */
 		if (sig == SIGHUP || sig == SIGUSR1) {
@@ -275,9 +317,11 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 			if (!*next)
 				continue;
 			log_info("restarting with the configuration from %s", cfg->path);
+			notify_reloading("restarting with the configuration loaded again");
 			break;
 		}
 		log_info("signal %d (%s): stopping", sig, strsignal(sig));
+		notify_stopping("stopping: sending what is in flight, closing the store");
 		break;
 	}
 
@@ -321,6 +365,7 @@ int daemon_run(struct config *cfg)
 	signal(SIGPIPE, SIG_IGN); /* a broker closing the socket must not kill us */
 	signal(SIGXFSZ, SIG_IGN); /* a file size limit must be an error (EFBIG), not death */
 	main_thread = pthread_self();
+	notify_init();
 
 	for (;;) {
 		struct config *next = NULL;

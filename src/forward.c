@@ -28,11 +28,13 @@
 #include "forward.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "liveness.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -84,7 +86,8 @@ struct forwarder {
 	pthread_mutex_t lock; /* guards this part */
 	pthread_cond_t wake;
 	bool connected;
-	bool pending; /* readings may be waiting that are not in flight */
+	atomic_bool link_up; /* connected, for readers that must not wait for the lock */
+	bool pending;        /* readings may be waiting that are not in flight */
 	bool stopping;
 	bool release_unconfirmed; /* disconnected and the uplink forgot what was in flight */
 	int64_t stop_deadline_ms;
@@ -102,6 +105,7 @@ struct forwarder {
 	bool memory_episode;       /* sending from memory since the store failed */
 	uint64_t sent_from_memory; /* readings delivered from memory, for the stop's summary */
 	size_t ack_batch;          /* a quarter of the window, at least 1 */
+	struct liveness beat;      /* the forwarder thread's; it waits 1 s at most */
 };
 
 static int queue_fetch(void *ctx, enum send_mode mode, const struct id_range *skip, size_t nskip,
@@ -132,6 +136,7 @@ static void on_connected(void *ctx)
 	struct forwarder *fw = ctx;
 	pthread_mutex_lock(&fw->lock);
 	fw->connected = true;
+	atomic_store(&fw->link_up, true);
 	fw->pending = true;
 	pthread_cond_signal(&fw->wake);
 	pthread_mutex_unlock(&fw->lock);
@@ -142,6 +147,7 @@ static void on_disconnected(void *ctx)
 	struct forwarder *fw = ctx;
 	pthread_mutex_lock(&fw->lock);
 	fw->connected = false;
+	atomic_store(&fw->link_up, false);
 	if (!fw->up->keeps_unconfirmed)
 		fw->release_unconfirmed = true;
 	pthread_cond_signal(&fw->wake);
@@ -592,8 +598,10 @@ static void *forward_main(void *arg)
 {
 	struct forwarder *fw = arg;
 	size_t window = (size_t)fw->opt.window;
+	thread_set_name("mb-forward");
 	pthread_mutex_lock(&fw->lock);
 	for (;;) {
+		liveness_beat(&fw->beat);
 		int64_t now = time_mono_ms();
 		if (fw->nevents &&
 		    (fw->nevents >= fw->ack_batch || now - fw->first_event_ms >= ACK_DELAY_MS ||
@@ -685,6 +693,7 @@ int forwarder_new(const struct forward_options *opt, const struct forward_queue 
 
 int forwarder_start(struct forwarder *fw)
 {
+	liveness_beat(&fw->beat);
 	if (pthread_create(&fw->thread, NULL, forward_main, fw) != 0)
 		return MB_ERR_NOMEM;
 	fw->started = true;
@@ -692,6 +701,16 @@ int forwarder_start(struct forwarder *fw)
 		 fw->opt.send_mode == SEND_LIFO ? "LIFO" : "FIFO", fw->opt.window,
 		 fw->opt.array ? ", array mode" : "");
 	return 0;
+}
+
+int64_t forwarder_last_beat_ms(struct forwarder *fw)
+{
+	return liveness_last(&fw->beat);
+}
+
+bool forwarder_connected(struct forwarder *fw)
+{
+	return atomic_load(&fw->link_up);
 }
 
 void forwarder_notify(struct forwarder *fw)

@@ -65,6 +65,13 @@ int forwarder_new(const struct forward_options *opt, const struct forward_queue 
 /* Starts the forwarder thread (the uplink is started by its owner). */
 int forwarder_start(struct forwarder *fw);
 
+/* When the forwarder thread last showed a sign of life (CLOCK_MONOTONIC ms; liveness.h): it
+ * beats on every turn of its loop, and waits a second at most. Any thread, without a lock. */
+int64_t forwarder_last_beat_ms(struct forwarder *fw);
+
+/* Whether the uplink is connected, as its last event said. Any thread, without a lock. */
+bool forwarder_connected(struct forwarder *fw);
+
 /* Wakes the forwarder: readings are ready (stored, or in memory). Safe from any thread. */
 void forwarder_notify(struct forwarder *fw);
 

@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +100,11 @@ static void *bus_main(void *arg)
 {
 	struct bus *bus = arg;
 
+	thread_set_name("mb-rtu");
+	liveness_attach(&bus->beat); /* Modbus requests beat it too (modbus_io.c) */
 	pthread_mutex_lock(&bus->lock);
 	while (!bus->stop) {
+		liveness_beat(&bus->beat);
 		poller_serve_requests(bus);
 		if (bus->stop)
 			break;
@@ -226,6 +230,7 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 	for (size_t b = 0; b < p->bus_count; b++) {
 		struct bus *bus = &p->buses[b];
 		if (!bus->pool) {
+			liveness_beat(&bus->beat);
 			if (pthread_create(&bus->thread, &attr, bus_main, bus) != 0) {
 				pthread_attr_destroy(&attr);
 				log_error("cannot start the worker for %s", mbio_name(bus->io));
@@ -298,6 +303,18 @@ void poller_stop(struct poller *p)
 	pthread_mutex_destroy(&p->users_lock);
 	pthread_cond_destroy(&p->users_gone);
 	free(p);
+}
+
+int64_t poller_last_beat_ms(struct poller *p)
+{
+	int64_t oldest = p ? tcp_pool_last_beat_ms(&p->pool) : INT64_MAX;
+
+	for (size_t b = 0; p && b < p->bus_count; b++) {
+		int64_t at = liveness_last(&p->buses[b].beat);
+		if (p->buses[b].started && at < oldest)
+			oldest = at;
+	}
+	return oldest;
 }
 
 int poll_device_now(const struct device_config *dev, struct reading *out)

@@ -50,6 +50,14 @@ struct poller;
  */
 int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, struct poller **out);
 
+/*
+ * The oldest last sign of life (CLOCK_MONOTONIC ms, liveness.h) among the poller's threads:
+ * each beats on every turn of its loop (a second apart at most while it waits) and on
+ * every Modbus request. INT64_MAX when no thread runs (no device polled) or p is NULL.
+ * From the thread that starts and stops the poller; takes no lock.
+ */
+int64_t poller_last_beat_ms(struct poller *p);
+
 /* Stops the workers (a read in progress finishes first), joins them and frees. Remote
  * requests still waiting get MB_ERR_BUSY; it waits until every poller_execute caller has
  * returned. Accepts NULL. */

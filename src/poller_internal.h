@@ -25,6 +25,7 @@
 
 #include "devhealth.h"
 #include "devread.h"
+#include "liveness.h"
 #include "poller.h"
 #include "tcp_pool.h"
 
@@ -77,6 +78,7 @@ struct bus {
 	size_t device_count;
 	pthread_t thread;
 	bool started;
+	struct liveness beat; /* a serial bus's thread: each turn of its loop, each request */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool stop;
