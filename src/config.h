@@ -27,6 +27,12 @@ struct config {
 	char *path;
 	char *imei;           /* gateway.imei, or the host name when not set */
 	bool imei_configured; /* false when imei fell back to the host name */
+	/* gateway.user: who `run` becomes when started as root (privdrop.h); NULL: not set
+	 * ("modbridge" when that user exists). user_line is its line, for messages. */
+	char *user;
+	int user_line;
+	bool allow_root;     /* gateway.allow_root: may go on running as root */
+	bool allow_root_set; /* the file sets it (else MODBRIDGE_ALLOW_ROOT may) */
 	struct serial_port_config *serial_ports;
 	size_t serial_port_count;
 	bool modbus_enabled;

@@ -38,6 +38,7 @@
 #include "mqtt.h"
 #include "notify.h"
 #include "poller.h"
+#include "privdrop.h"
 #include "remote.h"
 #include "store.h"
 #include "uplink_mqtt.h"
@@ -188,7 +189,7 @@ static int lock_store(const char *path, struct lockfile **lock, struct lockfile 
  * when start-up failed. Once started, it releases *old_lock (the previous store's lock).
  */
 static int run_once(struct config *cfg, const sigset_t *set, struct config **next,
-		    struct lockfile **old_lock)
+		    struct lockfile **old_lock, struct privdrop *pd, const char *lock_path)
 {
 	struct daemon_ctx d = {.cfg = cfg};
 	struct poller *poller = NULL;
@@ -254,10 +255,6 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		if (rc == 0 && cfg->mqtt.at_topic_count)
 			rc = remote_new(cfg, uplink_mqtt_link(d.up), d.store, d.modem, &hooks,
 					&d.remote);
-		if (rc == 0)
-			rc = forwarder_start(d.fw);
-		if (rc == 0)
-			rc = d.up->ops->start(d.up->impl);
 		if (rc) {
 			log_error("cannot start the MQTT client: %s", mb_strerror(rc));
 			goto out;
@@ -266,6 +263,20 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		log_warn("mqtt.enabled is false: readings are stored but not sent");
 		if (cfg->mqtt.at_topic_count)
 			log_warn("mqtt.enabled is false: the AT topics are not subscribed");
+	}
+	/* Started as root: the store and its lock are open; become the user before any thread
+	 * starts (privdrop.h). Only at the first start: after that there is no way back. */
+	rc = privdrop_apply(pd, cfg, cfg->logger.store_path, lock_path);
+	if (rc)
+		goto out;
+	if (d.fw) {
+		rc = forwarder_start(d.fw);
+		if (rc == 0)
+			rc = d.up->ops->start(d.up->impl);
+		if (rc) {
+			log_error("cannot start the MQTT client: %s", mb_strerror(rc));
+			goto out;
+		}
 	}
 	rc = ingest_start(d.ingest);
 	if (rc) {
@@ -316,6 +327,7 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 			*next = reload(cfg->path);
 			if (!*next)
 				continue;
+			privdrop_check_reload(pd, *next);
 			log_info("restarting with the configuration from %s", cfg->path);
 			notify_reloading("restarting with the configuration loaded again");
 			break;
@@ -366,13 +378,18 @@ int daemon_run(struct config *cfg)
 	signal(SIGXFSZ, SIG_IGN); /* a file size limit must be an error (EFBIG), not death */
 	main_thread = pthread_self();
 	notify_init();
+	struct privdrop pd;
+	rc = privdrop_prepare(cfg, &pd);
+	if (rc)
+		return rc;
+	privdrop_note_store(&pd, cfg->logger.store_path);
 
 	for (;;) {
 		struct config *next = NULL;
 		atomic_store(&restart_requested, false);
 		rc = lock_store(current->logger.store_path, &lock, &old_lock);
 		if (rc == 0)
-			rc = run_once(current, &set, &next, &old_lock);
+			rc = run_once(current, &set, &next, &old_lock, &pd, lockfile_path(lock));
 		if (old_lock) { /* not started: back to the store the previous configuration holds */
 			lockfile_release(lock);
 			lock = old_lock;
@@ -398,5 +415,6 @@ int daemon_run(struct config *cfg)
 	if (current != cfg)
 		config_free(current);
 	lockfile_release(lock);
+	privdrop_clear(&pd);
 	return rc;
 }

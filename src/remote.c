@@ -22,6 +22,7 @@
 
 #include "command.h"
 #include "error.h"
+#include "liveness.h"
 #include "log.h"
 #include "topic.h"
 
@@ -110,6 +111,7 @@ static void *worker_main(void *arg)
 {
 	struct remote *r = arg;
 
+	thread_set_name("mb-remote");
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
 		while (!r->head && !r->stopping)
