@@ -12,6 +12,7 @@ PKGS=(
   python3 python3-pymodbus python3-serial
   socat valgrind
   clang clang-format clang-tidy cppcheck libclang-rt-14-dev
+  debhelper dpkg-dev lintian mandoc systemd
 )
 
 missing=()

@@ -7,6 +7,9 @@
 #   lint      scripts/lint.sh (clang-format, cppcheck, clang-tidy, walls)       } in the
 #   fuzz      every libFuzzer target for FUZZ_SECONDS (default 20) each       } background
 #             (fuzz/run.sh)                                                   } (see below)
+#   package   the .deb (scripts/package.sh), checked by tests/package/check_deb.sh:
+#             files, lintian, man pages, and an install, upgrade and purge in a scratch
+#             root (also in the background);
 #   normal    unit + integration tests of the normal build;
 #   asan      the same under ASan+UBSan (the daemon under test is sanitized);
 #   tsan      the same under ThreadSanitizer (suppressions: tests/tsan.supp);
@@ -32,7 +35,7 @@ ROOT=$PWD
 JOBS=${JOBS:-2}
 CTEST_JOBS=${CTEST_JOBS:-$JOBS}
 TSAN_CTEST_JOBS=${TSAN_CTEST_JOBS:-$JOBS}
-BACKGROUND=" lint fuzz "
+BACKGROUND=" lint fuzz package "
 LOGS=$ROOT/build-logs
 STAGES=()
 BG_NAMES=()
@@ -137,6 +140,11 @@ stage_fuzz() {
   bash fuzz/run.sh "${FUZZ_SECONDS:-20}"
 }
 
+stage_package() {
+  bash scripts/package.sh build-deb
+  bash tests/package/check_deb.sh build-deb/modbridge_*.deb
+}
+
 stage_normal() {
   suite normal build "$CTEST_JOBS"
 }
@@ -164,7 +172,7 @@ stage_valgrind() {
   done
 }
 
-ALL=(deps build lint fuzz normal asan tsan valgrind)
+ALL=(deps build lint fuzz package normal asan tsan valgrind)
 [ $# -gt 0 ] || set -- "${ALL[@]}"
 for s in "$@"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || {

@@ -61,8 +61,9 @@ static void parse_user(struct config_obj *o)
 
 static void parse_gateway(struct config_ctx *c, const struct config_obj *top)
 {
-	const struct yamldoc_node *map = config_get_mapping(
-		top, "gateway", "gateway keys (imei, user, allow_root, example)");
+	const struct yamldoc_node *map =
+		config_get_mapping(top, "gateway",
+				   "gateway keys (imei, user, allow_root, example)");
 	struct config_obj o;
 	const char *t;
 	bool example = false;
@@ -88,7 +89,7 @@ static void parse_gateway(struct config_ctx *c, const struct config_obj *top)
 		config_obj_error(&o, "example",
 				 "this is the example configuration: describe this gateway's serial "
 				 "ports, devices and broker in the file, then delete this line "
-				 "(docs/operations.md)");
+				 "(man 5 modbridge.yaml)");
 }
 
 static int set_defaults(struct config *cfg)

@@ -1113,7 +1113,7 @@ static void test_gateway_user(void **state)
 		    "true/false, yes/no, on/off)");
 	assert_diag(
 		&diags, 3, t.dir,
-		"c.yaml:4: gateway.example: this is the example configuration: describe this gateway's serial ports, devices and broker in the file, then delete this line (docs/operations.md)");
+		"c.yaml:4: gateway.example: this is the example configuration: describe this gateway's serial ports, devices and broker in the file, then delete this line (man 5 modbridge.yaml)");
 	config_diags_free(&diags);
 	tmp_cleanup(&t, NULL);
 }
