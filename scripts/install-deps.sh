@@ -6,11 +6,13 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libmodbus-dev libmosquitto-dev libsqlite3-dev libssl-dev libjansson-dev libyaml-dev
+  libmicrohttpd-dev libcrypt-dev
   libsystemd-dev
   libcmocka-dev
   mosquitto mosquitto-clients openssl
   python3 python3-pymodbus python3-serial
   socat valgrind
+  chromium chromium-driver python3-selenium
   clang clang-format clang-tidy cppcheck libclang-rt-14-dev
   debhelper dpkg-dev lintian mandoc systemd
 )

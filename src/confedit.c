@@ -19,20 +19,14 @@
 #include "error.h"
 #include "yamldoc.h"
 
-/* A parsed text: the text itself and its document, with byte spans. */
-struct parsed {
-	const char *text;
-	size_t len;
-	struct yamldoc *doc;
-};
-
-static void parsed_free(struct parsed *p)
+void confedit_text_free(struct confedit_text *p)
 {
 	yamldoc_free(p->doc);
 	memset(p, 0, sizeof(*p));
 }
 
-static int parse_text(const char *text, size_t len, struct parsed *p, char *err, size_t errlen)
+int confedit_parse_text(const char *text, size_t len, struct confedit_text *p, char *err,
+			size_t errlen)
 {
 	struct yamldoc_error e;
 	int rc;
@@ -59,14 +53,14 @@ int confedit_get(const char *text, size_t len, const char *key, char **value, ch
 		 size_t errlen)
 {
 	struct confedit_key kp;
-	struct parsed p;
+	struct confedit_text p;
 	struct confedit_walk w;
 	char *v;
 	int rc = confedit_parse_key(key, &kp, err, errlen);
 
 	if (rc)
 		return rc;
-	rc = parse_text(text, len, &p, err, errlen);
+	rc = confedit_parse_text(text, len, &p, err, errlen);
 	if (rc)
 		return rc;
 	rc = confedit_walk(p.doc, &kp, &w, err, errlen);
@@ -91,20 +85,13 @@ int confedit_get(const char *text, size_t len, const char *key, char **value, ch
 	}
 	*value = v;
 out:
-	parsed_free(&p);
+	confedit_text_free(&p);
 	return rc;
 }
 
 /* ---------------------------------------------------------------- writing values */
 
-/* A growable byte buffer. */
-struct buf {
-	char *data;
-	size_t len, cap;
-	bool nomem;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
+void confedit_buf_add(struct confedit_buf *b, const char *s, size_t n)
 {
 	if (b->nomem)
 		return;
@@ -127,15 +114,15 @@ static void buf_add(struct buf *b, const char *s, size_t n)
 	b->data[b->len] = '\0';
 }
 
-static void buf_str(struct buf *b, const char *s)
+void confedit_buf_str(struct confedit_buf *b, const char *s)
 {
-	buf_add(b, s, strlen(s));
+	confedit_buf_add(b, s, strlen(s));
 }
 
-static void buf_spaces(struct buf *b, size_t n)
+void confedit_buf_spaces(struct confedit_buf *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		buf_add(b, " ", 1);
+		confedit_buf_add(b, " ", 1);
 }
 
 /* True when YAML reads v back as the same text when written plain. */
@@ -156,56 +143,66 @@ static bool plain_safe(const char *v)
 	return true;
 }
 
-static void buf_value(struct buf *b, const char *v)
+void confedit_buf_value(struct confedit_buf *b, const char *v)
 {
 	if (plain_safe(v)) {
-		buf_str(b, v);
+		confedit_buf_str(b, v);
 		return;
 	}
-	buf_add(b, "\"", 1);
+	confedit_buf_add(b, "\"", 1);
 	for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
 		char esc[8];
 
 		if (*c == '"' || *c == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)*c;
-			buf_add(b, esc, 2);
+			confedit_buf_add(b, esc, 2);
 		} else if (*c < 0x20 || *c == 0x7f) {
 			snprintf(esc, sizeof(esc), "\\x%02x", *c);
-			buf_str(b, esc);
+			confedit_buf_str(b, esc);
 		} else {
-			buf_add(b, (const char *)c, 1);
+			confedit_buf_add(b, (const char *)c, 1);
 		}
 	}
-	buf_add(b, "\"", 1);
+	confedit_buf_add(b, "\"", 1);
+}
+
+/* " value" after "name:": the writer of a scalar. */
+static void put_scalar(struct confedit_buf *b, const struct confedit_writer *w, bool flow,
+		       size_t indent)
+{
+	(void)flow;
+	(void)indent;
+	confedit_buf_add(b, " ", 1);
+	confedit_buf_value(b, w->value);
 }
 
 /* "name: value" for segment i, or nested "name:\n  sub: value" below it. Recursion depth
  * is bounded by the key path's segment count (a handful). */
 static void buf_entry( // NOLINT(misc-no-recursion): bounded by kp->n, see above
-	struct buf *b, const struct confedit_key *kp, size_t i, const char *value, bool flow,
-	size_t indent)
+	struct confedit_buf *b, const struct confedit_key *kp, size_t i,
+	const struct confedit_writer *w, bool flow, size_t indent)
 {
-	buf_str(b, kp->seg[i].name);
-	buf_add(b, ":", 1);
+	confedit_buf_str(b, kp->seg[i].name);
+	confedit_buf_add(b, ":", 1);
 	if (i + 1 == kp->n) {
-		buf_add(b, " ", 1);
-		buf_value(b, value);
+		w->put(b, w, flow, indent);
 		return;
 	}
 	if (flow) {
-		buf_str(b, " { ");
-		buf_entry(b, kp, i + 1, value, true, 0);
-		buf_str(b, " }");
+		confedit_buf_str(b, " { ");
+		buf_entry(b, kp, i + 1, w, true, 0);
+		confedit_buf_str(b, " }");
 		return;
 	}
-	buf_add(b, "\n", 1);
-	buf_spaces(b, indent + 2);
-	buf_entry(b, kp, i + 1, value, false, indent + 2);
+	confedit_buf_add(b, "\n", 1);
+	confedit_buf_spaces(b, indent + 2);
+	buf_entry(b, kp, i + 1, w, false, indent + 2);
 }
 
 /* The node that ends last inside n (n itself for scalars and empty collections). */
-static const struct yamldoc_node *last_leaf(const struct parsed *p, const struct yamldoc_node *n)
+const struct yamldoc_node *confedit_last_leaf(const struct confedit_text *p,
+					      const struct yamldoc_node *n)
 {
 	for (int guard = 0; n && guard < 64; guard++) {
 		const struct yamldoc_node *next = NULL;
@@ -223,20 +220,20 @@ static const struct yamldoc_node *last_leaf(const struct parsed *p, const struct
 	return n;
 }
 
-static int splice(const struct parsed *p, size_t at, size_t end, const struct buf *ins,
-		  struct buf *out)
+int confedit_splice(const struct confedit_text *p, size_t at, size_t end,
+		    const struct confedit_buf *ins, struct confedit_buf *out)
 {
-	buf_add(out, p->text, at);
-	buf_add(out, ins->data ? ins->data : "", ins->len);
-	buf_add(out, p->text + end, p->len - end);
+	confedit_buf_add(out, p->text, at);
+	confedit_buf_add(out, ins->data ? ins->data : "", ins->len);
+	confedit_buf_add(out, p->text + end, p->len - end);
 	return out->nomem ? MB_ERR_NOMEM : 0;
 }
 
 /* Builds the edited text into out. */
-static int edit(const struct parsed *p, const struct confedit_key *kp, const char *key,
-		const char *value, struct buf *out, char *err, size_t errlen)
+static int edit(const struct confedit_text *p, const struct confedit_key *kp, const char *key,
+		const char *value, struct confedit_buf *out, char *err, size_t errlen)
 {
-	struct buf ins = {0};
+	struct confedit_buf ins = {0};
 	struct confedit_walk w;
 	int rc = confedit_walk(p->doc, kp, &w, err, errlen);
 
@@ -258,7 +255,12 @@ static int edit(const struct parsed *p, const struct confedit_key *kp, const cha
 		/* Replace an existing value in place. */
 		const struct yamldoc_node *v = w.value;
 
-		if (yamldoc_kind(v) != YAMLDOC_SCALAR) {
+		/* A flow list of numbers ("start: [1, 10]") may become "1;10"; nothing else that
+		 * holds other values may be replaced by one. */
+		bool number_list = yamldoc_kind(v) == YAMLDOC_SEQUENCE && yamldoc_is_flow(v) &&
+				   yamldoc_seq_len(v) > 0 &&
+				   yamldoc_kind(yamldoc_seq_item(p->doc, v, 0)) == YAMLDOC_SCALAR;
+		if (yamldoc_kind(v) != YAMLDOC_SCALAR && !number_list) {
 			confedit_err(err, errlen, "%s is %s; name a single value in it", key,
 				     confedit_kind(v));
 			return MB_ERR_INVAL;
@@ -275,24 +277,50 @@ static int edit(const struct parsed *p, const struct confedit_key *kp, const cha
 				     key);
 			return MB_ERR_INVAL;
 		}
-		buf_value(&ins, value);
+		confedit_buf_value(&ins, value);
 		rc = ins.nomem ? MB_ERR_NOMEM
-			       : splice(p, yamldoc_start(p->doc, v), yamldoc_end(p->doc, v), &ins,
-					out);
+			       : confedit_splice(p, yamldoc_start(p->doc, v),
+						 yamldoc_end(p->doc, v), &ins, out);
 		free(ins.data);
 		return rc;
 	}
 
+	return confedit_add_missing(p, kp, key,
+				    &(struct confedit_writer){.put = put_scalar, .value = value},
+				    out, err, errlen);
+}
+
+int confedit_add_missing(const struct confedit_text *p, const struct confedit_key *kp,
+			 const char *key, const struct confedit_writer *wr,
+			 struct confedit_buf *out, char *err, size_t errlen)
+{
+	struct confedit_buf ins = {0};
+	struct confedit_walk w;
+	int rc = confedit_walk(p->doc, kp, &w, err, errlen);
+
+	if (rc)
+		return rc;
 	if (w.value) {
 		/* "key:" with an empty, ~ or null value: the value goes in its place. */
 		const struct yamldoc_node *v = w.value;
 
-		if (!yamldoc_scalar(v)[0] && yamldoc_start(p->doc, v) == yamldoc_end(p->doc, v))
-			buf_add(&ins, " ", 1);
-		buf_value(&ins, value);
+		bool empty =
+			!yamldoc_scalar(v)[0] && yamldoc_start(p->doc, v) == yamldoc_end(p->doc, v);
+		size_t at = yamldoc_start(p->doc, v);
+
+		if (wr->put == put_scalar) {
+			/* "~" or "null" is replaced by the value where it stands. */
+			if (empty)
+				confedit_buf_add(&ins, " ", 1);
+			confedit_buf_value(&ins, wr->value);
+		} else {
+			while (!empty && at > 0 && p->text[at - 1] == ' ')
+				at--; /* the writer puts its own space or line break */
+			wr->put(&ins, wr, w.owner && yamldoc_is_flow(w.owner),
+				yamldoc_column(w.key_node));
+		}
 		rc = ins.nomem ? MB_ERR_NOMEM
-			       : splice(p, yamldoc_start(p->doc, v), yamldoc_end(p->doc, v), &ins,
-					out);
+			       : confedit_splice(p, at, yamldoc_end(p->doc, v), &ins, out);
 		free(ins.data);
 		return rc;
 	}
@@ -303,9 +331,9 @@ static int edit(const struct parsed *p, const struct confedit_key *kp, const cha
 		size_t at = yamldoc_start(p->doc, v), end = yamldoc_end(p->doc, v);
 
 		if (w.owner && yamldoc_is_flow(w.owner)) {
-			buf_str(&ins, at == end ? " { " : "{ ");
-			buf_entry(&ins, kp, w.depth, value, true, 0);
-			buf_str(&ins, " }");
+			confedit_buf_str(&ins, at == end ? " { " : "{ ");
+			buf_entry(&ins, kp, w.depth, wr, true, 0);
+			confedit_buf_str(&ins, " }");
 		} else {
 			size_t col = yamldoc_column(w.key_node);
 
@@ -320,11 +348,11 @@ static int edit(const struct parsed *p, const struct confedit_key *kp, const cha
 				while (at > 0 && p->text[at - 1] == ' ')
 					at--;
 			}
-			buf_add(&ins, "\n", 1);
-			buf_spaces(&ins, col + 2);
-			buf_entry(&ins, kp, w.depth, value, false, col + 2);
+			confedit_buf_add(&ins, "\n", 1);
+			confedit_buf_spaces(&ins, col + 2);
+			buf_entry(&ins, kp, w.depth, wr, false, col + 2);
 		}
-		rc = ins.nomem ? MB_ERR_NOMEM : splice(p, at, end, &ins, out);
+		rc = ins.nomem ? MB_ERR_NOMEM : confedit_splice(p, at, end, &ins, out);
 		free(ins.data);
 		return rc;
 	}
@@ -334,10 +362,10 @@ static int edit(const struct parsed *p, const struct confedit_key *kp, const cha
 		size_t at = p->len;
 
 		if (at > yamldoc_text_start(p->doc) && p->text[at - 1] != '\n')
-			buf_add(&ins, "\n", 1);
-		buf_entry(&ins, kp, 0, value, false, 0);
-		buf_add(&ins, "\n", 1);
-		rc = ins.nomem ? MB_ERR_NOMEM : splice(p, at, at, &ins, out);
+			confedit_buf_add(&ins, "\n", 1);
+		buf_entry(&ins, kp, 0, wr, false, 0);
+		confedit_buf_add(&ins, "\n", 1);
+		rc = ins.nomem ? MB_ERR_NOMEM : confedit_splice(p, at, at, &ins, out);
 		free(ins.data);
 		return rc;
 	}
@@ -358,36 +386,36 @@ static int edit(const struct parsed *p, const struct confedit_key *kp, const cha
 				return MB_ERR_INVAL;
 			}
 			at = end - 1;
-			buf_add(&ins, " ", 1);
-			buf_entry(&ins, kp, w.depth, value, true, 0);
-			buf_add(&ins, " ", 1);
+			confedit_buf_add(&ins, " ", 1);
+			buf_entry(&ins, kp, w.depth, wr, true, 0);
+			confedit_buf_add(&ins, " ", 1);
 		} else {
-			at = yamldoc_end(p->doc, last_leaf(p, m));
-			buf_str(&ins, ", ");
-			buf_entry(&ins, kp, w.depth, value, true, 0);
+			at = yamldoc_end(p->doc, confedit_last_leaf(p, m));
+			confedit_buf_str(&ins, ", ");
+			buf_entry(&ins, kp, w.depth, wr, true, 0);
 		}
 	} else {
 		size_t col = yamldoc_column(yamldoc_map_key(p->doc, m, 0));
-		size_t leaf_end = yamldoc_end(p->doc, last_leaf(p, m));
+		size_t leaf_end = yamldoc_end(p->doc, confedit_last_leaf(p, m));
 
 		if (leaf_end > 0 && p->text[leaf_end - 1] == '\n') {
 			/* A block scalar ends with its line break: start on the next line. */
 			at = leaf_end;
-			buf_spaces(&ins, col);
-			buf_entry(&ins, kp, w.depth, value, false, col);
-			buf_add(&ins, "\n", 1);
+			confedit_buf_spaces(&ins, col);
+			buf_entry(&ins, kp, w.depth, wr, false, col);
+			confedit_buf_add(&ins, "\n", 1);
 		} else {
 			const char *nl = memchr(p->text + leaf_end, '\n', p->len - leaf_end);
 
 			at = nl ? (size_t)(nl - p->text) : p->len;
 			if (at > 0 && p->text[at - 1] == '\r')
 				at--; /* keep a CRLF line ending together */
-			buf_add(&ins, "\n", 1);
-			buf_spaces(&ins, col);
-			buf_entry(&ins, kp, w.depth, value, false, col);
+			confedit_buf_add(&ins, "\n", 1);
+			confedit_buf_spaces(&ins, col);
+			buf_entry(&ins, kp, w.depth, wr, false, col);
 		}
 	}
-	rc = ins.nomem ? MB_ERR_NOMEM : splice(p, at, at, &ins, out);
+	rc = ins.nomem ? MB_ERR_NOMEM : confedit_splice(p, at, at, &ins, out);
 	free(ins.data);
 	return rc;
 }
@@ -396,8 +424,8 @@ int confedit_set(const char *text, size_t len, const char *key, const char *valu
 		 size_t *out_len, char *err, size_t errlen)
 {
 	struct confedit_key kp;
-	struct parsed p;
-	struct buf b = {0};
+	struct confedit_text p;
+	struct confedit_buf b = {0};
 	char *check = NULL, why[256];
 	int rc = confedit_parse_key(key, &kp, err, errlen);
 
@@ -407,11 +435,11 @@ int confedit_set(const char *text, size_t len, const char *key, const char *valu
 		confedit_err(err, errlen, "no value");
 		return MB_ERR_INVAL;
 	}
-	rc = parse_text(text, len, &p, err, errlen);
+	rc = confedit_parse_text(text, len, &p, err, errlen);
 	if (rc)
 		return rc;
 	rc = edit(&p, &kp, key, value, &b, err, errlen);
-	parsed_free(&p);
+	confedit_text_free(&p);
 	if (rc == 0 && b.nomem)
 		rc = MB_ERR_NOMEM;
 	if (rc)
@@ -445,23 +473,23 @@ fail:
 
 static bool write_to_buf(void *ctx, const char *data, size_t len)
 {
-	struct buf *b = ctx;
+	struct confedit_buf *b = ctx;
 
-	buf_add(b, data, len);
+	confedit_buf_add(b, data, len);
 	return !b->nomem;
 }
 
 int confedit_dump_redacted(const char *text, size_t len, char **out, char *err, size_t errlen)
 {
-	struct parsed p;
-	struct buf b = {0};
+	struct confedit_text p;
+	struct confedit_buf b = {0};
 	const char *problem;
-	int rc = parse_text(text, len, &p, err, errlen);
+	int rc = confedit_parse_text(text, len, &p, err, errlen);
 
 	if (rc)
 		return rc;
 	if (!yamldoc_root(p.doc)) {
-		parsed_free(&p);
+		confedit_text_free(&p);
 		*out = strdup("");
 		return *out ? 0 : MB_ERR_NOMEM;
 	}
@@ -471,7 +499,7 @@ int confedit_dump_redacted(const char *text, size_t len, char **out, char *err, 
 	 */
 	rc = yamldoc_replace_values(p.doc, confedit_is_secret, "***");
 	if (rc) {
-		parsed_free(&p);
+		confedit_text_free(&p);
 		return rc;
 	}
 	rc = yamldoc_emit(p.doc, write_to_buf, &b, &problem);
@@ -480,7 +508,7 @@ int confedit_dump_redacted(const char *text, size_t len, char **out, char *err, 
 			     problem ? problem : "unknown problem");
 		rc = b.nomem ? MB_ERR_NOMEM : MB_ERR_INVAL;
 	}
-	parsed_free(&p);
+	confedit_text_free(&p);
 	if (rc == 0 && (b.nomem || !b.data))
 		rc = MB_ERR_NOMEM;
 	if (rc) {

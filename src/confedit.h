@@ -55,6 +55,28 @@ int confedit_set(const char *text, size_t len, const char *key, const char *valu
 		 size_t *out_len, char *err, size_t errlen);
 
 /*
+ * Returns in *out a copy of text with one new entry at the end of the list at list_key
+ * ("modbus.devices"): a mapping of the n names and scalar values, in that order. A missing
+ * or empty list is created (and missing sections). The list's own style is followed (block
+ * "- name: value" lines, or a flow [..]); everything else is kept byte for byte. The result
+ * is read back: the list must have one entry more, holding names[0] = values[0]. Refuses
+ * (MB_ERR_INVAL) a key that names something else than a list, and names that are not keys.
+ */
+int confedit_append(const char *text, size_t len, const char *list_key, const char *const *names,
+		    const char *const *values, size_t n, char **out, size_t *out_len, char *err,
+		    size_t errlen);
+
+/*
+ * Returns in *out a copy of text without key: a "name: value" pair of a section (its lines,
+ * whatever the value holds), or a list entry ("modbus.devices[1]", its lines). Only keys
+ * and entries written in block style on lines of their own can be removed (MB_ERR_INVAL
+ * otherwise, such as the first key of a list entry); MB_ERR_NOTFOUND when the key is not in
+ * the file. The result is read back: the key must be gone, the list one entry shorter.
+ */
+int confedit_delete(const char *text, size_t len, const char *key, char **out, size_t *out_len,
+		    char *err, size_t errlen);
+
+/*
  * The document re-written by libyaml with every secret replaced by "***". Comments are
  * left out on purpose: they are free text that could hold anything. Returns 0 and a
  * malloc'd NUL-terminated text in *out.

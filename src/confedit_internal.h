@@ -2,8 +2,9 @@
  * confedit_internal.h - what the files of the key editor share; only confedit*.c include it.
  *
  * confedit_path.c parses key paths ("modbus.devices[1].period") and follows them through
- * a document; confedit.c reads, edits and dumps with what it finds. Pure functions, no
- * global state: thread-safe like confedit.h.
+ * a document; confedit.c reads, edits and dumps with what it finds, and shares its text
+ * helpers below; confedit_list.c adds and removes list entries and keys. Pure functions,
+ * no global state: thread-safe like confedit.h.
  */
 #ifndef MODBRIDGE_CONFEDIT_INTERNAL_H
 #define MODBRIDGE_CONFEDIT_INTERNAL_H
@@ -59,5 +60,63 @@ const char *confedit_kind(const struct yamldoc_node *n);
  */
 int confedit_walk(const struct yamldoc *doc, const struct confedit_key *kp, struct confedit_walk *w,
 		  char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- confedit.c helpers */
+
+/* A parsed text: the text itself and its document, with byte spans. */
+struct confedit_text {
+	const char *text;
+	size_t len;
+	struct yamldoc *doc;
+};
+
+/* Parses text with spans. Returns 0 or an error with the reason in err. */
+int confedit_parse_text(const char *text, size_t len, struct confedit_text *p, char *err,
+			size_t errlen);
+void confedit_text_free(struct confedit_text *p);
+
+/* A growable byte buffer, always NUL-terminated; nomem once an allocation failed. */
+struct confedit_buf {
+	char *data;
+	size_t len, cap;
+	bool nomem;
+};
+
+void confedit_buf_add(struct confedit_buf *b, const char *s, size_t n);
+void confedit_buf_str(struct confedit_buf *b, const char *s);
+void confedit_buf_spaces(struct confedit_buf *b, size_t n);
+/* A scalar value: plain when YAML reads it back unchanged, else double-quoted. */
+void confedit_buf_value(struct confedit_buf *b, const char *v);
+
+/* The node that ends last inside n (n itself for scalars and empty collections). */
+const struct yamldoc_node *confedit_last_leaf(const struct confedit_text *p,
+					      const struct yamldoc_node *n);
+
+/* out = text with [at, end) replaced by ins. Returns 0 or MB_ERR_NOMEM. */
+int confedit_splice(const struct confedit_text *p, size_t at, size_t end,
+		    const struct confedit_buf *ins, struct confedit_buf *out);
+
+/*
+ * How a new value is written where a key is added: put writes what follows "name:" (for a
+ * scalar " value"; for a list a line break and its entries), flow telling whether the
+ * mapping is written in flow style and indent the column of the key.
+ */
+struct confedit_writer {
+	void (*put)(struct confedit_buf *b, const struct confedit_writer *w, bool flow,
+		    size_t indent);
+	const char *value;         /* a scalar */
+	const char *const *names;  /* a list's one new entry: a mapping of n names... */
+	const char *const *values; /* ...and their scalar values */
+	size_t n;
+};
+
+/*
+ * Adds the value of w at kp, which is missing from the file or null there: in place of the
+ * null, or as a new key of the mapping that should hold it (creating missing sections).
+ * Returns 0 with the new text in out, or an error with the reason in err.
+ */
+int confedit_add_missing(const struct confedit_text *p, const struct confedit_key *kp,
+			 const char *key, const struct confedit_writer *w, struct confedit_buf *out,
+			 char *err, size_t errlen);
 
 #endif

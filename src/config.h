@@ -9,7 +9,8 @@
  *
  * Each section's types have their own header, so a module includes only what it consumes:
  * config_modbus.h (serial ports, devices), config_logger.h (logger, store bounds),
- * config_mqtt.h (broker, AT topics), config_remote.h (remote permissions, modem). This
+ * config_mqtt.h (broker, AT topics), config_remote.h (remote permissions, modem),
+ * config_web.h (the web UI). This
  * header adds the whole struct config, the diagnostics and the loader's API.
  */
 #ifndef MODBRIDGE_CONFIG_H
@@ -22,6 +23,7 @@
 #include "config_modbus.h"
 #include "config_mqtt.h"
 #include "config_remote.h"
+#include "config_web.h"
 
 struct config {
 	char *path;
@@ -42,6 +44,7 @@ struct config {
 	struct mqtt_config mqtt;
 	struct remote_config remote;
 	struct modem_config modem;
+	struct web_config web;
 };
 
 enum config_severity { CONFIG_ERROR, CONFIG_WARNING };

@@ -41,8 +41,10 @@
 #include "privdrop.h"
 #include "remote.h"
 #include "store.h"
+#include "timeutil.h"
 #include "uplink_mqtt.h"
 #include "watchdog.h"
+#include "web.h"
 
 /* How long SIGTERM waits for messages in flight to be confirmed. */
 #define SHUTDOWN_FLUSH_MS 3000
@@ -56,10 +58,12 @@ struct daemon_ctx {
 	struct message_context msg;
 	struct modem *modem;
 	struct remote *remote;
+	struct web *web; /* the web UI, kept across restarts (NULL: off) */
 };
 
 static pthread_t main_thread;
 static atomic_bool restart_requested;
+static int64_t started_ms; /* when daemon_run began, for the web UI's uptime */
 
 /* Runs on the remote command worker: wake the main thread, which does the restart. */
 static void request_restart(void *ctx)
@@ -120,6 +124,7 @@ static void store_reading(void *arg, const struct reading *r)
 		return;
 	}
 	log_debug("device %s: %s", r->device->id, json);
+	web_note_reading(d->web, r->device->id, r->ts_ms, json, r->error[0] != 0);
 	ingest_push(d->ingest, r->ts_ms, r->device->id, json, strlen(json));
 }
 
@@ -189,13 +194,17 @@ static int lock_store(const char *path, struct lockfile **lock, struct lockfile 
  * when start-up failed. Once started, it releases *old_lock (the previous store's lock).
  */
 static int run_once(struct config *cfg, const sigset_t *set, struct config **next,
-		    struct lockfile **old_lock, struct privdrop *pd, const char *lock_path)
+		    struct lockfile **old_lock, struct web **web, struct privdrop *pd,
+		    const char *lock_path)
 {
 	struct daemon_ctx d = {.cfg = cfg};
 	struct poller *poller = NULL;
 	int rc;
 
 	*next = NULL;
+	/* The web UI's Log screen: recent lines from here on (costs nothing without it). */
+	if (cfg->web.enabled && log_ring_enable((size_t)256 * 1024) != 0)
+		log_warn("web: no memory for the log screen's ring");
 	if (cfg->modem.device) {
 		rc = modem_new(&cfg->modem, &d.modem);
 		if (rc)
@@ -283,6 +292,17 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		log_error("cannot start the store writer: %s", mb_strerror(rc));
 		goto out;
 	}
+	/* The web UI sees readings from the first poll on: made before the poller starts. */
+	if (cfg->web.enabled && !*web && (rc = web_new(web)) != 0) {
+		log_error("cannot start the web UI: %s", mb_strerror(rc));
+		goto out;
+	}
+	if (!cfg->web.enabled && *web) {
+		web_free(*web);
+		*web = NULL;
+		log_info("web: the web UI is off now (web.enabled is false)");
+	}
+	d.web = *web;
 	rc = poller_start(cfg, store_reading, &d, &poller);
 	if (rc) {
 		log_error("cannot start polling: %s", mb_strerror(rc));
@@ -291,6 +311,22 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 	if (d.remote && (rc = remote_start(d.remote, poller)) != 0) {
 		log_error("cannot start the remote commands: %s", mb_strerror(rc));
 		goto out;
+	}
+	if (d.web) {
+		struct web_env env = {
+			.cfg = cfg,
+			.poller = poller,
+			.store = d.store,
+			.modem = d.modem,
+			.link = d.up ? uplink_mqtt_link(d.up) : NULL,
+			.restart = request_restart,
+			.started_ms = started_ms,
+		};
+		rc = web_attach(d.web, &env);
+		if (rc) {
+			log_error("cannot start the web UI: %s", mb_strerror(rc));
+			goto out;
+		}
 	}
 	log_info("running: %zu device(s), store %s", cfg->device_count, cfg->logger.store_path);
 	if (*old_lock) {
@@ -344,7 +380,10 @@ out:
 	 * goes on sending readings that only exist in memory (the store was not writable), and
 	 * waits for what is in flight; then the uplink disconnects, and the ingest makes a last
 	 * attempt to store what is left. The remote worker is joined while the link exists.
+	 * The web UI goes first of all: it gives the parts back once its requests are done
+	 * (a save's request has answered before the restart it asked for).
 	 */
+	web_detach(d.web);
 	remote_stop(d.remote);
 	poller_stop(poller);
 	forwarder_stop(d.fw, SHUTDOWN_FLUSH_MS);
@@ -377,6 +416,8 @@ int daemon_run(struct config *cfg)
 	signal(SIGPIPE, SIG_IGN); /* a broker closing the socket must not kill us */
 	signal(SIGXFSZ, SIG_IGN); /* a file size limit must be an error (EFBIG), not death */
 	main_thread = pthread_self();
+	started_ms = time_now_ms();
+	struct web *web = NULL;
 	notify_init();
 	struct privdrop pd;
 	rc = privdrop_prepare(cfg, &pd);
@@ -389,7 +430,8 @@ int daemon_run(struct config *cfg)
 		atomic_store(&restart_requested, false);
 		rc = lock_store(current->logger.store_path, &lock, &old_lock);
 		if (rc == 0)
-			rc = run_once(current, &set, &next, &old_lock, &pd, lockfile_path(lock));
+			rc = run_once(current, &set, &next, &old_lock, &web, &pd,
+				      lockfile_path(lock));
 		if (old_lock) { /* not started: back to the store the previous configuration holds */
 			lockfile_release(lock);
 			lock = old_lock;
@@ -412,6 +454,7 @@ int daemon_run(struct config *cfg)
 		previous = current;
 		current = next;
 	}
+	web_free(web);
 	if (current != cfg)
 		config_free(current);
 	lockfile_release(lock);

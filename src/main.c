@@ -1,5 +1,5 @@
 /*
- * main.c - the modbridge command line: run, check, read, queue, at.
+ * main.c - the modbridge command line: run, check, read, queue, at, passwd.
  *
  * Each subcommand loads the configuration the same way, so `check` reports exactly what
  * `run` would refuse. Exit codes: 0 success, 1 the command's check failed (a bad config
@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "busplan.h"
 #include "certinfo.h"
@@ -24,6 +26,7 @@
 #include "log.h"
 #include "message.h"
 #include "modem.h"
+#include "passwd.h"
 #include "poller.h"
 #include "store.h"
 #include "timeutil.h"
@@ -55,6 +58,9 @@ static void usage(FILE *out)
 		"  at     -c FILE 'AT...'  run one remote command here, as if it came over MQTT, and\n"
 		"                          print the reply (same permissions; the buses and the modem\n"
 		"                          are opened directly, so use MQTT while the daemon runs)\n"
+		"  passwd                  read a password on standard input (not echoed on a\n"
+		"                          terminal) and print its hash for web.users[].password_hash\n"
+		"                          (yescrypt); the password itself is never stored\n"
 		"  help                    show this help\n"
 		"  version                 show the version\n"
 		"\n"
@@ -68,7 +74,8 @@ static void usage(FILE *out)
 		"ERROR / queue found the store damaged; 2 usage or start-up error (run: the store\n"
 		"is in use by another modbridge, or cannot be opened; queue: no store, or unreadable).\n"
 		"Documentation: docs/configuration.md, docs/json-format.md, docs/modbus.md,\n"
-		"               docs/logger.md, docs/operations.md, docs/remote-commands.md\n");
+		"               docs/logger.md, docs/operations.md, docs/remote-commands.md,\n"
+		"               docs/web-ui.md (the local web UI: web.enabled, web.listen)\n");
 }
 
 /* Loads the config and prints its diagnostics; returns NULL when it has errors. */
@@ -165,6 +172,12 @@ static int cmd_check(const char *path)
 			       ? ""
 			       : " nothing");
 	}
+	if (cfg->web.enabled)
+		printf("  web UI: %s://%s%s%s:%d/, %zu user(s), certificates in %s\n",
+		       cfg->web.tls_cert_file ? "https" : "http",
+		       strchr(cfg->web.host, ':') ? "[" : "", cfg->web.host,
+		       strchr(cfg->web.host, ':') ? "]" : "", cfg->web.port, cfg->web.user_count,
+		       cfg->web.cert_dir);
 	if (cfg->modem.device)
 		printf("  modem: %s%s\n", cfg->modem.device,
 		       cfg->imei_configured ? "" : " (the identity is read from it at start-up)");
@@ -306,6 +319,49 @@ static int cmd_at(const char *path, const char *text)
 	return status;
 }
 
+/* `modbridge passwd`: one line from stdin (echo off on a terminal) -> its hash on stdout. */
+static int cmd_passwd(void)
+{
+	char line[PASSWD_MAX_LEN + 2], hash[PASSWD_HASH_MAX];
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+
+	if (tty) {
+		fprintf(stderr, "Password: ");
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	char *got = fgets(line, sizeof(line), stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	if (!got) {
+		fprintf(stderr, "modbridge passwd: no password on standard input\n");
+		return 2;
+	}
+	size_t n = strlen(line);
+	if (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	if (n && line[n - 1] == '\r')
+		line[--n] = '\0';
+	if (n > PASSWD_MAX_LEN) {
+		explicit_bzero(line, sizeof(line));
+		fprintf(stderr, "modbridge passwd: longer than %d bytes\n", PASSWD_MAX_LEN);
+		return 2;
+	}
+	int rc = passwd_hash(line, hash, sizeof(hash));
+	explicit_bzero(line, sizeof(line));
+	if (rc) {
+		fprintf(stderr, "modbridge passwd: %s\n",
+			rc == MB_ERR_INVAL ? "an empty password cannot be used" : mb_strerror(rc));
+		return 2;
+	}
+	printf("%s\n", hash);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -342,7 +398,9 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (!strcmp(command, "check")) {
+	if (!strcmp(command, "passwd")) {
+		return optind == argc ? cmd_passwd() : (usage(stderr), 2);
+	} else if (!strcmp(command, "check")) {
 		return optind == argc ? cmd_check(config_path) : (usage(stderr), 2);
 	} else if (!strcmp(command, "read")) {
 		if (optind != argc - 1) {

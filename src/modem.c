@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@
 struct modem {
 	const struct modem_config *cfg;
 	int fd;
+	/* One command at a time: the remote worker and the web UI's console share the port. */
+	pthread_mutex_t lock;
 };
 
 int modem_new(const struct modem_config *cfg, struct modem **out)
@@ -44,6 +47,7 @@ int modem_new(const struct modem_config *cfg, struct modem **out)
 		return MB_ERR_NOMEM;
 	m->cfg = cfg;
 	m->fd = -1;
+	pthread_mutex_init(&m->lock, NULL);
 	*out = m;
 	return 0;
 }
@@ -61,6 +65,7 @@ void modem_free(struct modem *m)
 	if (!m)
 		return;
 	port_close(m);
+	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
 
@@ -178,8 +183,8 @@ static int write_all(int fd, const char *buf, size_t len, int64_t deadline)
 	return 0;
 }
 
-int modem_command(struct modem *m, const char *command, struct modem_reply *reply, char *reason,
-		  size_t reason_len)
+static int command_locked(struct modem *m, const char *command, struct modem_reply *reply,
+			  char *reason, size_t reason_len)
 {
 	size_t clen = strlen(command);
 	int timeout_ms = m->cfg->timeout_ms;
@@ -277,6 +282,15 @@ int modem_command(struct modem *m, const char *command, struct modem_reply *repl
 		*reply = *r;
 	free(raw);
 	free(r);
+	return rc;
+}
+
+int modem_command(struct modem *m, const char *command, struct modem_reply *reply, char *reason,
+		  size_t reason_len)
+{
+	pthread_mutex_lock(&m->lock);
+	int rc = command_locked(m, command, reply, reason, reason_len);
+	pthread_mutex_unlock(&m->lock);
 	return rc;
 }
 

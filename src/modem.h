@@ -10,7 +10,8 @@
  * The port is opened on first use and kept open; after an I/O error (modem unplugged or
  * reset) it is closed and reopened by the next command. While open it is locked (flock),
  * so a second process (a `modbridge at` beside the daemon) is refused instead of mixing
- * its commands into ours. Not thread-safe: one owner (the remote command worker).
+ * its commands into ours. modem_command is thread-safe: commands from the remote worker and
+ * the web UI's console take turns (a mutex); create and free from one thread.
  */
 #ifndef MODBRIDGE_MODEM_H
 #define MODBRIDGE_MODEM_H

@@ -55,7 +55,9 @@ struct mqtt_link {
 	bool started;
 	atomic_bool stop;
 	atomic_bool connected;
-	pthread_mutex_t lock; /* guards the back-off sleep */
+	pthread_mutex_t lock;  /* guards the back-off sleep and the two below */
+	char last_error[400];  /* the last failure reported, for the status page */
+	int64_t last_error_ms; /* its wall-clock time, 0: none */
 	pthread_cond_t wake;
 
 	/* Subscriptions, the message handler and the status topic: fixed before start. */
@@ -392,6 +394,22 @@ static void report_failure(struct mqtt_link *link, bool was_connected, const cha
 		log_error("mqtt: cannot connect to %s: %s (retrying with back-off)",
 			  link->cfg->broker, reason);
 	snprintf(link->last_failure, sizeof(link->last_failure), "%s", reason);
+	pthread_mutex_lock(&link->lock);
+	snprintf(link->last_error, sizeof(link->last_error), "%s%s",
+		 was_connected ? "connection lost: " : "cannot connect: ", reason);
+	link->last_error_ms = time_now_ms();
+	pthread_mutex_unlock(&link->lock);
+}
+
+int64_t mqtt_link_last_error(struct mqtt_link *link, char *buf, size_t len)
+{
+	int64_t when;
+
+	pthread_mutex_lock(&link->lock);
+	snprintf(buf, len, "%s", link->last_error);
+	when = link->last_error_ms;
+	pthread_mutex_unlock(&link->lock);
+	return when;
 }
 
 static void backoff_sleep(struct mqtt_link *link, int64_t ms)

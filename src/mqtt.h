@@ -35,6 +35,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config_mqtt.h"
 
@@ -102,6 +103,13 @@ int mqtt_link_publish_reply(struct mqtt_link *link, const char *topic, const voi
 
 /* True while a CONNACK-accepted session is up. */
 bool mqtt_link_connected(struct mqtt_link *link);
+
+/*
+ * The last connection failure the link reported ("cannot connect: ...", "connection lost:
+ * ...") into buf ("" when none), for the web UI's status page; it stays after a
+ * reconnection. Returns its wall-clock time in ms, 0 when none. Any thread.
+ */
+int64_t mqtt_link_last_error(struct mqtt_link *link, char *buf, size_t len);
 
 /* Disconnects cleanly, stops the network thread. Safe to call twice. */
 void mqtt_link_stop(struct mqtt_link *link);

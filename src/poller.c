@@ -42,8 +42,8 @@ enum { REQ_QUEUED, REQ_RUNNING, REQ_DONE };
  * share the line. Listed in the poller; guarded by its users_lock.
  */
 struct direct_bus {
-	const struct serial_port_config *port; /* RTU, or NULL */
-	char *host;                            /* TCP */
+	char *device; /* RTU: the serial device's path, or NULL */
+	char *host;   /* TCP */
 	int tcp_port;
 	bool busy;           /* a request is on the bus */
 	pthread_cond_t free; /* busy went false, or the poller stops */
@@ -54,7 +54,13 @@ struct direct_bus {
 static void run_request(struct mbio *io, struct poll_request *req)
 {
 	req->reason[0] = '\0';
-	if (req->write)
+	if (req->device) {
+		struct devread rd;
+		req->rc = devread_plan(&rd, req->device);
+		if (req->rc == 0)
+			req->rc = devread_read(&rd, io, false, req->reading);
+		devread_free(&rd);
+	} else if (req->write)
 		req->rc = mbio_write(io, req->slave, req->function, req->address, req->values[0],
 				     req->timeout_ms, req->reason, sizeof(req->reason));
 	else
@@ -297,6 +303,7 @@ void poller_stop(struct poller *p)
 		struct direct_bus *d = p->direct;
 		p->direct = d->next;
 		free(d->host);
+		free(d->device);
 		pthread_cond_destroy(&d->free);
 		free(d);
 	}
@@ -338,7 +345,9 @@ static struct bus *find_bus(struct poller *p, const struct serial_port_config *p
 {
 	for (size_t b = 0; b < p->bus_count; b++) {
 		const struct device_config *d = p->buses[b].devices[0].dev;
-		if (port && d->transport == TRANSPORT_RTU && d->serial == port)
+		/* By path too: a port of another configuration (a Test) is the same line. */
+		if (port && d->transport == TRANSPORT_RTU &&
+		    (d->serial == port || !strcmp(d->serial->device, port->device)))
 			return &p->buses[b];
 		if (!port && host && d->transport == TRANSPORT_TCP && d->port == tcp_port &&
 		    strcmp(d->host, host) == 0)
@@ -423,15 +432,17 @@ static struct direct_bus *direct_bus_for(struct poller *p, const struct serial_p
 	struct direct_bus *d;
 
 	for (d = p->direct; d; d = d->next)
-		if (port ? d->port == port
-			 : !d->port && d->tcp_port == tcp_port && strcmp(d->host, host) == 0)
+		if (port ? d->device && !strcmp(d->device, port->device)
+			 : !d->device && d->tcp_port == tcp_port && strcmp(d->host, host) == 0)
 			return d;
 	d = calloc(1, sizeof(*d));
-	if (!d || (!port && !(d->host = strdup(host)))) {
+	if (!d || (!port && !(d->host = strdup(host))) ||
+	    (port && !(d->device = strdup(port->device)))) {
+		if (d)
+			free(d->host);
 		free(d);
 		return NULL;
 	}
-	d->port = port;
 	d->tcp_port = tcp_port;
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
@@ -507,6 +518,21 @@ int poller_execute(struct poller *p, const struct serial_port_config *port, cons
 	if (--p->users == 0)
 		pthread_cond_broadcast(&p->users_gone);
 	pthread_mutex_unlock(&p->users_lock);
+	return rc;
+}
+
+int poller_read_device(struct poller *p, const struct device_config *dev, struct reading *out,
+		       int wait_ms)
+{
+	struct poll_request req = {.device = dev, .reading = out};
+
+	memset(out, 0, sizeof(*out));
+	int rc = poller_execute(p, dev->transport == TRANSPORT_RTU ? dev->serial : NULL, dev->host,
+				dev->port, &req, wait_ms);
+	if (rc == 0 && req.rc == MB_ERR_BUSY)
+		rc = MB_ERR_BUSY; /* queued when the poller stopped: never read */
+	else if (rc == 0)
+		rc = req.rc;
 	return rc;
 }
 

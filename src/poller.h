@@ -83,6 +83,10 @@ struct poll_request {
 	uint16_t count;   /* read: how many values; write: 1 */
 	uint16_t *values; /* caller's buffer of count entries */
 	int timeout_ms;   /* response time-out of the request */
+	/* Or a whole device read with its plan (poller_read_device): the fields above are
+	 * unused, and reading is filled. */
+	const struct device_config *device;
+	struct reading *reading;
 	/* The outcome, valid after poller_execute returned 0: 0, MB_ERR_IO (link not open),
 	 * MB_ERR_MODBUS, MB_ERR_INVAL, or MB_ERR_BUSY (queued when the poller stopped: never
 	 * sent). */
@@ -107,6 +111,17 @@ struct poll_request {
  */
 int poller_execute(struct poller *p, const struct serial_port_config *port, const char *host,
 		   int tcp_port, struct poll_request *req, int wait_ms);
+
+/*
+ * Reads dev once, now, as a poll would (its plan, retries, decoding), through the queue of
+ * the worker that serves dev's line (a serial port is matched by its device path, so dev
+ * may come from another configuration, such as one not saved yet: the web UI's Test), or
+ * on a fresh link when nobody polls that line. Fills *out (the caller calls reading_clear).
+ * Returns 0 when the reading was taken (out->error tells whether the device answered),
+ * MB_ERR_BUSY (the line stayed busy for wait_ms, or the poller stops) or MB_ERR_NOMEM.
+ */
+int poller_read_device(struct poller *p, const struct device_config *dev, struct reading *out,
+		       int wait_ms);
 
 /* What the worker knows about one device, for the status command. */
 struct poll_device_status {

@@ -99,8 +99,11 @@ mqtt:
     time.sleep(8)
     assert daemon.running, "the daemon must keep running"
     lines = daemon.log()[phase:].splitlines()
-    not_debug = [ln for ln in lines if " debug: " not in ln]
-    assert len(not_debug) < 40, "the log must not grow per attempt:\n" + "\n".join(not_debug[-40:])
+    # The store's and the forwarder's lines (a loaded machine may add device overrun
+    # episodes, two lines per device, which are the poller's business).
+    ours = [ln for ln in lines if " debug: " not in ln and
+            re.search(r": (store |forwarder: |memory buffer)", ln)]
+    assert len(ours) < 15, "the log must not grow per attempt:\n" + "\n".join(ours[-40:])
 
     # SIGTERM with the disk still full: what is in memory is published before the exit.
     assert daemon.stop(timeout=20) == 0
