@@ -14,7 +14,7 @@ PKGS=(
   socat valgrind
   chromium chromium-driver python3-selenium
   clang clang-format clang-tidy cppcheck libclang-rt-14-dev
-  debhelper dpkg-dev lintian mandoc systemd
+  debhelper dpkg-dev lintian mandoc systemd python3-prometheus-client
 )
 
 missing=()

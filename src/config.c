@@ -26,7 +26,7 @@
 #define MAX_FILE_SIZE ((size_t)4 * 1024 * 1024)
 
 static const char *const top_keys[] = {
-	"gateway", "serial", "modbus", "logger", "mqtt", "remote", "modem", "web",
+	"gateway", "serial", "modbus", "logger", "mqtt", "remote", "modem", "web", "metrics",
 };
 static const char *const gateway_keys[] = {"imei", "user", "allow_root", "example"};
 
@@ -169,7 +169,7 @@ static void parse_document(struct config_ctx *c)
 		/* Nothing below would make sense; one message is enough. */
 		config_report(
 			c, CONFIG_ERROR, yamldoc_line(root), "top level",
-			"expected a mapping of sections (gateway, serial, modbus, logger, mqtt, remote, modem, web), got %s",
+			"expected a mapping of sections (gateway, serial, modbus, logger, mqtt, remote, modem, web, metrics), got %s",
 			config_kind_name(root));
 		return;
 	}
@@ -182,6 +182,7 @@ static void parse_document(struct config_ctx *c)
 	config_parse_remote(c, &top);
 	config_parse_modem(c, &top);
 	config_parse_web(c, &top);
+	config_parse_metrics(c, &top);
 }
 
 static int load(struct config_ctx *c, const char *buf, size_t len)
@@ -303,6 +304,7 @@ void config_free(struct config *cfg)
 	free(cfg->mqtt.status_topic);
 	free(cfg->modem.device);
 	config_web_free(&cfg->web);
+	config_metrics_free(&cfg->metrics);
 	free(cfg);
 }
 

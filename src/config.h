@@ -10,8 +10,8 @@
  * Each section's types have their own header, so a module includes only what it consumes:
  * config_modbus.h (serial ports, devices), config_logger.h (logger, store bounds),
  * config_mqtt.h (broker, AT topics), config_remote.h (remote permissions, modem),
- * config_web.h (the web UI). This
- * header adds the whole struct config, the diagnostics and the loader's API.
+ * config_web.h (the web UI), config_metrics.h (the Prometheus exporter). This header adds
+ * the whole struct config, the diagnostics and the loader's API.
  */
 #ifndef MODBRIDGE_CONFIG_H
 #define MODBRIDGE_CONFIG_H
@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "config_logger.h"
+#include "config_metrics.h"
 #include "config_modbus.h"
 #include "config_mqtt.h"
 #include "config_remote.h"
@@ -45,6 +46,7 @@ struct config {
 	struct remote_config remote;
 	struct modem_config modem;
 	struct web_config web;
+	struct metrics_config metrics; /* the Prometheus exporter; off when listen is NULL */
 };
 
 enum config_severity { CONFIG_ERROR, CONFIG_WARNING };

@@ -11,6 +11,7 @@
  *   config_modbus.c   the modbus section and its devices
  *   config_logger.c   the logger section (store limits, arrays, topic)
  *   config_mqtt.c     the mqtt section (broker, TLS files, AT topics) and remote permissions
+ *   config_metrics.c  the metrics section (the Prometheus exporter's listener)
  *   config_web.c      the web section (the web UI: listener, HTTPS, users)
  * Topic rules are topic.h's, shared with the remote commands.
  *
@@ -188,5 +189,9 @@ void config_parse_remote(struct config_ctx *c, const struct config_obj *top);
 /* config_web.c; after config_parse_logger (cert_dir defaults beside the store) */
 void config_parse_web(struct config_ctx *c, const struct config_obj *top);
 void config_web_free(struct web_config *w);
+
+/* config_metrics.c */
+void config_parse_metrics(struct config_ctx *c, const struct config_obj *top);
+void config_metrics_free(struct metrics_config *m);
 
 #endif

@@ -34,6 +34,7 @@
 #include "lockfile.h"
 #include "log.h"
 #include "message.h"
+#include "metrics.h"
 #include "modem.h"
 #include "mqtt.h"
 #include "notify.h"
@@ -58,7 +59,8 @@ struct daemon_ctx {
 	struct message_context msg;
 	struct modem *modem;
 	struct remote *remote;
-	struct web *web; /* the web UI, kept across restarts (NULL: off) */
+	struct web *web;         /* the web UI, kept across restarts (NULL: off) */
+	struct metrics *metrics; /* NULL: off */
 };
 
 static pthread_t main_thread;
@@ -328,6 +330,23 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 			goto out;
 		}
 	}
+	if (cfg->metrics.listen) {
+		struct metrics_sources ms = {
+			.cfg = cfg,
+			.poller = poller,
+			.store = d.store,
+			.ingest = d.ingest,
+			.fw = d.fw,
+			.link = d.up ? uplink_mqtt_link(d.up) : NULL,
+			.remote = d.remote,
+			.started_ms = started_ms,
+		};
+		rc = metrics_start(&ms, &d.metrics);
+		if (rc) {
+			log_error("cannot start the metrics: %s", mb_strerror(rc));
+			goto out;
+		}
+	}
 	log_info("running: %zu device(s), store %s", cfg->device_count, cfg->logger.store_path);
 	if (*old_lock) {
 		log_info("released the lock of the previous store (%s)", lockfile_path(*old_lock));
@@ -383,6 +402,7 @@ out:
 	 * The web UI goes first of all: it gives the parts back once its requests are done
 	 * (a save's request has answered before the restart it asked for).
 	 */
+	metrics_stop(d.metrics); /* its scrapes read every part below */
 	web_detach(d.web);
 	remote_stop(d.remote);
 	poller_stop(poller);

@@ -87,7 +87,11 @@ struct forwarder {
 	pthread_cond_t wake;
 	bool connected;
 	atomic_bool link_up; /* connected, for readers that must not wait for the lock */
-	bool pending;        /* readings may be waiting that are not in flight */
+	/* For forwarder_stats, read without the lock. */
+	atomic_uint_fast64_t published, published_readings, acknowledged, failed;
+	atomic_size_t inflight_now;
+	_Atomic int64_t last_failure_ms;
+	bool pending; /* readings may be waiting that are not in flight */
 	bool stopping;
 	bool release_unconfirmed; /* disconnected and the uplink forgot what was in flight */
 	int64_t stop_deadline_ms;
@@ -148,6 +152,7 @@ static void on_disconnected(void *ctx)
 	pthread_mutex_lock(&fw->lock);
 	fw->connected = false;
 	atomic_store(&fw->link_up, false);
+	atomic_store(&fw->last_failure_ms, time_now_ms());
 	if (!fw->up->keeps_unconfirmed)
 		fw->release_unconfirmed = true;
 	pthread_cond_signal(&fw->wake);
@@ -314,10 +319,13 @@ static void process_events(struct forwarder *fw)
 			if (e->token != events[a].token)
 				continue;
 			if (events[a].kind == EV_FAILED) {
+				atomic_fetch_add(&fw->failed, 1);
+				atomic_store(&fw->last_failure_ms, time_now_ms());
 				release_entry(fw, e, &giveback);
 				if (events[a].retry_after_ms > pause_ms)
 					pause_ms = events[a].retry_after_ms;
 			} else {
+				atomic_fetch_add(&fw->acknowledged, 1);
 				for (size_t k = 0; k < e->nids; k++)
 					if (idset_add(&fw->to_remove, e->ids[k]) != 0)
 						log_error("forwarder: out of memory; reading %lld is "
@@ -421,7 +429,12 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 	pthread_mutex_lock(&fw->lock);
 	if (payload != parts[0].payload)
 		free(payload);
+	if (rc == 0) {
+		atomic_fetch_add(&fw->published, 1);
+		atomic_fetch_add(&fw->published_readings, n);
+	}
 	if (rc != 0 && fw->connected) {
+		atomic_store(&fw->last_failure_ms, time_now_ms());
 		/* Connected, yet refused (too large for the broker, out of memory...). */
 		if (!fw->send_retry.failing)
 			log_warn("forwarder: cannot send a message of %zu reading(s) (%zu bytes): %s; "
@@ -602,6 +615,7 @@ static void *forward_main(void *arg)
 	pthread_mutex_lock(&fw->lock);
 	for (;;) {
 		liveness_beat(&fw->beat);
+		atomic_store(&fw->inflight_now, fw->ninflight);
 		int64_t now = time_mono_ms();
 		if (fw->nevents &&
 		    (fw->nevents >= fw->ack_batch || now - fw->first_event_ms >= ACK_DELAY_MS ||
@@ -711,6 +725,19 @@ int64_t forwarder_last_beat_ms(struct forwarder *fw)
 bool forwarder_connected(struct forwarder *fw)
 {
 	return atomic_load(&fw->link_up);
+}
+
+void forwarder_stats(struct forwarder *fw, struct forward_stats *out)
+{
+	*out = (struct forward_stats){
+		.published = atomic_load(&fw->published),
+		.published_readings = atomic_load(&fw->published_readings),
+		.acknowledged = atomic_load(&fw->acknowledged),
+		.failed = atomic_load(&fw->failed),
+		.in_flight = atomic_load(&fw->inflight_now),
+		.last_failure_ms = atomic_load(&fw->last_failure_ms),
+		.connected = atomic_load(&fw->link_up),
+	};
 }
 
 void forwarder_notify(struct forwarder *fw)

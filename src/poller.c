@@ -68,6 +68,22 @@ static void run_request(struct mbio *io, struct poll_request *req)
 				    req->timeout_ms, req->values, req->reason, sizeof(req->reason));
 }
 
+/* The busy ratio is the share of this window, the last one completed. */
+#define BUSY_WINDOW_MS 60000
+
+void poller_add_busy(struct bus *bus, int64_t us)
+{
+	int64_t now = time_mono_ms();
+	int64_t total = atomic_fetch_add(&bus->busy_us, us) + us;
+
+	if (now - bus->window_start_ms >= BUSY_WINDOW_MS) {
+		atomic_store(&bus->busy_ratio_ppm, (total - bus->window_start_busy_us) * 1000 /
+							   (now - bus->window_start_ms));
+		bus->window_start_ms = now;
+		bus->window_start_busy_us = total;
+	}
+}
+
 /* With the bus lock held (released around each request): see poller_internal.h. */
 void poller_serve_requests(struct bus *bus)
 {
@@ -78,7 +94,12 @@ void poller_serve_requests(struct bus *bus)
 			bus->queue_tail = NULL;
 		req->state = REQ_RUNNING;
 		pthread_mutex_unlock(&bus->lock);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		run_request(bus->io, req);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		poller_add_busy(bus, (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+					     (t1.tv_nsec - t0.tv_nsec) / 1000);
 		pthread_mutex_lock(&bus->lock);
 		req->state = REQ_DONE;
 		pthread_cond_broadcast(&bus->done);
@@ -151,6 +172,7 @@ static int bus_init(struct bus *bus, struct poller *p, const struct device_confi
 	if (rc)
 		return rc;
 	bus->owner = p;
+	bus->window_start_ms = time_mono_ms();
 	if (first->transport == TRANSPORT_TCP)
 		bus->pool = &p->pool;
 	pthread_mutex_init(&bus->lock, NULL);
@@ -310,6 +332,27 @@ void poller_stop(struct poller *p)
 	pthread_mutex_destroy(&p->users_lock);
 	pthread_cond_destroy(&p->users_gone);
 	free(p);
+}
+
+size_t poller_bus_count(struct poller *p)
+{
+	return p ? p->bus_count : 0;
+}
+
+int poller_bus_status(struct poller *p, size_t i, struct poll_bus_status *out)
+{
+	if (!p || i >= p->bus_count)
+		return MB_ERR_NOTFOUND;
+	const struct bus *bus = &p->buses[i];
+	const struct device_config *first = bus->devices[0].dev;
+	*out = (struct poll_bus_status){
+		.name = mbio_name(bus->io),
+		.port = first->transport == TRANSPORT_RTU ? first->serial : NULL,
+		.devices = bus->device_count,
+		.busy_s = (double)atomic_load(&bus->busy_us) / 1e6,
+		.busy_ratio = (double)atomic_load(&bus->busy_ratio_ppm) / 1e6,
+	};
+	return 0;
 }
 
 int64_t poller_last_beat_ms(struct poller *p)

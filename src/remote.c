@@ -15,6 +15,7 @@
 #include "remote.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,8 @@ struct remote {
 
 	pthread_t thread;
 	bool started;
-	pthread_mutex_t lock; /* guards everything below */
+	atomic_uint_fast64_t received, refused; /* commands answered, and of them ERROR */
+	pthread_mutex_t lock;                   /* guards everything below */
 	pthread_cond_t wake;
 	struct job *head, *tail;
 	size_t pending;
@@ -91,6 +93,9 @@ static void reply_and_audit(struct remote *r, const struct job *j, const struct 
 	else if (mqtt_link_publish_reply(r->link, j->reply_topic, text, len, r->cfg->mqtt.qos,
 					 j->correlation, j->correlation_len, NULL) != 0)
 		sent = " (reply not sent: not connected to the broker)";
+	atomic_fetch_add(&r->received, 1);
+	if (!rep->ok || rep->nomem)
+		atomic_fetch_add(&r->refused, 1);
 	if (rep->ok && !rep->nomem)
 		log_info("remote: '%s' on %s -> OK, reply on %s%s%s", shown, j->topic,
 			 j->reply_topic, j->note, sent);
@@ -287,6 +292,12 @@ int remote_start(struct remote *r, struct poller *poller)
 		return MB_ERR_NOMEM;
 	r->started = true;
 	return 0;
+}
+
+void remote_stats(struct remote *r, uint64_t *received, uint64_t *refused)
+{
+	*received = r ? atomic_load(&r->received) : 0;
+	*refused = r ? atomic_load(&r->refused) : 0;
 }
 
 void remote_stop(struct remote *r)

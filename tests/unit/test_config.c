@@ -814,7 +814,7 @@ static void test_unknown_top_level_key(void **state)
 	assert_int_equal(diags.count, 3);
 	assert_diag(
 		&diags, 0, t.dir,
-		"c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt, remote, modem, web); did you mean 'mqtt'?");
+		"c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt, remote, modem, web, metrics); did you mean 'mqtt'?");
 	assert_diag(&diags, 1, t.dir, "warning: c.yaml:4: modbus.devices: no devices configured");
 	assert_diag(
 		&diags, 2, t.dir,
