@@ -88,7 +88,7 @@ struct forwarder {
 	bool connected;
 	atomic_bool link_up; /* connected, for readers that must not wait for the lock */
 	/* For forwarder_stats, read without the lock. */
-	atomic_uint_fast64_t published, published_readings, acknowledged, failed;
+	atomic_uint_fast64_t published, published_readings, acknowledged, failed, connects;
 	atomic_size_t inflight_now;
 	_Atomic int64_t last_failure_ms;
 	bool pending; /* readings may be waiting that are not in flight */
@@ -105,6 +105,8 @@ struct forwarder {
 	struct idset held;      /* in flight, or delivered and not removed yet */
 	struct idset to_remove; /* delivered, removal pending */
 	struct retry fetch_retry, send_retry, remove_retry;
+	/* The server did not take messages (uplink failed() events); ends with a delivery. */
+	struct retry reject_retry;
 	bool held_full_logged;
 	bool memory_episode;       /* sending from memory since the store failed */
 	uint64_t sent_from_memory; /* readings delivered from memory, for the stop's summary */
@@ -141,6 +143,7 @@ static void on_connected(void *ctx)
 	pthread_mutex_lock(&fw->lock);
 	fw->connected = true;
 	atomic_store(&fw->link_up, true);
+	atomic_fetch_add(&fw->connects, 1);
 	fw->pending = true;
 	pthread_cond_signal(&fw->wake);
 	pthread_mutex_unlock(&fw->lock);
@@ -310,6 +313,7 @@ static void process_events(struct forwarder *fw)
 	size_t nevents = fw->nevents;
 	struct ingest_reading *delivered = NULL, *giveback = NULL;
 	int64_t pause_ms = -1;
+	bool delivered_any = false;
 
 	fw->events = NULL;
 	fw->nevents = fw->events_cap = 0;
@@ -326,6 +330,8 @@ static void process_events(struct forwarder *fw)
 					pause_ms = events[a].retry_after_ms;
 			} else {
 				atomic_fetch_add(&fw->acknowledged, 1);
+				delivered_any = true;
+				uplink_stats_ok(fw->opt.stats, e->count);
 				for (size_t k = 0; k < e->nids; k++)
 					if (idset_add(&fw->to_remove, e->ids[k]) != 0)
 						log_error("forwarder: out of memory; reading %lld is "
@@ -348,12 +354,20 @@ static void process_events(struct forwarder *fw)
 	}
 	free(events);
 	fw->pending = true;
+	/* One episode from the first refusal to the next delivery: logged once, and its
+	 * back-off grows (accepting the next send() does not mean the server took it). */
+	if (delivered_any && fw->reject_retry.failing && pause_ms < 0) {
+		log_info("forwarder: the server accepts messages again (after %llu refused "
+			 "round(s))",
+			 (unsigned long long)fw->reject_retry.attempts);
+		retry_ok(&fw->reject_retry);
+	}
 	if (pause_ms >= 0) {
-		if (!fw->send_retry.failing)
+		if (!fw->reject_retry.failing)
 			log_warn(
 				"forwarder: the server did not accept a message; its readings stay "
-				"and are sent again");
-		retry_failed(&fw->send_retry, MB_ERR_IO, pause_ms, RETRY_MAX_MS);
+				"and are sent again with back-off");
+		retry_failed(&fw->reject_retry, MB_ERR_IO, pause_ms, RETRY_MAX_MS);
 	}
 	if (delivered) {
 		pthread_mutex_unlock(&fw->lock);
@@ -370,6 +384,8 @@ static void process_events(struct forwarder *fw)
 struct part {
 	const char *payload;
 	size_t len;
+	int64_t id; /* store id, 0 for a memory reading */
+	int64_t ts_ms;
 };
 
 /* How many of parts[0..n) go into the next message (at least one). */
@@ -423,7 +439,11 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 	char *payload = payload_of(&fw->opt, parts, n, &len);
 	if (!payload)
 		return MB_ERR_NOMEM;
-	struct uplink_message msg = {.payload = payload, .len = len, .count = n};
+	struct uplink_message msg = {.payload = payload,
+				     .len = len,
+				     .count = n,
+				     .first_id = parts[0].id,
+				     .first_ts_ms = parts[0].ts_ms};
 	pthread_mutex_unlock(&fw->lock);
 	int rc = fw->up->ops->send(fw->up->impl, &msg, token);
 	pthread_mutex_lock(&fw->lock);
@@ -450,8 +470,9 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 
 static bool can_send(const struct forwarder *fw)
 {
+	int64_t now = time_mono_ms();
 	return fw->connected && fw->ninflight < (size_t)fw->opt.window &&
-	       time_mono_ms() >= fw->send_retry.at_ms;
+	       now >= fw->send_retry.at_ms && now >= fw->reject_retry.at_ms;
 }
 
 /* Sends readings claimed from memory; gives back what was not sent. */
@@ -481,7 +502,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 	}
 	size_t i = 0;
 	for (struct ingest_reading *p = list; p && i < n; p = p->next, i++) {
-		parts[i] = (struct part){p->payload, p->len};
+		parts[i] = (struct part){p->payload, p->len, 0, p->ts_ms};
 		readings[i] = p;
 	}
 	n = i;
@@ -536,7 +557,8 @@ static void send_from_store(struct forwarder *fw, size_t max)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		parts[i] = (struct part){items[i].payload, items[i].len};
+		parts[i] =
+			(struct part){items[i].payload, items[i].len, items[i].id, items[i].ts_ms};
 
 	size_t pos = 0;
 	while (pos < n && can_send(fw) && !fw->stopping) {
@@ -641,7 +663,7 @@ static void *forward_main(void *arg)
 		size_t free_slots = window - fw->ninflight;
 		if (fw->connected && fw->pending && free_slots > 0 &&
 		    (free_slots >= fw->ack_batch || fw->ninflight == 0) &&
-		    now >= fw->send_retry.at_ms) {
+		    now >= fw->send_retry.at_ms && now >= fw->reject_retry.at_ms) {
 			send_round(fw);
 			continue;
 		}
@@ -652,6 +674,8 @@ static void *forward_main(void *arg)
 			until = earliest(until, fw->remove_retry.at_ms);
 		if (fw->send_retry.at_ms > now)
 			until = earliest(until, fw->send_retry.at_ms);
+		if (fw->reject_retry.at_ms > now)
+			until = earliest(until, fw->reject_retry.at_ms);
 		if (fw->fetch_retry.at_ms > now)
 			until = earliest(until, fw->fetch_retry.at_ms);
 		if (fw->stopping)
@@ -729,6 +753,8 @@ bool forwarder_connected(struct forwarder *fw)
 
 void forwarder_stats(struct forwarder *fw, struct forward_stats *out)
 {
+	uint64_t connects = atomic_load(&fw->connects);
+
 	*out = (struct forward_stats){
 		.published = atomic_load(&fw->published),
 		.published_readings = atomic_load(&fw->published_readings),
@@ -736,6 +762,7 @@ void forwarder_stats(struct forwarder *fw, struct forward_stats *out)
 		.failed = atomic_load(&fw->failed),
 		.in_flight = atomic_load(&fw->inflight_now),
 		.last_failure_ms = atomic_load(&fw->last_failure_ms),
+		.reconnects = connects ? connects - 1 : 0,
 		.connected = atomic_load(&fw->link_up),
 	};
 }

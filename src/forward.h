@@ -32,6 +32,7 @@
 #include "ingest.h"
 #include "store.h"
 #include "uplink.h"
+#include "uplink_stats.h"
 
 struct forwarder;
 
@@ -41,6 +42,9 @@ struct forward_options {
 	bool array;             /* several readings per message */
 	int array_max_count;    /* readings per array, >= 1 */
 	size_t array_max_bytes; /* bytes per array payload (one reading may exceed it) */
+	/* Counts each confirmed message and its readings (`queue`, AT+MBSTATUS); the
+	 * uplinks record their errors there. NULL: none. Borrowed. */
+	struct uplink_stats *stats;
 };
 
 /* The durable queue the forwarder sends from (a seam: unit tests inject failures here).
@@ -80,6 +84,7 @@ struct forward_stats {
 	uint64_t acknowledged;       /* messages the server confirmed */
 	uint64_t failed;             /* messages the server refused or lost (sent again) */
 	size_t in_flight;            /* messages sent and not confirmed yet */
+	uint64_t reconnects;         /* connections after the first (MQTT; 0 for HTTP and FTP) */
 	int64_t last_failure_ms;     /* wall clock of the last lost connection or refusal, 0 */
 	bool connected;
 };

@@ -30,6 +30,7 @@
 #include "remote.h"
 #include "store.h"
 #include "timeutil.h"
+#include "uplink_stats.h"
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -249,37 +250,55 @@ static void render_store(struct text *t, const struct metrics_sources *src)
 static void render_uplink(struct text *t, const struct metrics_sources *src)
 {
 	struct forward_stats fs = {0};
+	struct uplink_status us = {0};
 	char why[8];
-	uint64_t sessions = src->link ? mqtt_link_sessions(src->link) : 0;
 	int64_t link_error = src->link ? mqtt_link_last_error(src->link, why, sizeof(why)) : 0;
 
 	if (src->fw)
 		forwarder_stats(src->fw, &fs);
+	if (src->stats)
+		uplink_stats_get(src->stats, &us);
 	int64_t last = fs.last_failure_ms > link_error ? fs.last_failure_ms : link_error;
-	family(t, "modbridge_uplink_connected", "gauge", "1 while connected to the broker.");
+	if (us.last_error_ms > last)
+		last = us.last_error_ms;
+	family(t, "modbridge_uplink_connected", "gauge",
+	       "1 while the uplink can send (MQTT: connected to the broker; HTTP, FTP: always).");
 	family(t, "modbridge_uplink_published_total", "counter", "Messages handed to the uplink.");
 	family(t, "modbridge_uplink_published_readings_total", "counter",
 	       "Readings in those messages (several per message in array mode).");
 	family(t, "modbridge_uplink_acknowledged_total", "counter",
-	       "Messages the broker confirmed (PUBACK/PUBCOMP; QoS 0: written).");
+	       "Messages the server confirmed (MQTT PUBACK/PUBCOMP or written at QoS 0; HTTP 2xx; "
+	       "FTP a whole file).");
 	family(t, "modbridge_uplink_failed_total", "counter",
-	       "Messages the broker refused or that were lost (their readings are sent again).");
+	       "Messages the server refused or that were lost (their readings are sent again).");
+	family(t, "modbridge_uplink_errors_total", "counter",
+	       "Failed attempts, by kind: failure (network, 5xx, lost connection), rejected (the "
+	       "server refused what was sent: 4xx).");
 	family(t, "modbridge_uplink_in_flight", "gauge", "Messages sent and not confirmed yet.");
 	family(t, "modbridge_uplink_reconnects_total", "counter",
-	       "Sessions the broker accepted after the first one.");
+	       "Connections after the first (MQTT sessions; 0 for HTTP and FTP).");
+	family(t, "modbridge_uplink_last_success_timestamp_seconds", "gauge",
+	       "When a message was last confirmed (Unix time), 0: never.");
 	family(t, "modbridge_uplink_last_error_timestamp_seconds", "gauge",
 	       "When the uplink last failed (cannot connect, lost, refused; Unix time), 0: never.");
-	if (!src->fw)
+	if (!src->fw || !src->mode)
 		return;
+	const char *m = src->mode;
 	put(t,
-	    "modbridge_uplink_connected %d\nmodbridge_uplink_published_total %" PRIu64
-	    "\nmodbridge_uplink_published_readings_total %" PRIu64
-	    "\nmodbridge_uplink_acknowledged_total %" PRIu64
-	    "\nmodbridge_uplink_failed_total %" PRIu64 "\nmodbridge_uplink_in_flight %zu\n"
-	    "modbridge_uplink_reconnects_total %" PRIu64
-	    "\nmodbridge_uplink_last_error_timestamp_seconds %.3f\n",
-	    fs.connected, fs.published, fs.published_readings, fs.acknowledged, fs.failed,
-	    fs.in_flight, sessions > 0 ? sessions - 1 : 0, (double)last / 1e3);
+	    "modbridge_uplink_connected{mode=\"%s\"} %d\n"
+	    "modbridge_uplink_published_total{mode=\"%s\"} %" PRIu64 "\n"
+	    "modbridge_uplink_published_readings_total{mode=\"%s\"} %" PRIu64 "\n"
+	    "modbridge_uplink_acknowledged_total{mode=\"%s\"} %" PRIu64 "\n"
+	    "modbridge_uplink_failed_total{mode=\"%s\"} %" PRIu64 "\n"
+	    "modbridge_uplink_errors_total{mode=\"%s\",kind=\"failure\"} %" PRIu64 "\n"
+	    "modbridge_uplink_errors_total{mode=\"%s\",kind=\"rejected\"} %" PRIu64 "\n"
+	    "modbridge_uplink_in_flight{mode=\"%s\"} %zu\n"
+	    "modbridge_uplink_reconnects_total{mode=\"%s\"} %" PRIu64 "\n"
+	    "modbridge_uplink_last_success_timestamp_seconds{mode=\"%s\"} %.3f\n"
+	    "modbridge_uplink_last_error_timestamp_seconds{mode=\"%s\"} %.3f\n",
+	    m, fs.connected, m, fs.published, m, fs.published_readings, m, fs.acknowledged, m,
+	    fs.failed, m, us.failures, m, us.rejected, m, fs.in_flight, m, fs.reconnects, m,
+	    (double)us.last_ok_ms / 1e3, m, (double)last / 1e3);
 }
 
 static void render_process(struct text *t, const struct metrics_sources *src)

@@ -5,8 +5,9 @@
  * per device the polls, the failures by reason, the instants without a poll, a histogram
  * of read durations and the last success; per bus the busy time (and its ratio over the
  * last minute) and the planner's scan time; the store's backlog, bytes, oldest reading
- * and drops; the uplink's messages published, confirmed and in flight, its reconnections
- * and last error; the remote commands received and refused; the process's CPU and RSS.
+ * and drops; the uplink's (whichever logger.mode chose: MQTT, HTTP or FTP, as a label)
+ * messages published, confirmed, failed and in flight, its reconnections, last success and
+ * last error; the remote commands received and refused; the process's CPU and RSS.
  * docs/operations.md lists them; examples/grafana-dashboard.json shows them.
  *
  * The figures are read when a scrape comes, from the parts the daemon runs (nothing is
@@ -35,15 +36,18 @@ struct mqtt_link;
 struct poller;
 struct remote;
 struct store;
+struct uplink_stats;
 
-/* What the daemon runs now; any part but cfg may be NULL (not running, MQTT off). */
+/* What the daemon runs now; any part but cfg may be NULL (not running, no uplink). */
 struct metrics_sources {
 	const struct config *cfg;
 	struct poller *poller;
 	struct store *store;
 	struct ingest *ingest;
-	struct forwarder *fw;
-	struct mqtt_link *link;
+	struct forwarder *fw;       /* sends the readings on the uplink of logger.mode */
+	const char *mode;           /* that uplink: "mqtt", "http", "ftp"; NULL: none */
+	struct uplink_stats *stats; /* its outcomes (uplink_stats.h) */
+	struct mqtt_link *link;     /* the MQTT link when it is that uplink, else NULL */
 	struct remote *remote;
 	int64_t started_ms; /* wall clock when the process started its work */
 };

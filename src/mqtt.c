@@ -55,10 +55,9 @@ struct mqtt_link {
 	bool started;
 	atomic_bool stop;
 	atomic_bool connected;
-	atomic_uint_fast64_t sessions; /* accepted by the broker, for metrics */
-	pthread_mutex_t lock;          /* guards the back-off sleep and the two below */
-	char last_error[400];          /* the last failure reported, for the status page */
-	int64_t last_error_ms;         /* its wall-clock time, 0: none */
+	pthread_mutex_t lock;  /* guards the back-off sleep and the two below */
+	char last_error[400];  /* the last failure reported, for the status page */
+	int64_t last_error_ms; /* its wall-clock time, 0: none */
 	pthread_cond_t wake;
 
 	/* Subscriptions, the message handler and the status topic: fixed before start. */
@@ -217,7 +216,6 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 		return;
 	}
 	atomic_store(&link->connected, true);
-	atomic_fetch_add(&link->sessions, 1);
 	link->accepted_before = true;
 	link->connected_at_ms = time_mono_ms();
 	link->tls_probe = -1;
@@ -401,11 +399,6 @@ static void report_failure(struct mqtt_link *link, bool was_connected, const cha
 		 was_connected ? "connection lost: " : "cannot connect: ", reason);
 	link->last_error_ms = time_now_ms();
 	pthread_mutex_unlock(&link->lock);
-}
-
-uint64_t mqtt_link_sessions(struct mqtt_link *link)
-{
-	return atomic_load(&link->sessions);
 }
 
 int64_t mqtt_link_last_error(struct mqtt_link *link, char *buf, size_t len)

@@ -111,10 +111,6 @@ bool mqtt_link_connected(struct mqtt_link *link);
  */
 int64_t mqtt_link_last_error(struct mqtt_link *link, char *buf, size_t len);
 
-/* How many sessions the broker accepted since the link was made (so reconnections are
- * one less). Any thread. */
-uint64_t mqtt_link_sessions(struct mqtt_link *link);
-
 /* Disconnects cleanly, stops the network thread. Safe to call twice. */
 void mqtt_link_stop(struct mqtt_link *link);
 

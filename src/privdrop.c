@@ -177,7 +177,8 @@ static int become(struct privdrop *pd)
 	gid_t rg, eg, sg;
 
 	if (setgroups((size_t)pd->ngroups, pd->groups) != 0 ||
-	    setresgid(pd->gid, pd->gid, pd->gid) != 0 || setresuid(pd->uid, pd->uid, pd->uid) != 0) {
+	    setresgid(pd->gid, pd->gid, pd->gid) != 0 ||
+	    setresuid(pd->uid, pd->uid, pd->uid) != 0) {
 		log_error("cannot become user %s (uid %u): %s; not starting", pd->user,
 			  (unsigned)pd->uid, strerror(errno));
 		return MB_ERR_IO;
@@ -220,8 +221,8 @@ static void device_check(const struct privdrop *pd, const char *what, const char
 		 what, device, pd->user, strerror(err), pd->user, gr ? gr->gr_name : "dialout");
 }
 
-static int check_access(const struct privdrop *pd, const struct config *cfg,
-			const char *store_path, const char *lock_path)
+static int check_access(const struct privdrop *pd, const struct config *cfg, const char *store_path,
+			const char *lock_path)
 {
 	static const char *const suffixes[] = {"", "-wal", "-shm"};
 	const char *restart = "the daemon opens it again at a restart (SIGHUP, SETPARAM, REBOOT)";
@@ -244,8 +245,8 @@ static int check_access(const struct privdrop *pd, const struct config *cfg,
 	if (rc == 0)
 		rc = need(pd, "store lock", lock_path, R_OK | W_OK, restart, fix);
 	if (rc == 0 && cfg->mqtt.enabled && cfg->mqtt.tls) {
-		snprintf(fix, sizeof(fix), "make it readable by the user (chgrp %s FILE; chmod g+r FILE)",
-			 pd->group);
+		snprintf(fix, sizeof(fix),
+			 "make it readable by the user (chgrp %s FILE; chmod g+r FILE)", pd->group);
 		rc = need(pd, "mqtt.ca_file", cfg->mqtt.ca_file, R_OK, tls, fix);
 		if (rc == 0)
 			rc = need(pd, "mqtt.ca_path", cfg->mqtt.ca_path, R_OK | X_OK, tls, fix);
@@ -254,6 +255,24 @@ static int check_access(const struct privdrop *pd, const struct config *cfg,
 		if (rc == 0)
 			rc = need(pd, "mqtt.key_file", cfg->mqtt.key_file, R_OK, tls, fix);
 	}
+	/* libcurl reads these at every request (HTTP) or upload (FTP). */
+	const char *curl = "libcurl reads it at every request";
+	const struct {
+		const char *what, *path;
+	} sent[] = {
+		{"http.ca_file", cfg->logger.mode == LOGGER_HTTP ? cfg->http.ca_file : NULL},
+		{"http.cert_file", cfg->logger.mode == LOGGER_HTTP ? cfg->http.cert_file : NULL},
+		{"http.key_file", cfg->logger.mode == LOGGER_HTTP ? cfg->http.key_file : NULL},
+		{"ftp.ca_file", cfg->logger.mode == LOGGER_FTP ? cfg->ftp.ca_file : NULL},
+		{"ftp.cert_file", cfg->logger.mode == LOGGER_FTP ? cfg->ftp.cert_file : NULL},
+		{"ftp.key_file", cfg->logger.mode == LOGGER_FTP ? cfg->ftp.key_file : NULL},
+		{"ftp.known_hosts", cfg->logger.mode == LOGGER_FTP ? cfg->ftp.known_hosts : NULL},
+	};
+	if (rc == 0)
+		snprintf(fix, sizeof(fix),
+			 "make it readable by the user (chgrp %s FILE; chmod g+r FILE)", pd->group);
+	for (size_t i = 0; rc == 0 && i < sizeof(sent) / sizeof(sent[0]); i++)
+		rc = need(pd, sent[i].what, sent[i].path, R_OK, curl, fix);
 	if (rc)
 		return rc;
 

@@ -16,8 +16,9 @@
  *
  * What the user must still be able to open, and why it is checked right after the switch:
  * the daemon restarts in place (SIGHUP, SETPARAM, REBOOT) and then opens the store again;
- * libmosquitto reads the certificate and key files at every connection; a serial port is
- * opened again when it was lost (a USB adapter unplugged). So a store or a TLS file the
+ * libmosquitto reads the certificate and key files at every connection, and libcurl (the
+ * http and ftp send modes) at every request; a serial port is opened again when it was lost
+ * (a USB adapter unplugged). So a store or a TLS file the
  * user cannot read is an error at start-up (it would fail later, at a worse moment), and a
  * serial port or a configuration file it cannot read is a warning. Remote SETPARAM works
  * for a configuration file the user may replace (a file it owns in a directory it may
@@ -37,10 +38,10 @@
 struct config;
 
 struct privdrop {
-	bool pending;    /* a switch is to be made (at the first start) */
-	bool done;       /* it was made: the process runs as user */
-	char user[64];   /* who we become, or are */
-	char group[64];  /* its primary group's name (for messages) */
+	bool pending;   /* a switch is to be made (at the first start) */
+	bool done;      /* it was made: the process runs as user */
+	char user[64];  /* who we become, or are */
+	char group[64]; /* its primary group's name (for messages) */
 	uid_t uid;
 	gid_t gid;
 	gid_t groups[64]; /* the user's groups (getgrouplist), the first 64 */

@@ -53,14 +53,15 @@ int64_t watchdog_tick_ms(const struct watchdog *w)
 void watchdog_status(const struct watchdog_parts *parts, char *buf, size_t len)
 {
 	int64_t count = 0, bytes = 0;
-	const char *uplink = !parts->mqtt_enabled ? "off (mqtt.enabled is false)"
-			     : parts->fw && forwarder_connected(parts->fw) ? "connected"
-									   : "not connected";
+	const char *uplink = !parts->fw || !parts->mode ? "off (readings are stored, not sent)"
+			     : forwarder_connected(parts->fw) ? "connected"
+							      : "not connected";
 
 	if (parts->store)
 		store_backlog(parts->store, &count, &bytes);
-	snprintf(buf, len, "%zu device(s); backlog %" PRId64 " reading(s); uplink %s%s",
-		 parts->devices, count, uplink,
+	snprintf(buf, len, "%zu device(s); backlog %" PRId64 " reading(s); uplink %s%s%s%s",
+		 parts->devices, count, parts->fw && parts->mode ? parts->mode : "",
+		 parts->fw && parts->mode ? " " : "", uplink,
 		 parts->ingest && ingest_store_failing(parts->ingest)
 			 ? "; the store cannot be written (see the log)"
 			 : "");

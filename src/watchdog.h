@@ -37,7 +37,7 @@ struct watchdog_parts {
 	struct forwarder *fw;
 	struct store *store;
 	size_t devices;
-	bool mqtt_enabled;
+	const char *mode; /* the readings' uplink (logger.mode), NULL: none (not sent) */
 };
 
 struct watchdog {
@@ -57,7 +57,7 @@ int64_t watchdog_tick_ms(const struct watchdog *w);
 /* Feeds systemd's watchdog if every part is alive, and sends the status if it changed. */
 void watchdog_tick(struct watchdog *w, const struct watchdog_parts *parts);
 
-/* The status line now ("12 device(s); backlog 340; uplink connected"). */
+/* The status line now ("12 device(s); backlog 340; uplink mqtt connected"). */
 void watchdog_status(const struct watchdog_parts *parts, char *buf, size_t len);
 
 #endif

@@ -37,6 +37,7 @@ FAMILIES = [
     "modbridge_store_oldest_age_seconds", "modbridge_store_sent", "modbridge_store_dropped",
     "modbridge_uplink_connected", "modbridge_uplink_published", "modbridge_uplink_acknowledged",
     "modbridge_uplink_in_flight", "modbridge_uplink_reconnects",
+    "modbridge_uplink_errors", "modbridge_uplink_last_success_timestamp_seconds",
     "modbridge_uplink_last_error_timestamp_seconds", "modbridge_remote_commands",
     "modbridge_remote_commands_refused", "modbridge_process_cpu_seconds",
     "modbridge_process_resident_memory_bytes",
@@ -130,8 +131,8 @@ metrics:
         assert planned and 0.001 < planned < 1, planned
         busy = [v for (n, _), v in m1.items() if n == "modbridge_bus_busy_seconds_total"]
         assert len(busy) == 3 and all(v > 0 for v in busy), busy
-        assert val(m1, "modbridge_uplink_connected") == 1
-        assert val(m1, "modbridge_uplink_reconnects_total") == 0
+        assert val(m1, "modbridge_uplink_connected", mode="mqtt") == 1
+        assert val(m1, "modbridge_uplink_reconnects_total", mode="mqtt") == 0
         assert val(m1, "modbridge_process_resident_memory_bytes") > 1e6
         assert val(m1, "modbridge_process_cpu_seconds_total") > 0
         print(f"rtu1 planned scan {planned * 1e3:.1f} ms; busy {busy}")
@@ -183,22 +184,22 @@ metrics:
               f", last success {time.time() - val(m3, 'modbridge_device_last_success_timestamp_seconds', device='dying'):.1f} s ago")
 
         # The uplink: counts grow; a broker restart is one reconnection and an error time.
-        pub, ack = (val(m1, "modbridge_uplink_published_total"),
-                    val(m1, "modbridge_uplink_acknowledged_total"))
-        assert val(m3, "modbridge_uplink_published_total") > pub > 0
-        assert val(m3, "modbridge_uplink_acknowledged_total") > ack > 0
+        pub, ack = (val(m1, "modbridge_uplink_published_total", mode="mqtt"),
+                    val(m1, "modbridge_uplink_acknowledged_total", mode="mqtt"))
+        assert val(m3, "modbridge_uplink_published_total", mode="mqtt") > pub > 0
+        assert val(m3, "modbridge_uplink_acknowledged_total", mode="mqtt") > ack > 0
         assert val(m3, "modbridge_store_sent_total") > 0
         t_restart = time.time()
         broker.restart()
         def reconnected():
             m = s.scrape()
-            return m if val(m, "modbridge_uplink_reconnects_total") == 1 and \
-                val(m, "modbridge_uplink_connected") == 1 else None
+            return m if val(m, "modbridge_uplink_reconnects_total", mode="mqtt") == 1 and \
+                val(m, "modbridge_uplink_connected", mode="mqtt") == 1 else None
         m4 = harness.wait_until(reconnected, 60, "one reconnection in the metrics")
-        err_t = val(m4, "modbridge_uplink_last_error_timestamp_seconds")
+        err_t = val(m4, "modbridge_uplink_last_error_timestamp_seconds", mode="mqtt")
         assert err_t >= t_restart - 1, (err_t, t_restart)
-        print(f"uplink: published {val(m4, 'modbridge_uplink_published_total'):.0f}, "
-              f"acknowledged {val(m4, 'modbridge_uplink_acknowledged_total'):.0f}, "
+        print(f"uplink: published {val(m4, 'modbridge_uplink_published_total', mode='mqtt'):.0f}, "
+              f"acknowledged {val(m4, 'modbridge_uplink_acknowledged_total', mode='mqtt'):.0f}, "
               f"reconnects 1, last error {time.time() - err_t:.1f} s ago")
 
         # Only /metrics, only GET.

@@ -182,7 +182,7 @@ mqtt:
             daemon.start(env={"NOTIFY_SOCKET": mgr.path, "WATCHDOG_USEC": "1000000"})
             mgr.wait_for(lambda l: l == "READY=1", 20, "READY=1")
             daemon.wait_log(r"running: ", 5)
-            mgr.wait_for(lambda l: l.startswith("STATUS=") and "uplink connected" in l, 10,
+            mgr.wait_for(lambda l: l.startswith("STATUS=") and "uplink mqtt connected" in l, 10,
                          "a STATUS= line with the uplink connected")
             status = [l for _, l in mgr.lines() if l.startswith("STATUS=")]
             print(f"status lines: {status}")

@@ -44,6 +44,11 @@ trap 'rm -rf "$ctrl"' EXIT
 dpkg-deb -e "$DEB" "$ctrl"
 [ "$(cat "$ctrl/conffiles")" = /etc/modbridge/modbridge.yaml ] &&
   ok "conffiles: /etc/modbridge/modbridge.yaml" || bad "conffiles: $(cat "$ctrl/conffiles")"
+# httpd.c loads libmicrohttpd with dlopen (the web UI, the metrics): shlibs cannot see it.
+deps=$(dpkg-deb -f "$DEB" Depends)
+for lib in libmicrohttpd12 adduser libcurl4 libmosquitto1 libsystemd0; do
+  grep -Eq "(^|, )$lib( |,|$)" <<<"$deps" && ok "Depends: $lib" || bad "Depends lacks $lib: $deps"
+done
 
 if command -v lintian >/dev/null; then
   # --fail-on warning: errors and warnings fail; the info tags left are explained in
