@@ -14,10 +14,12 @@ python3-prometheus-client's text parser (prometheus_client.parser). Expected:
   devices' failures stay 0; when it comes back, up is 1 again and its last success moves;
 - the uplink's published and acknowledged counts grow, and a broker restart counts one
   reconnection and sets the last error time;
-- one allowed and one refused remote command give 2 received, 1 refused.
+- one allowed and one refused remote command give 2 received, 1 refused;
+- every modbridge_* name that examples/grafana-dashboard.json queries is served.
 """
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -136,6 +138,15 @@ metrics:
         assert val(m1, "modbridge_process_resident_memory_bytes") > 1e6
         assert val(m1, "modbridge_process_cpu_seconds_total") > 0
         print(f"rtu1 planned scan {planned * 1e3:.1f} ms; busy {busy}")
+
+        # The dashboard asks only for what is served.
+        dash = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples",
+                            "grafana-dashboard.json")
+        with open(dash, encoding="utf-8") as f:
+            wanted = set(re.findall(r"modbridge_[a-z_]+", f.read()))
+        served = {n for (n, _) in m1 if n.startswith("modbridge_")}
+        assert wanted and wanted <= served, f"the dashboard queries {wanted - served}"
+        print(f"the dashboard's {len(wanted)} names are all served")
 
         # Remote commands: one allowed, one not.
         for cmd in ("AT", "AT^MTXTUNNEL=REBOOT"):
