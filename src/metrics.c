@@ -305,12 +305,17 @@ static void render_process(struct text *t, const struct metrics_sources *src)
 {
 	struct rusage ru;
 	uint64_t received, refused;
-	long pages = 0, resident = 0;
+	long resident = 0;
+	char line[128];
 	FILE *f = fopen("/proc/self/statm", "r");
 
+	/* statm: size resident shared ... in pages. */
 	if (f) {
-		if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-			resident = 0;
+		if (fgets(line, sizeof(line), f)) {
+			char *end;
+			(void)strtol(line, &end, 10);
+			resident = strtol(end, NULL, 10);
+		}
 		fclose(f);
 	}
 	remote_stats(src->remote, &received, &refused);

@@ -173,8 +173,8 @@ static int hand_over(const struct privdrop *pd, const char *store_path, const ch
 
 static int become(struct privdrop *pd)
 {
-	uid_t ru, eu, su;
-	gid_t rg, eg, sg;
+	uid_t ru = (uid_t)-1, eu = (uid_t)-1, su = (uid_t)-1;
+	gid_t rg = (gid_t)-1, eg = (gid_t)-1, sg = (gid_t)-1;
 
 	if (setgroups((size_t)pd->ngroups, pd->groups) != 0 ||
 	    setresgid(pd->gid, pd->gid, pd->gid) != 0 ||

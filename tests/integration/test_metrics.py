@@ -17,7 +17,6 @@ python3-prometheus-client's text parser (prometheus_client.parser). Expected:
 - one allowed and one refused remote command give 2 received, 1 refused;
 - every modbridge_* name that examples/grafana-dashboard.json queries is served.
 """
-import json
 import os
 import re
 import sys
