@@ -88,14 +88,15 @@ static void reply_and_audit(struct remote *r, const struct job *j, const struct 
 	const char *sent = "";
 
 	command_audit_text(j->payload, j->len, shown, sizeof(shown));
+	/* Counted before the reply goes: whoever sees the reply sees the count. */
+	atomic_fetch_add(&r->received, 1);
+	if (!rep->ok || rep->nomem)
+		atomic_fetch_add(&r->refused, 1);
 	if (!text)
 		sent = " (reply not sent: out of memory)";
 	else if (mqtt_link_publish_reply(r->link, j->reply_topic, text, len, r->cfg->mqtt.qos,
 					 j->correlation, j->correlation_len, NULL) != 0)
 		sent = " (reply not sent: not connected to the broker)";
-	atomic_fetch_add(&r->received, 1);
-	if (!rep->ok || rep->nomem)
-		atomic_fetch_add(&r->refused, 1);
 	if (rep->ok && !rep->nomem)
 		log_info("remote: '%s' on %s -> OK, reply on %s%s%s", shown, j->topic,
 			 j->reply_topic, j->note, sent);
