@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "${JOBS:-2}" --target modbridge mbsim >/dev/null
+cmake --build build -j "${JOBS:-2}" --target modbridge mbsim script_bench >/dev/null
 exec /usr/bin/python3 bench/bench.py "$@"

@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake pkg-config
   libmodbus-dev libmosquitto-dev libsqlite3-dev libssl-dev libjansson-dev libyaml-dev
   libmicrohttpd-dev libcrypt-dev libcurl4-openssl-dev
-  libsystemd-dev
+  libsystemd-dev liblua5.4-dev
   libcmocka-dev curl
   mosquitto mosquitto-clients openssl
   python3-pyftpdlib python3-openssl openssh-server nginx-light

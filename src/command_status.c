@@ -70,6 +70,8 @@ void command_do_status(const struct command_env *env, struct command_reply *r)
 		add_time(r, "newest", st.newest_ts_ms);
 		command_reply_line(r, "sent: %" PRId64, st.sent);
 		command_reply_line(r, "dropped: %" PRId64, st.dropped);
+		if (cfg->logger.script || st.filtered)
+			command_reply_line(r, "filtered by the script: %" PRId64, st.filtered);
 	} else {
 		command_reply_line(r, "store: %s", why[0] ? why : "cannot be read");
 	}

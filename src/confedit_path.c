@@ -40,8 +40,10 @@ bool confedit_is_secret(const char *key)
 	for (; n < CONFEDIT_NAME_MAX && name[n]; n++)
 		lower[n] = (char)tolower((unsigned char)name[n]);
 	lower[n] = '\0';
+	/* "authorization" and "api-key": http.headers values that carry a credential. */
 	return strstr(lower, "password") || strstr(lower, "secret") || strstr(lower, "token") ||
-	       !strcmp(lower, "psk");
+	       strstr(lower, "authorization") || strstr(lower, "api-key") ||
+	       strstr(lower, "api_key") || strstr(lower, "apikey") || !strcmp(lower, "psk");
 }
 
 /* ---------------------------------------------------------------- key paths */

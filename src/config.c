@@ -193,6 +193,7 @@ static void parse_document(struct config_ctx *c)
 	config_parse_modem(c, &top);
 	config_parse_web(c, &top);
 	config_parse_metrics(c, &top);
+	config_check_scripts(c); /* last: modbridge.config sees the whole configuration */
 }
 
 static int load(struct config_ctx *c, const char *buf, size_t len)
@@ -298,6 +299,9 @@ void config_free(struct config *cfg)
 	free(cfg->logger.id);
 	free(cfg->logger.store_path);
 	free(cfg->logger.topic);
+	free(cfg->logger.script);
+	free(cfg->logger.script_path);
+	free(cfg->logger.script_source);
 	free(cfg->mqtt.broker);
 	free(cfg->mqtt.host);
 	free(cfg->mqtt.username);
@@ -310,6 +314,12 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->mqtt.at_topic_count; i++) {
 		free(cfg->mqtt.at_topics[i].topic);
 		free(cfg->mqtt.at_topics[i].response);
+	}
+	for (size_t i = 0; i < cfg->mqtt.script_topic_count; i++) {
+		free(cfg->mqtt.script_topics[i].topic);
+		free(cfg->mqtt.script_topics[i].script);
+		free(cfg->mqtt.script_topics[i].script_path);
+		free(cfg->mqtt.script_topics[i].source);
 	}
 	free(cfg->mqtt.status_topic);
 	free(cfg->http.url);

@@ -16,6 +16,8 @@
  *   config_http.c     the http section (logger.mode: http) and the TLS file checks shared
  *                     by the http and ftp sections
  *   config_ftp.c      the ftp section (logger.mode: ftp)
+ *   config_script.c   logger.script and mqtt.script_topics: read each script, compile and
+ *                     check it (script.h), with the script's own file:line in the message
  * Topic rules are topic.h's, shared with the remote commands.
  *
  * Everything here runs on the thread that called config_load, on that call's own
@@ -52,6 +54,10 @@ struct config_ctx {
 	size_t errors;
 	bool nomem;
 	struct config *cfg;
+	/* Lines of the script keys, for config_check_scripts's messages. */
+	int logger_script_line;
+	int script_topic_line[CONFIG_MAX_SCRIPT_TOPICS];
+	size_t script_topic_index[CONFIG_MAX_SCRIPT_TOPICS]; /* its place in the file's list */
 };
 
 /*
@@ -199,6 +205,11 @@ void config_parse_ftp(struct config_ctx *c, const struct config_obj *top);
  * keys of o named so get the errors. NULL paths are not checked. */
 void config_check_tls_files(const struct config_obj *o, const char *ca, const char *cert,
 			    const char *key);
+/* config_script.c: logger.script (from config_parse_logger's mapping), mqtt.script_topics
+ * (from config_parse_mqtt's), and the check of every script once the file is parsed. */
+void config_parse_logger_script(struct config_ctx *c, const struct config_obj *o);
+void config_parse_script_topics(struct config_ctx *c, const struct config_obj *o);
+void config_check_scripts(struct config_ctx *c);
 
 /* config_metrics.c */
 void config_parse_metrics(struct config_ctx *c, const struct config_obj *top);

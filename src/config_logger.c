@@ -22,6 +22,7 @@ static const char *const logger_keys[] = {
 	"mode",
 	"topic",
 	"use_script",
+	"script",
 	"inflight_window",
 	"max_messages",
 	"max_bytes",
@@ -63,7 +64,6 @@ void config_parse_logger(struct config_ctx *c, const struct config_obj *top)
 	struct logger_config *l = &c->cfg->logger;
 	struct config_obj o;
 	const char *t;
-	bool b;
 	int v;
 
 	config_obj_scan(&o, c, map, "logger", config_obj_line(top, "logger"), logger_keys,
@@ -101,9 +101,7 @@ void config_parse_logger(struct config_ctx *c, const struct config_obj *top)
 		}
 	}
 
-	if (config_get_bool(&o, "use_script", &b) == 1 && b)
-		config_obj_error(&o, "use_script",
-				 "JSON transformer scripts are not supported yet (allowed: false)");
+	config_parse_logger_script(c, &o);
 	config_get_int(&o, "inflight_window", 1, 1000, "", &l->inflight_window);
 
 	/* Bounds of the store and of the memory buffer used while the store fails. */

@@ -43,6 +43,14 @@ struct logger_config {
 	enum store_full_policy full_policy; /* default drop_oldest */
 	int64_t memory_max_messages; /* in-memory buffer while the store fails, default 10000 */
 	int64_t memory_max_bytes;    /* ... and in bytes, default 8 MiB */
+	/* The JSON transformer ("Use script", docs/scripts.md): the file as written (for
+	 * messages), its resolved path and its text, read and checked at load time so the
+	 * configuration that runs is the one checked. NULL when there is none (or use_script
+	 * is false). */
+	char *script;
+	char *script_path;
+	char *script_source;
+	size_t script_len;
 };
 
 #endif

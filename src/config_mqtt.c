@@ -34,6 +34,7 @@ static const char *const mqtt_keys[] = {
 	"key_file",
 	"allow_all_certificates",
 	"at_topics",
+	"script_topics",
 	"status_topic",
 };
 
@@ -353,6 +354,7 @@ void config_parse_mqtt(struct config_ctx *c, const struct config_obj *top)
 	}
 
 	parse_at_topics(c, &o, m);
+	config_parse_script_topics(c, &o);
 	parse_status_topic(&o, m);
 }
 

@@ -14,10 +14,20 @@
 #include <stddef.h>
 
 #define CONFIG_MAX_AT_TOPICS 3
+#define CONFIG_MAX_SCRIPT_TOPICS 8
 
 struct at_topic_pair {
 	char *topic; /* [IMEI] not yet replaced */
 	char *response;
+};
+
+/* mqtt.script_topics: when a message arrives on topic, the script's on_message runs. */
+struct script_topic_config {
+	char *topic;  /* a filter; [IMEI] not yet replaced */
+	char *script; /* the file as written */
+	char *script_path;
+	char *source; /* its text, read and checked at load time */
+	size_t len;
 };
 
 struct mqtt_config {
@@ -45,6 +55,8 @@ struct mqtt_config {
 	bool allow_all_certificates; /* disables peer + hostname verification; warns */
 	struct at_topic_pair at_topics[CONFIG_MAX_AT_TOPICS];
 	size_t at_topic_count;
+	struct script_topic_config script_topics[CONFIG_MAX_SCRIPT_TOPICS];
+	size_t script_topic_count;
 	/* Retained "online" on connect, "offline" as the last will and at a clean stop.
 	 * Default "[IMEI]/status" ([IMEI] not yet replaced); NULL when set blank (disabled). */
 	char *status_topic;

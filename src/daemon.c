@@ -28,8 +28,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "error.h"
@@ -45,6 +47,7 @@
 #include "poller.h"
 #include "privdrop.h"
 #include "remote.h"
+#include "script.h"
 #include "store.h"
 #include "curlx.h"
 #include "timeutil.h"
@@ -69,8 +72,9 @@ struct daemon_ctx {
 	struct message_context msg;
 	struct modem *modem;
 	struct remote *remote;
-	struct web *web;         /* the web UI, kept across restarts (NULL: off) */
-	struct metrics *metrics; /* NULL: off */
+	struct web *web;                        /* the web UI, kept across restarts (NULL: off) */
+	struct script_transformer *transformer; /* NULL without logger.script */
+	struct metrics *metrics;                /* NULL: off */
 };
 
 static pthread_t main_thread;
@@ -123,13 +127,50 @@ static struct config *reload(const char *path)
 	return next;
 }
 
-/* Runs on bus worker threads: encode, then hand over to the ingest (group commit). */
+/*
+ * Runs the transformer script on a bus worker: hands its messages to the ingest and returns
+ * true, or returns false with why filled when the script failed (the reading then goes in
+ * the default format with ERR; the transformer logged it once per episode).
+ */
+static bool transform_reading(struct daemon_ctx *d, const struct reading *r, char *why,
+			      size_t why_len)
+{
+	struct script_output out;
+	int rc = script_transform(d->transformer, r, &out, why, why_len);
+	if (rc == MB_ERR_NOMEM)
+		snprintf(why, why_len, "%s: out of memory", d->cfg->logger.script);
+	if (rc)
+		return false;
+	if (out.count == 0) {
+		log_debug("device %s: the script dropped the reading", r->device->id);
+		ingest_count_filtered(d->ingest, 1);
+	}
+	for (size_t i = 0; i < out.count; i++) {
+		struct script_message *m = &out.items[i];
+		log_debug("device %s: %s%s%s", r->device->id, m->topic ? m->topic : "",
+			  m->topic ? " " : "", m->payload);
+		if (i == 0) /* the status page shows the first of them */
+			web_note_reading(d->web, r->device->id, r->ts_ms, m->payload,
+					 r->error[0] != 0);
+		ingest_push_to(d->ingest, r->ts_ms, r->device->id, m->topic, m->payload, m->len);
+		m->topic = m->payload = NULL; /* the ingest has them */
+	}
+	script_output_clear(&out);
+	return true;
+}
+
+/* Runs on bus worker threads: encode (or transform), then hand over to the ingest (group
+ * commit). */
 static void store_reading(void *arg, const struct reading *r)
 {
 	struct daemon_ctx *d = arg;
+	char why[SCRIPT_ERROR_MAX];
 	if (r->error[0] && !d->cfg->logger.error_messages)
 		return; /* the user turned ERR messages off; the failure itself was logged */
-	char *json = message_encode(r, &d->msg);
+	if (d->transformer && transform_reading(d, r, why, sizeof(why)))
+		return;
+	char *json = d->transformer ? message_encode_script_error(r, &d->msg, why)
+				    : message_encode(r, &d->msg);
 	if (!json) {
 		log_error("device %s: out of memory encoding a reading; reading lost",
 			  r->device->id);
@@ -220,7 +261,7 @@ static int make_uplinks(struct daemon_ctx *d)
 		rc = forwarder_new(&fo, &fq, d->ingest, d->up, &d->fw);
 	}
 	/* The remote commands share the MQTT connection; they subscribe first. */
-	if (rc == 0 && d->mqtt && cfg->mqtt.at_topic_count)
+	if (rc == 0 && d->mqtt && (cfg->mqtt.at_topic_count || cfg->mqtt.script_topic_count))
 		rc = remote_new(cfg, uplink_mqtt_link(d->mqtt), d->store, d->modem, &hooks,
 				&d->remote);
 	if (rc)
@@ -249,8 +290,8 @@ static int start_uplinks(struct daemon_ctx *d)
 	}
 	if (!d->up)
 		log_warn("mqtt.enabled is false: readings are stored but not sent");
-	if (!cfg->mqtt.enabled && cfg->mqtt.at_topic_count)
-		log_warn("mqtt.enabled is false: the AT topics are not subscribed");
+	if (!cfg->mqtt.enabled && (cfg->mqtt.at_topic_count || cfg->mqtt.script_topic_count))
+		log_warn("mqtt.enabled is false: the AT and script topics are not subscribed");
 	return 0;
 }
 
@@ -303,6 +344,20 @@ static int lock_store(const char *path, struct lockfile **lock, struct lockfile 
 	*old = *lock;
 	*lock = fresh;
 	return 0;
+}
+
+/* Lua states of the transformer: enough that the bus workers rarely meet on one (a reading
+ * runs in its device's state), few enough to stay small: the serial buses plus two per
+ * processor (the TCP pool), at most 16, at most one per device. */
+static size_t transformer_states(const struct config *cfg)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = cfg->serial_port_count + 2 * (size_t)(cpus > 0 ? cpus : 1);
+	if (n > 16)
+		n = 16;
+	if (n > cfg->device_count)
+		n = cfg->device_count;
+	return n ? n : 1;
 }
 
 /*
@@ -369,6 +424,13 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		log_error("cannot start the store writer: %s", mb_strerror(rc));
 		goto out;
 	}
+	if (cfg->logger.script_source &&
+	    (rc = script_transformer_new(cfg, &d.msg, transformer_states(cfg), &d.transformer)) !=
+		    0) {
+		log_error("cannot start the transformer script %s: %s", cfg->logger.script,
+			  mb_strerror(rc));
+		goto out;
+	}
 	rc = make_uplinks(&d);
 	if (rc)
 		goto out;
@@ -412,6 +474,7 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 			.store = d.store,
 			.modem = d.modem,
 			.link = d.mqtt ? uplink_mqtt_link(d.mqtt) : NULL,
+			.stats = d.stats,
 			.restart = request_restart,
 			.started_ms = started_ms,
 		};
@@ -508,6 +571,7 @@ out:
 	if (d.mqtt && d.mqtt != d.up)
 		d.mqtt->ops->stop(d.mqtt->impl);
 	ingest_stop(d.ingest, SHUTDOWN_FLUSH_MS);
+	script_transformer_free(d.transformer); /* the buses are stopped: no call runs */
 	remote_free(d.remote);
 	forwarder_free(d.fw);
 	free_uplinks(&d);

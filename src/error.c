@@ -18,6 +18,7 @@ const char *mb_strerror(int code)
 	case MB_ERR_READONLY: return "read-only file system or file";
 	case MB_ERR_CORRUPT: return "database file is damaged";
 	case MB_ERR_BUSY: return "busy";
+	case MB_ERR_SCRIPT: return "script failed";
 	}
 	return "unknown error";
 }

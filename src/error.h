@@ -23,6 +23,7 @@ enum mb_error {
 	MB_ERR_READONLY = -11,  /* the store's file system or file is read-only */
 	MB_ERR_CORRUPT = -12,   /* the store file is damaged or not a database */
 	MB_ERR_BUSY = -13,      /* not done: waited too long for its turn, or shutting down */
+	MB_ERR_SCRIPT = -14,    /* a user script failed (erred, looped, out of its memory) */
 };
 
 /* Returns a static, human-readable description of an mb_error code. */

@@ -37,6 +37,7 @@
 #include "liveness.h"
 #include "log.h"
 #include "timeutil.h"
+#include "tokmap.h"
 
 /* Longest a confirmation waits before it is applied to the store. */
 #define ACK_DELAY_MS 20
@@ -102,6 +103,7 @@ struct forwarder {
 	/* Forwarder thread only. */
 	struct entry *inflight;
 	size_t ninflight;
+	struct tokmap slot_of;  /* token -> index in inflight */
 	struct idset held;      /* in flight, or delivered and not removed yet */
 	struct idset to_remove; /* delivered, removal pending */
 	struct retry fetch_retry, send_retry, remove_retry;
@@ -228,9 +230,12 @@ static void free_entry(struct entry *e)
  * slot is cleared so no pointer is ever held twice. */
 static void remove_entry(struct forwarder *fw, size_t i)
 {
+	tokmap_del(&fw->slot_of, fw->inflight[i].token);
 	fw->ninflight--;
-	if (i != fw->ninflight)
+	if (i != fw->ninflight) {
 		fw->inflight[i] = fw->inflight[fw->ninflight];
+		tokmap_put(&fw->slot_of, fw->inflight[i].token, i);
+	}
 	fw->inflight[fw->ninflight] = (struct entry){0};
 }
 
@@ -269,6 +274,7 @@ static void release_all(struct forwarder *fw)
 	for (size_t i = 0; i < fw->ninflight; i++)
 		release_entry(fw, &fw->inflight[i], &giveback);
 	fw->ninflight = 0;
+	tokmap_clear(&fw->slot_of);
 	fw->pending = true;
 	give_back(fw, giveback);
 }
@@ -318,10 +324,10 @@ static void process_events(struct forwarder *fw)
 	fw->events = NULL;
 	fw->nevents = fw->events_cap = 0;
 	for (size_t a = 0; a < nevents; a++) {
-		for (size_t i = 0; i < fw->ninflight; i++) {
+		size_t i;
+		/* A token that matches nothing is stale (its entry was released). */
+		if (tokmap_get(&fw->slot_of, events[a].token, &i)) {
 			struct entry *e = &fw->inflight[i];
-			if (e->token != events[a].token)
-				continue;
 			if (events[a].kind == EV_FAILED) {
 				atomic_fetch_add(&fw->failed, 1);
 				atomic_store(&fw->last_failure_ms, time_now_ms());
@@ -349,7 +355,6 @@ static void process_events(struct forwarder *fw)
 				free_entry(e);
 			}
 			remove_entry(fw, i);
-			break;
 		}
 	}
 	free(events);
@@ -384,17 +389,25 @@ static void process_events(struct forwarder *fw)
 struct part {
 	const char *payload;
 	size_t len;
-	int64_t id; /* store id, 0 for a memory reading */
+	const char *topic; /* its own destination, NULL: the uplink's */
+	int64_t id;        /* store id, 0 for a memory reading */
 	int64_t ts_ms;
 };
+
+/* Array mode joins JSON objects for the uplink's own destination; a message a script sent
+ * elsewhere, or as text of its own, goes alone (docs/scripts.md). */
+static bool joinable(const struct part *p)
+{
+	return !p->topic && p->len > 0 && p->payload[0] == '{';
+}
 
 /* How many of parts[0..n) go into the next message (at least one). */
 static size_t span_of(const struct forward_options *o, const struct part *parts, size_t n)
 {
-	if (!o->array)
+	if (!o->array || !joinable(&parts[0]))
 		return 1;
 	size_t count = 0, bytes = 2;
-	while (count < n && count < (size_t)o->array_max_count) {
+	while (count < n && count < (size_t)o->array_max_count && joinable(&parts[count])) {
 		size_t next = bytes + parts[count].len + (count ? 1 : 0);
 		if (count > 0 && next > o->array_max_bytes)
 			break;
@@ -408,7 +421,7 @@ static size_t span_of(const struct forward_options *o, const struct part *parts,
 static char *payload_of(const struct forward_options *o, const struct part *parts, size_t n,
 			size_t *len)
 {
-	if (!o->array) {
+	if (!o->array || !joinable(&parts[0])) {
 		*len = parts[0].len;
 		return (char *)parts[0].payload;
 	}
@@ -442,6 +455,7 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 	struct uplink_message msg = {.payload = payload,
 				     .len = len,
 				     .count = n,
+				     .topic = parts[0].topic,
 				     .first_id = parts[0].id,
 				     .first_ts_ms = parts[0].ts_ms};
 	pthread_mutex_unlock(&fw->lock);
@@ -502,7 +516,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 	}
 	size_t i = 0;
 	for (struct ingest_reading *p = list; p && i < n; p = p->next, i++) {
-		parts[i] = (struct part){p->payload, p->len, 0, p->ts_ms};
+		parts[i] = (struct part){p->payload, p->len, p->topic, 0, p->ts_ms};
 		readings[i] = p;
 	}
 	n = i;
@@ -518,6 +532,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 		struct ingest_reading *last = readings[pos + span - 1];
 		rest = last->next;
 		last->next = NULL;
+		tokmap_put(&fw->slot_of, token, fw->ninflight);
 		fw->inflight[fw->ninflight++] =
 			(struct entry){.token = token, .mem = readings[pos], .count = span};
 		pos += span;
@@ -557,8 +572,8 @@ static void send_from_store(struct forwarder *fw, size_t max)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		parts[i] =
-			(struct part){items[i].payload, items[i].len, items[i].id, items[i].ts_ms};
+		parts[i] = (struct part){items[i].payload, items[i].len, items[i].topic,
+					 items[i].id, items[i].ts_ms};
 
 	size_t pos = 0;
 	while (pos < n && can_send(fw) && !fw->stopping) {
@@ -577,6 +592,7 @@ static void send_from_store(struct forwarder *fw, size_t max)
 			if (idset_add(&fw->held, ids[k]) != 0)
 				log_error("forwarder: out of memory; reading %lld may be sent twice",
 					  (long long)ids[k]);
+		tokmap_put(&fw->slot_of, token, fw->ninflight);
 		fw->inflight[fw->ninflight++] =
 			(struct entry){.token = token, .ids = ids, .nids = span, .count = span};
 		pos += span;
@@ -718,7 +734,8 @@ int forwarder_new(const struct forward_options *opt, const struct forward_queue 
 	pthread_cond_init(&fw->wake, &attr);
 	pthread_condattr_destroy(&attr);
 	fw->inflight = calloc((size_t)opt->window, sizeof(struct entry));
-	if (!fw->inflight) {
+	if (!fw->inflight || tokmap_init(&fw->slot_of, (size_t)opt->window) != 0) {
+		free(fw->inflight);
 		pthread_mutex_destroy(&fw->lock);
 		pthread_cond_destroy(&fw->wake);
 		free(fw);
@@ -802,6 +819,7 @@ void forwarder_stop(struct forwarder *fw, int flush_ms)
 		release_entry(fw, &fw->inflight[i], &giveback);
 	}
 	fw->ninflight = 0;
+	tokmap_clear(&fw->slot_of);
 	give_back(fw, giveback);
 	if (fw->to_remove.n)
 		try_remove(fw);
@@ -834,6 +852,7 @@ void forwarder_free(struct forwarder *fw)
 		 * NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 		free_entry(&fw->inflight[i]);
 	free(fw->inflight);
+	tokmap_free(&fw->slot_of);
 	free(fw->events);
 	idset_free(&fw->held);
 	idset_free(&fw->to_remove);

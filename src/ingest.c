@@ -45,7 +45,7 @@ struct ingest {
 	uint64_t next_seq;
 	size_t claimed;
 	/* Counts not yet added to the store's counters; episode bookkeeping. */
-	int64_t dropped_unrecorded, sent_unrecorded;
+	int64_t dropped_unrecorded, sent_unrecorded, filtered_unrecorded;
 	bool memory_full;
 	int64_t memory_dropped_episode;
 	int failing; /* the mb_error of the current store failure, 0 when writes work */
@@ -71,12 +71,18 @@ static int sqlite_recover(void *ctx)
 	return store_recover(ctx);
 }
 
+static int sqlite_add_filtered(void *ctx, int64_t filtered)
+{
+	return store_count_filtered(ctx, filtered);
+}
+
 struct ingest_store ingest_store_of(struct store *s)
 {
 	return (struct ingest_store){
 		.put_batch = sqlite_put_batch,
 		.add_counts = sqlite_add_counts,
 		.recover = sqlite_recover,
+		.add_filtered = sqlite_add_filtered,
 		.name = store_path(s),
 		.ctx = s,
 	};
@@ -86,6 +92,7 @@ static void free_reading(struct ingest_reading *p)
 {
 	free(p->device);
 	free(p->payload);
+	free(p->topic);
 	free(p);
 }
 
@@ -192,6 +199,22 @@ static void notify(struct ingest *in)
 
 void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *payload, size_t len)
 {
+	ingest_push_to(in, ts_ms, device_id, NULL, payload, len);
+}
+
+void ingest_count_filtered(struct ingest *in, int64_t n)
+{
+	if (!in->st.add_filtered)
+		return; /* nowhere to count them: the writer must not wait for it */
+	pthread_mutex_lock(&in->lock);
+	in->filtered_unrecorded += n;
+	pthread_cond_signal(&in->wake);
+	pthread_mutex_unlock(&in->lock);
+}
+
+void ingest_push_to(struct ingest *in, int64_t ts_ms, const char *device_id, char *topic,
+		    char *payload, size_t len)
+{
 	struct ingest_reading *p = calloc(1, sizeof(*p));
 	char *device = strdup(device_id);
 	if (!p || !device) {
@@ -199,12 +222,14 @@ void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *
 		free(p);
 		free(device);
 		free(payload);
+		free(topic);
 		return;
 	}
 	p->ts_ms = ts_ms;
 	p->device = device;
 	p->payload = payload;
 	p->len = len;
+	p->topic = topic;
 
 	pthread_mutex_lock(&in->lock);
 	p->seq = in->next_seq++;
@@ -319,7 +344,7 @@ static int write_batch(struct ingest *in, struct ingest_reading *list, size_t n,
 		return MB_ERR_NOMEM;
 	size_t i = 0;
 	for (struct ingest_reading *p = list; p && i < n; p = p->next, i++)
-		r[i] = (struct store_record){p->ts_ms, p->device, p->payload, p->len};
+		r[i] = (struct store_record){p->ts_ms, p->device, p->payload, p->len, p->topic};
 	int rc = in->st.put_batch(in->st.ctx, r, n, dropped);
 	free(r);
 	return rc;
@@ -430,7 +455,8 @@ static void *writer_main(void *arg)
 		}
 		/* Stopping with only counters left: not worth holding the shutdown for. */
 		if (!in->head &&
-		    (in->stop || (in->dropped_unrecorded == 0 && in->sent_unrecorded == 0))) {
+		    (in->stop || (in->dropped_unrecorded == 0 && in->sent_unrecorded == 0 &&
+				  in->filtered_unrecorded == 0))) {
 			if (in->stop)
 				break;
 			struct timespec ts;
@@ -447,6 +473,7 @@ static void *writer_main(void *arg)
 		size_t n = 0;
 		struct ingest_reading *batch = take_batch(in, &n);
 		int64_t dropped_unrec = in->dropped_unrecorded, sent_unrec = in->sent_unrecorded;
+		int64_t filtered_unrec = in->st.add_filtered ? in->filtered_unrecorded : 0;
 		pthread_mutex_unlock(&in->lock);
 
 		int64_t dropped = 0;
@@ -454,6 +481,8 @@ static void *writer_main(void *arg)
 		int rc_counter = rc == 0 && (dropped_unrec || sent_unrec)
 					 ? in->st.add_counts(in->st.ctx, sent_unrec, dropped_unrec)
 					 : 0;
+		if (rc == 0 && rc_counter == 0 && filtered_unrec)
+			rc_counter = in->st.add_filtered(in->st.ctx, filtered_unrec);
 		if (rc == MB_ERR_CORRUPT && in->st.recover)
 			in->st.recover(
 				in->st.ctx); /* moves the file aside; the retry goes to a fresh
@@ -468,6 +497,7 @@ static void *writer_main(void *arg)
 		if (rc == 0 && rc_counter == 0) {
 			in->dropped_unrecorded -= dropped_unrec;
 			in->sent_unrecorded -= sent_unrec;
+			in->filtered_unrecorded -= filtered_unrec;
 			note_recovery(in, n);
 			retry_ms = RETRY_MIN_MS;
 			if (n > 0) {

@@ -41,8 +41,9 @@ struct ingest_reading {
 	uint64_t seq; /* arrival order */
 	int64_t ts_ms;
 	char *device;
-	char *payload; /* NUL-terminated JSON */
+	char *payload; /* NUL-terminated JSON (or a script's text) */
 	size_t len;
+	char *topic; /* its own destination (a transformer script chose it), NULL: the logger's */
 };
 
 /* What the writer needs from the store (a seam: unit tests inject failures here). Each
@@ -53,6 +54,8 @@ struct ingest_store {
 	int (*recover)(void *ctx); /* after MB_ERR_CORRUPT: move the file aside, start afresh */
 	const char *name;          /* for messages: the store's path */
 	void *ctx;
+	/* Readings a transformer script dropped; NULL: not counted. */
+	int (*add_filtered)(void *ctx, int64_t filtered);
 };
 
 /* The ingest_store of an open store (borrowed). */
@@ -83,6 +86,13 @@ int64_t ingest_last_beat_ms(struct ingest *in);
 /* Queues one reading; takes ownership of payload (malloc'd, len bytes + NUL). */
 void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *payload,
 		 size_t len);
+
+/* ingest_push for a message with its own destination; takes topic too (malloc'd or NULL). */
+void ingest_push_to(struct ingest *in, int64_t ts_ms, const char *device_id, char *topic,
+		    char *payload, size_t len);
+
+/* Counts n readings the transformer script dropped (stored with the next commit). */
+void ingest_count_filtered(struct ingest *in, int64_t n);
 
 /* True while the store cannot take readings (from the last failed write until the next
  * successful one). */

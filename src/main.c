@@ -28,6 +28,7 @@
 #include "modem.h"
 #include "passwd.h"
 #include "poller.h"
+#include "script.h"
 #include "store.h"
 #include "timeutil.h"
 #include "uplink_stats.h"
@@ -46,18 +47,21 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it,\n"
 		"                          SIGHUP reloads the configuration)\n"
-		"  check  -c FILE          validate the configuration (and what the TLS files hold);\n"
+		"  check  -c FILE          validate the configuration (what the TLS files hold, and\n"
+		"                          the scripts: compiled, their top level run);\n"
 		"                          print every error as file:line: key: message, warn about\n"
 		"                          serial devices that are not there, certificate\n"
 		"                          fingerprints, and each bus's requests per poll and\n"
 		"                          estimated line time\n"
 		"  read   -c FILE DEVICE   poll one device now and print the JSON it would send\n"
-		"                          (nothing is stored or sent; the router's Test button)\n"
+		"                          (through logger.script when set; nothing is stored or\n"
+		"                          sent; the router's Test button)\n"
 		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent,\n"
-		"                          dropped, and the uplink: send mode, last success, last\n"
-		"                          error, counts; it only looks (safe beside the daemon): a\n"
-		"                          missing store is not created (exit 2), a damaged one is\n"
-		"                          reported and left as it is (exit 1)\n"
+		"                          dropped (and filtered by a transformer script), and the\n"
+		"                          uplink: send mode, last success, last error, counts; it\n"
+		"                          only looks (safe beside the daemon): a missing store is\n"
+		"                          not created (exit 2), a damaged one is reported and left\n"
+		"                          as it is (exit 1)\n"
 		"  at     -c FILE 'AT...'  run one remote command here, as if it came over MQTT, and\n"
 		"                          print the reply (same permissions; the buses and the modem\n"
 		"                          are opened directly, so use MQTT while the daemon runs)\n"
@@ -78,6 +82,7 @@ static void usage(FILE *out)
 		"is in use by another modbridge, or cannot be opened; queue: no store, or unreadable).\n"
 		"Documentation: docs/configuration.md, docs/json-format.md, docs/modbus.md,\n"
 		"               docs/logger.md, docs/operations.md, docs/remote-commands.md,\n"
+		"               docs/scripts.md (logger.script, mqtt.script_topics),\n"
 		"               docs/web-ui.md (the local web UI: web.enabled, web.listen)\n");
 }
 
@@ -228,6 +233,12 @@ static int cmd_check(const char *path)
 		       strchr(cfg->web.host, ':') ? "[" : "", cfg->web.host,
 		       strchr(cfg->web.host, ':') ? "]" : "", cfg->web.port, cfg->web.user_count,
 		       cfg->web.cert_dir);
+	if (cfg->logger.script)
+		printf("  transformer script: %s (compiled, transform(msg) found)\n",
+		       cfg->logger.script);
+	for (size_t i = 0; i < cfg->mqtt.script_topic_count; i++)
+		printf("  topic script: %s on %s (compiled, on_message found)\n",
+		       cfg->mqtt.script_topics[i].script, cfg->mqtt.script_topics[i].topic);
 	if (cfg->modem.device)
 		printf("  modem: %s%s\n", cfg->modem.device,
 		       cfg->imei_configured ? "" : " (the identity is read from it at start-up)");
@@ -265,10 +276,33 @@ static int cmd_read(const char *path, const char *device_id)
 		return 2;
 	}
 	struct message_context ctx = {cfg->imei, cfg->logger.id, cfg->logger.time_format};
-	char *json = message_encode(&r, &ctx);
+	char *json = NULL;
 	int status = r.error[0] ? 1 : 0;
-	if (json)
+	if (cfg->logger.script_source) {
+		/* What the daemon would store: the transformer's messages. */
+		struct script_transformer *t = NULL;
+		struct script_output out = {0};
+		char why[SCRIPT_ERROR_MAX];
+		rc = script_transformer_new(cfg, &ctx, 1, &t);
+		if (rc == 0 && (rc = script_transform(t, &r, &out, why, sizeof(why))) == 0) {
+			for (size_t i = 0; i < out.count; i++)
+				printf("%s%s%s\n", out.items[i].topic ? out.items[i].topic : "",
+				       out.items[i].topic ? " " : "", out.items[i].payload);
+			if (out.count == 0)
+				fprintf(stderr, "device %s: the script drops this reading\n",
+					dev->id);
+			json = strdup("");
+		} else if (rc == MB_ERR_SCRIPT) {
+			json = message_encode_script_error(&r, &ctx, why);
+			status = 1;
+			if (json)
+				printf("%s\n", json);
+		}
+		script_output_clear(&out);
+		script_transformer_free(t);
+	} else if ((json = message_encode(&r, &ctx)) != NULL) {
 		printf("%s\n", json);
+	}
 	if (r.error[0])
 		fprintf(stderr, "device %s: %s\n", dev->id, r.error);
 	free(json);
@@ -342,6 +376,8 @@ static int cmd_queue(const char *path)
 	print_time("newest", st.newest_ts_ms);
 	printf("sent     %" PRId64 "\n", st.sent);
 	printf("dropped  %" PRId64 "\n", st.dropped);
+	if (cfg->logger.script || st.filtered)
+		printf("filtered %" PRId64 " (dropped by the transformer script)\n", st.filtered);
 	printf("size     %" PRId64 " bytes\n", st.size_bytes);
 	print_uplink_status(cfg);
 	config_free(cfg);

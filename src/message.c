@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "timeutil.h"
 
 static int add_string(json_t *obj, const char *key, const char *value)
@@ -103,7 +104,10 @@ void message_global_init(void)
 	json_object_seed(0); /* 0: a seed from /dev/urandom or the clock */
 }
 
-char *message_encode(const struct reading *r, const struct message_context *ctx)
+/* script_error: NULL, or why a transformer script failed on this reading (ERR then says so,
+ * and V is kept). */
+static char *encode(const struct reading *r, const struct message_context *ctx,
+		    const char *script_error)
 {
 	const struct device_config *dev = r->device;
 	char ts[40];
@@ -124,8 +128,18 @@ char *message_encode(const struct reading *r, const struct message_context *ctx)
 		goto fail;
 
 	if (r->error[0] != '\0') {
-		if (add_string(obj, "ERR", r->error))
+		if (script_error) {
+			char *text = malloc(strlen(r->error) + strlen(script_error) + 16);
+			if (!text)
+				goto fail;
+			sprintf(text, "%s; script %s", r->error, script_error);
+			int rc = add_string(obj, "ERR", text);
+			free(text);
+			if (rc)
+				goto fail;
+		} else if (add_string(obj, "ERR", r->error)) {
 			goto fail;
+		}
 	} else if (r->decoded) {
 		if (json_object_set_new(obj, "V", json_array())) /* filled in by splice_decoded */
 			goto fail;
@@ -142,6 +156,16 @@ char *message_encode(const struct reading *r, const struct message_context *ctx)
 		if (json_object_set_new(obj, "V", v))
 			goto fail;
 	}
+	if (script_error && r->error[0] == '\0') {
+		char *text = malloc(strlen(script_error) + 8);
+		if (!text)
+			goto fail;
+		sprintf(text, "script %s", script_error);
+		int rc = add_string(obj, "ERR", text);
+		free(text);
+		if (rc)
+			goto fail;
+	}
 	if (add_string(obj, "P", ctx->logger_id))
 		goto fail;
 
@@ -151,4 +175,102 @@ char *message_encode(const struct reading *r, const struct message_context *ctx)
 fail:
 	json_decref(obj);
 	return out;
+}
+
+char *message_encode(const struct reading *r, const struct message_context *ctx)
+{
+	return encode(r, ctx, NULL);
+}
+
+char *message_encode_script_error(const struct reading *r, const struct message_context *ctx,
+				  const char *why)
+{
+	return encode(r, ctx, why);
+}
+
+/* ------------------------------------------------------------------ reading JSON text */
+
+struct message_json {
+	json_t *root;
+};
+
+int message_json_parse(const char *text, size_t len, struct message_json **doc, char *why,
+		       size_t why_len)
+{
+	json_error_t err;
+	*doc = NULL;
+	json_t *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+	if (!root) {
+		if (json_error_code(&err) == json_error_out_of_memory) {
+			snprintf(why, why_len, "out of memory");
+			return MB_ERR_NOMEM;
+		}
+		snprintf(why, why_len, "%s at line %d, column %d", err.text, err.line, err.column);
+		return MB_ERR_INVAL;
+	}
+	if (!(*doc = malloc(sizeof(**doc)))) {
+		json_decref(root);
+		snprintf(why, why_len, "out of memory");
+		return MB_ERR_NOMEM;
+	}
+	(*doc)->root = root;
+	return 0;
+}
+
+static int walk( // NOLINT(misc-no-recursion): bounded by max_depth
+	const json_t *j, int depth, const struct message_json_visitor *v)
+{
+	int rc;
+	if (depth < 0)
+		return MB_ERR_INVAL;
+	switch (json_typeof(j)) {
+	case JSON_NULL: return v->null(v->ctx);
+	case JSON_TRUE: return v->boolean(v->ctx, 1);
+	case JSON_FALSE: return v->boolean(v->ctx, 0);
+	case JSON_INTEGER: return v->integer(v->ctx, (long long)json_integer_value(j));
+	case JSON_REAL: return v->real(v->ctx, json_real_value(j));
+	case JSON_STRING: return v->string(v->ctx, json_string_value(j), json_string_length(j));
+	case JSON_ARRAY: {
+		size_t i;
+		const json_t *item;
+		if ((rc = v->open(v->ctx, 0, json_array_size(j))))
+			return rc;
+		json_array_foreach(j, i, item)
+		{
+			if ((rc = walk(item, depth - 1, v)) || (rc = v->item(v->ctx, 0, i)))
+				return rc;
+		}
+		return v->close(v->ctx, 0);
+	}
+	case JSON_OBJECT: {
+		const char *key;
+		size_t key_len;
+		const json_t *member;
+		size_t i = 0;
+		if ((rc = v->open(v->ctx, 1, json_object_size(j))))
+			return rc;
+		json_object_keylen_foreach((json_t *)j, key, key_len, member)
+		{
+			if ((rc = v->key(v->ctx, key, key_len)) ||
+			    (rc = walk(member, depth - 1, v)) || (rc = v->item(v->ctx, 1, i++)))
+				return rc;
+		}
+		return v->close(v->ctx, 1);
+	}
+	}
+	return MB_ERR_INVAL;
+}
+
+int message_json_walk(const struct message_json *doc, int max_depth,
+		      const struct message_json_visitor *v)
+{
+	return walk(doc->root, max_depth, v);
+}
+
+void message_json_free(struct message_json *doc)
+{
+	if (!doc)
+		return;
+	json_decref(doc->root);
+	free(doc);
 }

@@ -612,9 +612,15 @@ int mqtt_link_start(struct mqtt_link *link)
 int mqtt_link_publish(struct mqtt_link *link, const char *topic, const void *payload, size_t len,
 		      int qos, int *mid)
 {
+	return mqtt_link_publish_ex(link, topic, payload, len, qos, false, mid);
+}
+
+int mqtt_link_publish_ex(struct mqtt_link *link, const char *topic, const void *payload, size_t len,
+			 int qos, bool retain, int *mid)
+{
 	if (!atomic_load(&link->connected))
 		return MB_ERR_MQTT;
-	int rc = mosquitto_publish(link->mosq, mid, topic, (int)len, payload, qos, false);
+	int rc = mosquitto_publish(link->mosq, mid, topic, (int)len, payload, qos, retain);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		log_debug("mqtt: publish to %s failed: %s", topic, mosquitto_strerror(rc));
 		return MB_ERR_MQTT;

@@ -83,6 +83,10 @@ int mqtt_link_start(struct mqtt_link *link);
 int mqtt_link_publish(struct mqtt_link *link, const char *topic, const void *payload, size_t len,
 		      int qos, int *mid);
 
+/* mqtt_link_publish with the retain flag (topic scripts' modbridge.publish). Any thread. */
+int mqtt_link_publish_ex(struct mqtt_link *link, const char *topic, const void *payload, size_t len,
+			 int qos, bool retain, int *mid);
+
 /*
  * Before mqtt_link_start: subscribe to filter (copied) at qos after every connection.
  * Under MQTT 5 with the "no local" option, so the link never receives its own messages.

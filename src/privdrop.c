@@ -280,6 +280,15 @@ static int check_access(const struct privdrop *pd, const struct config *cfg, con
 		log_warn("%s: user %s cannot read it (%s): SIGHUP, SETPARAM and REBOOT would not "
 			 "restart the daemon",
 			 cfg->path, pd->user, strerror(errno));
+	/* Scripts are read again with the configuration at every restart in place. */
+	for (size_t i = 0; i <= cfg->mqtt.script_topic_count; i++) {
+		const char *script = i == 0 ? cfg->logger.script_path
+					    : cfg->mqtt.script_topics[i - 1].script_path;
+		if (script && access(script, R_OK) != 0)
+			log_warn("script %s: user %s cannot read it (%s): SIGHUP, SETPARAM and "
+				 "REBOOT would not restart the daemon",
+				 script, pd->user, strerror(errno));
+	}
 	if (cfg->remote.allow_setparam) {
 		copy = strdup(cfg->path);
 		if (copy && access(dirname(copy), W_OK | X_OK) != 0)

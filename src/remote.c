@@ -25,14 +25,18 @@
 #include "error.h"
 #include "liveness.h"
 #include "log.h"
+#include "script.h"
 #include "topic.h"
 
 /* Commands waiting at most; more are answered "busy" at once. */
 #define MAX_PENDING 16
+/* Largest message a topic script is given; a larger one is dropped (and logged). */
+#define SCRIPT_PAYLOAD_MAX ((size_t)1024 * 1024)
 /* Longest command text shown in an audit line. */
 #define AUDIT_TEXT_MAX 200
 
 struct job {
+	int script;        /* -1: a command; else the index of the script topic it came in on */
 	char *topic;       /* the AT topic the command came in on */
 	char *reply_topic; /* where the reply goes */
 	char note[160];    /* for the audit line: why the request's response topic was not used */
@@ -57,6 +61,11 @@ struct remote {
 	size_t pair_count;
 	char *logger_topic;
 	char *status_topic;
+	char *script_filters[CONFIG_MAX_SCRIPT_TOPICS]; /* [IMEI] replaced */
+	size_t script_count;
+	bool script_failing[CONFIG_MAX_SCRIPT_TOPICS]; /* worker only: episode of each */
+	const char *forbidden[CONFIG_MAX_AT_TOPICS + CONFIG_MAX_SCRIPT_TOPICS + 2];
+	struct script_topics *scripts;
 
 	pthread_t thread;
 	bool started;
@@ -113,6 +122,29 @@ static void refuse(struct remote *r, const struct job *j, const char *why)
 	reply_and_audit(r, j, &rep);
 }
 
+static void run_script(struct remote *r, const struct job *j)
+{
+	struct script_topic_message msg = {
+		.topic = j->topic,
+		.payload = j->payload,
+		.len = j->payload ? j->len : 0,
+		.response_topic = j->reply_topic,
+		.correlation = j->correlation,
+		.correlation_len = j->correlation_len,
+	};
+	char why[SCRIPT_ERROR_MAX];
+	const char *name = r->cfg->mqtt.script_topics[j->script].script;
+	int rc = script_topic_run(r->scripts, (size_t)j->script, &msg, why, sizeof(why));
+	if (rc && !r->script_failing[j->script])
+		log_error("script %s: %s (message on %s); logged once until it works again", name,
+			  rc == MB_ERR_SCRIPT ? why : mb_strerror(rc), j->topic);
+	else if (!rc && r->script_failing[j->script])
+		log_info("script %s: works again", name);
+	else if (rc)
+		log_debug("script %s: %s", name, why);
+	r->script_failing[j->script] = rc != 0;
+}
+
 static void *worker_main(void *arg)
 {
 	struct remote *r = arg;
@@ -132,7 +164,10 @@ static void *worker_main(void *arg)
 		bool stopping = r->stopping;
 		pthread_mutex_unlock(&r->lock);
 
-		if (stopping) {
+		if (j->script >= 0) {
+			if (!stopping)
+				run_script(r, j);
+		} else if (stopping) {
 			refuse(r, j,
 			       "the gateway is stopping or restarting; the command was not executed");
 		} else {
@@ -180,18 +215,35 @@ static void on_message(void *ctx, const struct mqtt_message *msg)
 	struct job *j;
 	char why[64];
 
+	int script = -1;
 	for (size_t i = 0; i < r->pair_count && !pair; i++)
 		if (topic_matches(r->pairs[i].filter, msg->topic))
 			pair = &r->pairs[i];
-	if (!pair)
+	for (size_t i = 0; !pair && script < 0 && i < r->script_count; i++)
+		if (topic_matches(r->script_filters[i], msg->topic))
+			script = (int)i;
+	if (!pair && script < 0)
 		return; /* not one of ours (a subscription of an earlier session) */
+	if (script >= 0 && msg->len > SCRIPT_PAYLOAD_MAX) {
+		log_warn("remote: a message of %zu bytes on script topic %s was dropped (at most %zu)",
+			 msg->len, msg->topic, SCRIPT_PAYLOAD_MAX);
+		return;
+	}
 
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		goto nomem;
+	j->script = script;
 	j->len = msg->len;
 	j->topic = strdup(msg->topic);
-	if (msg->response_topic && reply_topic_allowed(r, msg->response_topic, why, sizeof(why))) {
+	if (script >= 0) {
+		/* A script gets the request's response topic as it came, and decides. */
+		if (msg->response_topic)
+			j->reply_topic = strdup(msg->response_topic);
+		if (msg->response_topic && !j->reply_topic)
+			goto nomem;
+	} else if (msg->response_topic &&
+		   reply_topic_allowed(r, msg->response_topic, why, sizeof(why))) {
 		j->reply_topic = strdup(msg->response_topic);
 	} else {
 		j->reply_topic = strdup(pair->response);
@@ -199,9 +251,9 @@ static void on_message(void *ctx, const struct mqtt_message *msg)
 			snprintf(j->note, sizeof(j->note),
 				 " (the request's response topic was not used: %s)", why);
 	}
-	if (!j->topic || !j->reply_topic)
+	if (!j->topic || (script < 0 && !j->reply_topic))
 		goto nomem;
-	if (msg->len <= COMMAND_MAX_LEN) {
+	if (msg->len <= COMMAND_MAX_LEN || script >= 0) {
 		j->payload = malloc(msg->len + 1);
 		if (!j->payload)
 			goto nomem;
@@ -230,7 +282,11 @@ static void on_message(void *ctx, const struct mqtt_message *msg)
 		pthread_cond_signal(&r->wake);
 	}
 	pthread_mutex_unlock(&r->lock);
-	if (busy) {
+	if (busy && script >= 0) {
+		log_warn("remote: %d messages are waiting; a message on script topic %s was dropped",
+			 MAX_PENDING, msg->topic);
+		job_free(j);
+	} else if (busy) {
 		char text[96];
 		snprintf(text, sizeof(text), "busy: %d commands are waiting; try again later",
 			 MAX_PENDING);
@@ -241,6 +297,21 @@ static void on_message(void *ctx, const struct mqtt_message *msg)
 nomem:
 	log_error("remote: out of memory; a command on %s was dropped", msg->topic);
 	job_free(j);
+}
+
+/* modbridge.publish from a script, on the worker. */
+static int script_publish(void *ctx, const char *topic, const void *payload, size_t len, int qos,
+			  bool retain)
+{
+	struct remote *r = ctx;
+	return mqtt_link_publish_ex(r->link, topic, payload, len, qos, retain, NULL);
+}
+
+/* modbridge.read/write from a script: the GETMODBUS/SETMODBUS command, on the worker. */
+static void script_command(void *ctx, const char *line, struct command_reply *reply)
+{
+	struct remote *r = ctx;
+	command_execute(&r->env, line, strlen(line), reply);
 }
 
 int remote_new(const struct config *cfg, struct mqtt_link *link, struct store *store,
@@ -277,6 +348,39 @@ int remote_new(const struct config *cfg, struct mqtt_link *link, struct store *s
 		    mqtt_link_subscribe(link, p->filter, cfg->mqtt.qos) != 0)
 			goto nomem;
 		log_info("remote: commands on %s, replies on %s", p->filter, p->response);
+	}
+	for (size_t i = 0; i < cfg->mqtt.script_topic_count; i++) {
+		r->script_filters[i] =
+			config_subst_imei(cfg->mqtt.script_topics[i].topic, cfg->imei);
+		r->script_count++;
+		if (!r->script_filters[i] ||
+		    mqtt_link_subscribe(link, r->script_filters[i], cfg->mqtt.qos) != 0)
+			goto nomem;
+		log_info("remote: script %s runs on messages on %s",
+			 cfg->mqtt.script_topics[i].script, r->script_filters[i]);
+	}
+	if (r->script_count) {
+		/* What a script may not publish on: a command, a script trigger, data, status. */
+		size_t n = 0;
+		for (size_t i = 0; i < r->pair_count; i++)
+			r->forbidden[n++] = r->pairs[i].filter;
+		for (size_t i = 0; i < r->script_count; i++)
+			r->forbidden[n++] = r->script_filters[i];
+		r->forbidden[n++] = r->logger_topic;
+		if (r->status_topic)
+			r->forbidden[n++] = r->status_topic;
+		struct script_io io = {
+			.publish = script_publish,
+			.command = script_command,
+			.forbidden = r->forbidden,
+			.forbidden_count = n,
+			.ctx = r,
+		};
+		int rc = script_topics_new(cfg, &io, &r->scripts);
+		if (rc) {
+			remote_free(r);
+			return rc;
+		}
 	}
 	mqtt_link_on_message(link, on_message, r);
 	*out = r;
@@ -328,6 +432,9 @@ void remote_free(struct remote *r)
 		free(r->pairs[i].filter);
 		free(r->pairs[i].response);
 	}
+	script_topics_free(r->scripts);
+	for (size_t i = 0; i < r->script_count; i++)
+		free(r->script_filters[i]);
 	free(r->logger_topic);
 	free(r->status_topic);
 	pthread_mutex_destroy(&r->lock);

@@ -1,8 +1,8 @@
 /*
  * remote.h - remote commands over MQTT: the AT topics, a bounded queue, one worker.
  *
- * remote_new() subscribes the MQTT link to the configured AT topics (with [IMEI]
- * replaced). Each message is copied on the MQTT network thread into a queue; one worker
+ * remote_new() subscribes the MQTT link to the configured AT topics and script topics
+ * (with [IMEI] replaced). Each message is copied on the MQTT network thread into a queue; one worker
  * thread executes the commands in arrival order (command.c) and publishes each reply on
  * the topic paired with the one the command came in on, or, for an MQTT 5 request that
  * names a response topic, there, with the request's correlation data. Every command gets
@@ -39,8 +39,9 @@ struct remote_hooks {
 };
 
 /*
- * Creates the remote for cfg's AT topics and subscribes link to them; call before the
- * link starts. modem may be NULL. Returns 0 or MB_ERR_NOMEM.
+ * Creates the remote for cfg's AT topics and script topics (loading the scripts) and
+ * subscribes link to them; call before the link starts. modem may be NULL. Returns 0,
+ * MB_ERR_NOMEM, or MB_ERR_SCRIPT when a script cannot be loaded (logged).
  */
 int remote_new(const struct config *cfg, struct mqtt_link *link, struct store *store,
 	       struct modem *modem, const struct remote_hooks *hooks, struct remote **out);

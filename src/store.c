@@ -10,9 +10,13 @@
  * confirmation batch; the next FULL commit makes them durable too. Callers batch inserts
  * (one transaction per group of readings) to keep the number of fsyncs low.
  *
- * Schema version 1:
- *   meta(key TEXT PRIMARY KEY, value INTEGER)  -- schema_version, sent, dropped
- *   queue(id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms, device, payload)
+ * Schema version 2:
+ *   meta(key TEXT PRIMARY KEY, value INTEGER)  -- schema_version, sent, dropped, filtered
+ *   queue(id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms, device, payload, topic)
+ * Version 2 added queue.topic (a message's own destination, chosen by a transformer
+ * script; NULL: the logger's) and the filtered counter. A version 1 file is migrated at
+ * open (one ALTER TABLE: its rows keep NULL); a modbridge that only knows version 1
+ * refuses a version 2 file rather than drop the destinations.
  * AUTOINCREMENT keeps ids from being reused after deletes, so id order is insertion
  * order for the lifetime of the file (FIFO/LIFO rely on it).
  *
@@ -182,6 +186,18 @@ static int migrate(struct store *s)
 			exec_sql(s, "ROLLBACK");
 			return rc;
 		}
+		version = 1;
+	}
+	if (version < 2) {
+		if ((rc = exec_sql(s, "BEGIN IMMEDIATE")) ||
+		    (rc = exec_sql(s, "ALTER TABLE queue ADD COLUMN topic TEXT")) ||
+		    (rc = exec_sql(s, "INSERT OR IGNORE INTO meta VALUES('filtered',0)")) ||
+		    (rc = exec_sql(s, "INSERT OR REPLACE INTO meta VALUES('schema_version',2)")) ||
+		    (rc = exec_sql(s, "COMMIT"))) {
+			exec_sql(s, "ROLLBACK");
+			return rc;
+		}
+		log_debug("store %s: schema migrated to version 2 (message destinations)", s->path);
 	}
 	return 0;
 }
@@ -235,13 +251,15 @@ static int open_db(struct store *s)
 	}
 	sqlite3_finalize(check);
 	if ((rc = migrate(s)) ||
-	    (rc = prepare(s, "INSERT INTO queue(ts_ms, device, payload) VALUES(?,?,?)",
+	    (rc = prepare(s, "INSERT INTO queue(ts_ms, device, payload, topic) VALUES(?,?,?,?)",
 			  &s->insert)) ||
 	    (rc = prepare(s,
-			  "SELECT id, ts_ms, payload FROM queue WHERE id >= ?1 ORDER BY id ASC LIMIT ?2",
+			  "SELECT id, ts_ms, payload, topic FROM queue WHERE id >= ?1 ORDER BY id ASC "
+			  "LIMIT ?2",
 			  &s->fetch_fifo)) ||
 	    (rc = prepare(s,
-			  "SELECT id, ts_ms, payload FROM queue WHERE id <= ?1 ORDER BY id DESC LIMIT ?2",
+			  "SELECT id, ts_ms, payload, topic FROM queue WHERE id <= ?1 ORDER BY id DESC "
+			  "LIMIT ?2",
 			  &s->fetch_lifo)) ||
 	    (rc = prepare(s,
 			  "DELETE FROM queue WHERE id BETWEEN ?1 AND ?2 RETURNING length(payload)",
@@ -416,6 +434,10 @@ int store_put_batch(struct store *s, const struct store_record *records, size_t 
 		sqlite3_bind_int64(s->insert, 1, r->ts_ms);
 		sqlite3_bind_text(s->insert, 2, r->device, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s->insert, 3, r->payload, (int)r->len, SQLITE_STATIC);
+		if (r->topic)
+			sqlite3_bind_text(s->insert, 4, r->topic, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s->insert, 4);
 		int step = sqlite3_step(s->insert);
 		sqlite3_reset(s->insert);
 		sqlite3_clear_bindings(s->insert);
@@ -490,6 +512,14 @@ int store_fetch(struct store *s, enum send_mode mode, const struct id_range *ski
 			}
 			memcpy(copy, text ? (const char *)text : "", len);
 			copy[len] = '\0';
+			const unsigned char *topic = sqlite3_column_text(st, 3);
+			char *topic_copy = topic ? strdup((const char *)topic) : NULL;
+			if (topic && !topic_copy) {
+				free(copy);
+				rc = MB_ERR_NOMEM;
+				break;
+			}
+			items[filled].topic = topic_copy;
 			items[filled].id = id;
 			items[filled].ts_ms = sqlite3_column_int64(st, 1);
 			items[filled].payload = copy;
@@ -514,7 +544,9 @@ void store_items_clear(struct store_item *items, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(items[i].payload);
+		free(items[i].topic);
 		items[i].payload = NULL;
+		items[i].topic = NULL;
 	}
 }
 
@@ -597,6 +629,14 @@ int store_count_dropped(struct store *s, int64_t n)
 	return rc;
 }
 
+int store_count_filtered(struct store *s, int64_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	int rc = s->db ? add_counter(s, "filtered", n) : MB_ERR_STORE;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 int store_recover(struct store *s)
 {
 	pthread_mutex_lock(&s->lock);
@@ -642,6 +682,7 @@ int store_stats(struct store *s, struct store_stats *st)
 	st->newest_ts_ms = query_int(s, "SELECT ts_ms FROM queue ORDER BY id DESC LIMIT 1");
 	st->sent = query_int(s, "SELECT value FROM meta WHERE key='sent'");
 	st->dropped = query_int(s, "SELECT value FROM meta WHERE key='dropped'");
+	st->filtered = query_int(s, "SELECT value FROM meta WHERE key='filtered'");
 	st->size_bytes = store_file_size(s->path, "") + store_file_size(s->path, "-wal");
 	pthread_mutex_unlock(&s->lock);
 	return 0;

@@ -27,8 +27,9 @@ struct store;
 struct store_item {
 	int64_t id;    /* increases with insertion order; never reused */
 	int64_t ts_ms; /* reading time */
-	char *payload; /* NUL-terminated JSON */
+	char *payload; /* NUL-terminated JSON (or a script's text) */
 	size_t len;
+	char *topic; /* the message's own destination (a script chose it), NULL: the logger's */
 };
 
 /* One reading to append (borrowed by store_put_batch). */
@@ -37,6 +38,7 @@ struct store_record {
 	const char *device;
 	const char *payload;
 	size_t len;
+	const char *topic; /* NULL: the logger's destination */
 };
 
 struct store_limits {
@@ -52,6 +54,7 @@ struct store_stats {
 	int64_t newest_ts_ms;
 	int64_t sent;       /* readings delivered since the store was created */
 	int64_t dropped;    /* readings dropped since the store was created */
+	int64_t filtered;   /* readings the transformer script dropped (returned nil) */
 	int64_t size_bytes; /* database + WAL size on disk */
 };
 
@@ -93,7 +96,7 @@ int store_put(struct store *s, int64_t ts_ms, const char *device_id, const char 
 int store_fetch(struct store *s, enum send_mode mode, const struct id_range *skip, size_t nskip,
 		size_t max, struct store_item *items, size_t *n);
 
-/* Frees the payloads of n items. */
+/* Frees the payloads (and topics) of n items. */
 void store_items_clear(struct store_item *items, size_t n);
 
 /* Removes delivered readings (one transaction) and counts them as sent. Ids that are no
@@ -109,6 +112,9 @@ int store_count_sent(struct store *s, int64_t n);
 
 /* Adds to the dropped counter: readings lost before they could be stored. */
 int store_count_dropped(struct store *s, int64_t n);
+
+/* Adds to the filtered counter: readings the transformer script chose not to send. */
+int store_count_filtered(struct store *s, int64_t n);
 
 /*
  * Recovers from MB_ERR_CORRUPT at run time: closes the database, moves the damaged file

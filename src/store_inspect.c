@@ -154,6 +154,8 @@ static int inspect_db(const struct store *s, struct store_stats *st, char *why, 
 			      &st->newest_ts_ms, why, len)) ||
 	    (rc = inspect_int(s, "SELECT value FROM meta WHERE key='sent'", &st->sent, why, len)) ||
 	    (rc = inspect_int(s, "SELECT value FROM meta WHERE key='dropped'", &st->dropped, why,
+			      len)) ||
+	    (rc = inspect_int(s, "SELECT value FROM meta WHERE key='filtered'", &st->filtered, why,
 			      len)))
 		return rc;
 	return 0;

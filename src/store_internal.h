@@ -33,7 +33,7 @@ struct store {
 	int64_t max_id;
 };
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Size of the file path+suffix in bytes, 0 when it does not exist. */
 int64_t store_file_size(const char *path, const char *suffix);

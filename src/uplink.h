@@ -45,6 +45,10 @@ struct uplink_message {
 	const char *payload;
 	size_t len;
 	size_t count;
+	/* The message's own destination, chosen by a transformer script (docs/scripts.md): an
+	 * MQTT topic, or for HTTP a path; NULL: the uplink's configured one. Only a message of
+	 * one reading carries one (array mode never joins such messages). */
+	const char *topic;
 	/* The first reading's store id (0 when it was sent from memory) and time: what an
 	 * uplink needs to name a file the same way when it is sent again after a crash. */
 	int64_t first_id;

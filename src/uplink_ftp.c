@@ -38,6 +38,7 @@ struct ftp_uplink {
 	pthread_mutex_t lock; /* guards the batch and next_token */
 	struct ftpbatch batch;
 	int next_token;
+	bool told_destination; /* logged once that messages' own destinations are ignored */
 
 	/* curlx thread only */
 	struct ftpfile *uploading;
@@ -239,6 +240,13 @@ static int ftp_send(void *impl, const struct uplink_message *msg, int *token)
 {
 	struct ftp_uplink *u = impl;
 	pthread_mutex_lock(&u->lock);
+	if (msg->topic && !u->told_destination) {
+		/* A file holds many messages: a message's own destination has no place in it. */
+		u->told_destination = true;
+		log_warn("ftp: the transformer script gives messages their own destination "
+			 "('%s'); in ftp mode they go into the same files as the others",
+			 msg->topic);
+	}
 	int t = u->next_token == INT_MAX ? 1 : u->next_token + 1;
 	int rc = ftpbatch_add(&u->batch, msg->payload, msg->len, msg->count, msg->first_id,
 			      msg->first_ts_ms, t, time_now_ms());

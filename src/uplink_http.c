@@ -76,6 +76,68 @@ int uplink_http_pause_ms(enum http_verdict v, int64_t retry_after_ms)
 							  : (int)retry_after_ms;
 }
 
+/* Appends s[0..len) to out, percent-encoding what a URL cannot hold as it is. */
+static size_t put_encoded(char *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch <= 0x20 || ch >= 0x7f || ch == '#') {
+			out[n++] = '%';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		} else {
+			out[n++] = (char)ch;
+		}
+	}
+	return n;
+}
+
+char *uplink_http_url_with(const char *url, const char *dest)
+{
+	if (!dest || !*dest)
+		return NULL;
+	const char *scheme = strstr(url, "://");
+	const char *host = scheme ? scheme + 3 : url;
+	const char *path = host + strcspn(host, "/?#"); /* the URL's path (or its end) */
+	const char *query = path + strcspn(path, "?#"); /* the URL's query (or its end) */
+	const char *end = query + strcspn(query, "#");
+	size_t dlen = strlen(dest);
+	char *out = malloc(strlen(url) + 3 * dlen + 3);
+	if (!out)
+		return NULL;
+	size_t n;
+	if (dest[0] == '/') {
+		n = (size_t)(path - url);
+		memcpy(out, url, n);
+		n += put_encoded(out + n, dest, dlen);
+		out[n] = '\0';
+		return out;
+	}
+	/* The URL's path without its trailing '/', one '/', dest's path, then the queries. */
+	const char *path_end = query;
+	while (path_end > path && path_end[-1] == '/')
+		path_end--;
+	size_t dest_path = strcspn(dest, "?");
+	n = (size_t)(path_end - url);
+	memcpy(out, url, n);
+	out[n++] = '/';
+	n += put_encoded(out + n, dest, dest_path);
+	bool url_query = *query == '?' && end > query + 1;
+	bool dest_query = dest[dest_path] == '?' && dest[dest_path + 1];
+	if (url_query) {
+		memcpy(out + n, query, (size_t)(end - query));
+		n += (size_t)(end - query);
+	}
+	if (dest_query) {
+		out[n++] = url_query ? '&' : '?';
+		n += put_encoded(out + n, dest + dest_path + 1, dlen - dest_path - 1);
+	}
+	out[n] = '\0';
+	return out;
+}
+
 static void msg_free(struct msg *m)
 {
 	if (!m)
@@ -279,23 +341,33 @@ static int http_send(void *impl, const struct uplink_message *msg, int *token)
 	if (!m)
 		return MB_ERR_NOMEM;
 	m->count = msg->count;
+	/* A message's own path (docs/scripts.md). */
+	bool own = msg->topic && *msg->topic;
+	char *dest = own ? uplink_http_url_with(u->h->url, msg->topic) : NULL;
+	if (own && !dest) {
+		free(m);
+		return MB_ERR_NOMEM;
+	}
+	const char *url = dest ? dest : u->h->url;
 	if (u->h->method == HTTP_GET) {
 		char *q = curlx_escape(msg->payload, msg->len);
 		const char *param = u->h->query_parameter ? u->h->query_parameter : "data";
-		size_t n = strlen(u->h->url) + strlen(param) + (q ? strlen(q) : 0) + 3;
+		size_t n = strlen(url) + strlen(param) + (q ? strlen(q) : 0) + 3;
 		m->url = q ? malloc(n) : NULL;
 		if (m->url)
-			snprintf(m->url, n, "%s%c%s=%s", u->h->url,
-				 strchr(u->h->url, '?') ? '&' : '?', param, q);
+			snprintf(m->url, n, "%s%c%s=%s", url, strchr(url, '?') ? '&' : '?', param,
+				 q);
 		free(q);
+		free(dest);
 		if (!m->url) {
 			free(m);
 			return MB_ERR_NOMEM;
 		}
 	} else {
+		m->url = dest; /* NULL: http.url */
 		m->body = malloc(msg->len + 1);
 		if (!m->body) {
-			free(m);
+			msg_free(m);
 			return MB_ERR_NOMEM;
 		}
 		memcpy(m->body, msg->payload, msg->len);

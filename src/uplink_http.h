@@ -5,6 +5,7 @@
  * post/put send the message (a reading, or a JSON array in array mode) as the body with
  * Content-Type: application/json; get sends it URL-encoded in the query parameter
  * http.query_parameter (one reading per request: the daemon turns array mode off).
+ * A message with its own destination goes to that path instead (uplink_http_url_with).
  * Requests go one at a time over one kept-alive connection (curlx.h), in the order sent,
  * so the server sees the readings in the forwarder's order; the next ones wait, queued.
  *
@@ -44,6 +45,19 @@ enum http_verdict uplink_http_classify(int error, long status);
 
 /* The pause to ask of the forwarder for a verdict and a Retry-After (ms, -1: none). Pure. */
 int uplink_http_pause_ms(enum http_verdict v, int64_t retry_after_ms);
+
+/*
+ * A message's own destination (a transformer's modbridge.message(payload, path)) in HTTP
+ * mode is a path on http.url's server; the scheme, host and port never change:
+ *  - "/a/b?x=1" (leading '/') replaces the URL's path and query;
+ *  - "a/b" is appended to the URL's path, joined by one '/', before the URL's query
+ *    ("https://h/api?k=1" + "dev/7" -> "https://h/api/dev/7?k=1"); its own query, if any,
+ *    is joined to the URL's with '&'.
+ * Spaces, control characters, '#' and bytes above 0x7e are percent-encoded; anything else
+ * ('%' included, so a script may encode its own) is taken as it is. Returns the URL a
+ * message is sent to (malloc'd; NULL when out of memory or dest is empty). Pure.
+ */
+char *uplink_http_url_with(const char *url, const char *dest);
 
 /*
  * Creates the uplink for cfg->http (cfg and stats must outlive it; stats may be NULL).

@@ -69,7 +69,8 @@ static int mqtt_uplink_start(void *impl)
 static int mqtt_uplink_send(void *impl, const struct uplink_message *msg, int *token)
 {
 	struct mqtt_uplink *m = impl;
-	return mqtt_link_publish(m->link, m->topic, msg->payload, msg->len, m->qos, token);
+	return mqtt_link_publish(m->link, msg->topic ? msg->topic : m->topic, msg->payload,
+				 msg->len, m->qos, token);
 }
 
 static void mqtt_uplink_stop(void *impl)

@@ -33,6 +33,7 @@ struct poller;
 struct store;
 struct modem;
 struct mqtt_link;
+struct uplink_stats;
 struct web;
 
 /* What the running gateway lends to the web UI between web_attach and web_detach. */
@@ -42,6 +43,8 @@ struct web_env {
 	struct store *store;
 	struct modem *modem;    /* NULL: none */
 	struct mqtt_link *link; /* NULL: MQTT off */
+	/* The readings' uplink figures (logger.mode: mqtt, http or ftp); NULL: none. */
+	struct uplink_stats *stats;
 	/* Asks the daemon to restart with the file (as SETPARAM does); any thread. */
 	void (*restart)(void *ctx);
 	void *restart_ctx;

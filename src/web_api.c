@@ -24,6 +24,7 @@
 #include "poller.h"
 #include "store.h"
 #include "timeutil.h"
+#include "uplink_stats.h"
 #include "web_internal.h"
 
 /* How long a Test waits for its line: a poll in progress on a slow bus finishes first. */
@@ -43,25 +44,57 @@ static void ktime(struct web_json *j, const char *key, int64_t ms)
 	web_json_kstr(j, key, t);
 }
 
+/*
+ * The uplink that carries the readings (logger.mode): its state, last success and last
+ * error (uplink_stats: what `queue` and AT+MBSTATUS print). enabled, broker and connected
+ * are the MQTT link's, which in http and ftp mode carries the AT commands only.
+ * state: mqtt mode "connected", "not connected" or "disabled"; http and ftp mode "ok"
+ * (the last attempt succeeded), "failing" or "waiting" (nothing tried yet).
+ */
 static void status_uplink(struct web_json *j, const struct web_env *env)
 {
+	static const char *const modes[] = {"mqtt", "http", "ftp"};
 	const struct mqtt_config *m = &env->cfg->mqtt;
-	char err[400] = "";
+	enum logger_mode mode = env->cfg->logger.mode;
+	struct uplink_status us = {0};
+	char err[sizeof(us.last_error)] = "";
+	int64_t err_at = 0;
+	bool connected = env->link && mqtt_link_connected(env->link);
+	const char *state;
 
+	if (env->link)
+		err_at = mqtt_link_last_error(env->link, err, sizeof(err));
+	else if (m->enabled)
+		snprintf(err, sizeof(err), "no link");
+	if (env->stats)
+		uplink_stats_get(env->stats, &us);
+	if (mode == LOGGER_MQTT) {
+		state = !m->enabled ? "disabled" : connected ? "connected" : "not connected";
+		if (err[0]) { /* the link says more than "the connection was lost" */
+			snprintf(us.last_error, sizeof(us.last_error), "%s", err);
+			us.last_error_ms = err_at;
+		}
+	} else {
+		state = us.failing ? "failing" : us.last_ok_ms ? "ok" : "waiting";
+	}
 	web_json_key(j, "uplink");
 	web_json_obj(j);
-	web_json_kstr(j, "kind", "mqtt");
+	web_json_kstr(j, "mode", modes[mode]);
+	web_json_kstr(j, "kind", modes[mode]); /* the name of the first version */
+	web_json_kstr(j, "target", us.target[0] ? us.target : NULL);
+	web_json_kstr(j, "state", state);
+	ktime(j, "last_success_at", us.last_ok_ms);
+	web_json_kstr(j, "last_error", us.last_error[0] ? us.last_error : NULL);
+	ktime(j, "last_error_at", us.last_error[0] ? us.last_error_ms : 0);
+	web_json_kint(j, "messages", (long long)us.messages);
+	web_json_kint(j, "readings", (long long)us.readings);
+	web_json_kint(j, "failures", (long long)us.failures);
+	web_json_kint(j, "rejected", (long long)us.rejected);
 	web_json_kbool(j, "enabled", m->enabled);
 	web_json_kstr(j, "broker", m->broker);
-	if (env->link) {
-		int64_t when = mqtt_link_last_error(env->link, err, sizeof(err));
-		web_json_kbool(j, "connected", mqtt_link_connected(env->link));
-		web_json_kstr(j, "last_error", err[0] ? err : NULL);
-		ktime(j, "last_error_at", when);
-	} else {
-		web_json_kbool(j, "connected", false);
-		web_json_kstr(j, "last_error", m->enabled ? "no link" : NULL);
-	}
+	web_json_kbool(j, "connected", connected);
+	web_json_kstr(j, "mqtt_last_error", err[0] ? err : NULL);
+	ktime(j, "mqtt_last_error_at", err_at);
 	web_json_obj_end(j);
 }
 

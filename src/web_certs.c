@@ -11,8 +11,10 @@
  * then renamed to their own name: certificates 0644, keys 0600. The names sent by the
  * browser are used only when they are plain names (httpform_safe_filename): "../x" is
  * refused, never cleaned up into something else. Then mqtt.ca_file, cert_file or key_file
- * point at them, saved through the configuration's checker like any change. Key contents
- * are never sent back; only "a private key" and whether it matches.
+ * point at them, saved through the configuration's checker like any change (the Logger
+ * page offers the stored files for the http and ftp keys). A file is "used by" any of the
+ * TLS keys of mqtt, http and ftp, and a delete takes it out of each. Key contents are never
+ * sent back; only "a private key" and whether it matches.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -41,6 +43,13 @@ static const struct {
 	{"key", "mqtt.key_file", true},
 };
 #define NSLOTS (sizeof(slots) / sizeof(slots[0]))
+
+/* Every key that may point at an uploaded file: "used by", and taken out on delete. */
+static const char *const users[] = {
+	"mqtt.ca_file",  "mqtt.cert_file", "mqtt.key_file", "http.ca_file", "http.cert_file",
+	"http.key_file", "ftp.ca_file",    "ftp.cert_file", "ftp.key_file",
+};
+#define NUSERS (sizeof(users) / sizeof(users[0]))
 
 /* Makes sure dir exists and is the daemon's own, private enough. Returns 0 or replies. */
 static int own_dir(struct web_req *r, const char *dir)
@@ -125,7 +134,7 @@ static void describe(struct web_json *j, const char *path)
 void web_handle_certs_get(struct web_req *r)
 {
 	const char *dir = r->env->cfg->web.cert_dir, *cfg_path = r->env->cfg->path;
-	char *text = NULL, why[256], *paths[NSLOTS] = {0};
+	char *text = NULL, why[256], *paths[NSLOTS] = {0}, *used[NUSERS] = {0};
 	size_t len = 0, olen = 0;
 	struct web_json j = {0};
 
@@ -153,6 +162,8 @@ void web_handle_certs_get(struct web_req *r)
 		web_json_kbool(&j, "pair_ok",
 			       certinfo_check_key_pair(paths[1], paths[2], why, sizeof(why)) == 0);
 	}
+	for (size_t i = 0; i < NUSERS; i++)
+		used[i] = configured(text, len, cfg_path, users[i]);
 	web_json_key(&j, "files");
 	web_json_arr(&j);
 	DIR *d = opendir(dir);
@@ -168,9 +179,9 @@ void web_handle_certs_get(struct web_req *r)
 			describe(&j, p);
 			web_json_key(&j, "used_by");
 			web_json_arr(&j);
-			for (size_t i = 0; i < NSLOTS; i++)
-				if (same_file(p, paths[i]))
-					web_json_str(&j, slots[i].key);
+			for (size_t i = 0; i < NUSERS; i++)
+				if (same_file(p, used[i]))
+					web_json_str(&j, users[i]);
 			web_json_arr_end(&j);
 			web_json_obj_end(&j);
 		}
@@ -182,6 +193,8 @@ void web_handle_certs_get(struct web_req *r)
 	web_json_obj_end(&j);
 	for (size_t i = 0; i < NSLOTS; i++)
 		free(paths[i]);
+	for (size_t i = 0; i < NUSERS; i++)
+		free(used[i]);
 	free(text);
 	char *out = web_json_finish(&j, &olen);
 	web_reply_json(r, 200, out, olen);
@@ -434,14 +447,14 @@ void web_handle_certs_delete(struct web_req *r)
 		goto out;
 	}
 	/* A file in use is first taken out of the configuration (checked like any change). */
-	for (size_t i = 0; i < NSLOTS; i++) {
-		char *p = configured(text, len, cfg_path, slots[i].key);
+	for (size_t i = 0; i < NUSERS; i++) {
+		char *p = configured(text, len, cfg_path, users[i]);
 		bool used = same_file(p, path);
 		free(p);
 		if (!used)
 			continue;
-		if (confedit_delete(text, len, slots[i].key, &next, &nlen, why, sizeof(why)) != 0) {
-			web_reply_error(r, 422, "%s: %s", slots[i].key, why);
+		if (confedit_delete(text, len, users[i], &next, &nlen, why, sizeof(why)) != 0) {
+			web_reply_error(r, 422, "%s: %s", users[i], why);
 			goto out;
 		}
 		free(text);
@@ -449,7 +462,7 @@ void web_handle_certs_delete(struct web_req *r)
 		len = nlen;
 		changed = true;
 		snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s removed",
-			 what[0] ? ", " : "", slots[i].key);
+			 what[0] ? ", " : "", users[i]);
 	}
 	if (changed) {
 		char audit[700];

@@ -134,6 +134,9 @@ void web_handle_config_get(struct web_req *r);
 void web_handle_config_post(struct web_req *r);
 /* A hash of the file's text (its version for the forms), 16 hex digits into out[17]. */
 void web_text_version(const char *text, size_t len, char *out);
+/* web_config_view.c: cfg's sections as the forms show them, members of the open object j;
+ * text/len is the file's text (file keys shown as the file spells them). */
+void web_config_json(struct web_json *j, const struct config *cfg, const char *text, size_t len);
 
 /*
  * The file with the form's changes applied and checked, staged next to it: *cfg is the

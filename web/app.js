@@ -51,7 +51,7 @@ MB.message = function (box, kind, text) {
 };
 
 /* ---- forms: fields carry their configuration key; changes are what differs from the file */
-/* A field: {name, label, type: 'text'|'number'|'select'|'bool'|'secret', options: [...], help} */
+/* A field: {name, label, type: 'text'|'number'|'select'|'bool'|'secret', options: [value or [value, label]], help} */
 MB.fields = function (schema, values, prefix) {
   const grid = MB.el('div', { class: 'grid' });
   for (const f of schema) {
@@ -59,9 +59,10 @@ MB.fields = function (schema, values, prefix) {
     let v = values && values[f.name] !== undefined && values[f.name] !== null ? String(values[f.name]) : (f.default || '');
     let input;
     if (f.type === 'select' || f.type === 'bool') {
-      const opts = f.type === 'bool' ? ['true', 'false'] : f.options;
-      input = MB.el('select', {}, opts.map(o => MB.el('option', { value: o, text: o })));
-      if (v !== '' && !opts.includes(v)) input.appendChild(MB.el('option', { value: v, text: v }));
+      /* An option is a value, or [value, label]. */
+      const opts = (f.type === 'bool' ? ['true', 'false'] : f.options).map(o => Array.isArray(o) ? o : [o, o]);
+      input = MB.el('select', {}, opts.map(([o, t]) => MB.el('option', { value: o, text: t })));
+      if (v !== '' && !opts.some(([o]) => o === v)) input.appendChild(MB.el('option', { value: v, text: v }));
       input.value = v;
     } else if (f.type === 'secret') {
       input = MB.el('input', { type: 'password', autocomplete: 'new-password',

@@ -24,6 +24,25 @@ function health(h) {
   return E('span', { class: 'pill ' + cls, text: h });
 }
 
+const MODES = { mqtt: 'MQTT', http: 'WEB (HTTP)', ftp: 'FTP' };
+
+/* The readings' uplink (logger.mode), and the MQTT link when it only carries AT commands. */
+function uplink(u) {
+  const ok = u.state === 'ok' || u.state === 'connected';
+  const rows = [
+    E('dt', { text: 'Communication mode' }), E('dd', { id: 'uplink-mode', text: MODES[u.mode] || u.mode }),
+    E('dt', { text: 'State' }), E('dd', {}, u.state === 'disabled' ? 'disabled'
+      : E('span', { id: 'uplink', class: 'pill ' + (ok ? 'ok' : u.state === 'waiting' ? 'wait' : 'bad'), text: u.state })),
+    E('dt', { text: u.mode === 'mqtt' ? 'Broker' : 'Sends to' }), E('dd', { text: (u.mode === 'mqtt' ? u.broker : u.target) || '-' }),
+    E('dt', { text: 'Last success' }), E('dd', { id: 'uplink-last-ok', text: ago(u.last_success_at) }),
+    E('dt', { text: 'Last error' }), E('dd', { id: 'uplink-last-error', text: u.last_error ? u.last_error + (u.last_error_at ? ' (' + ago(u.last_error_at) + ')' : '') : '-' }),
+    E('dt', { text: 'Sent' }), E('dd', { text: u.messages + ' messages, ' + u.readings + ' readings; ' + u.failures + ' failed, ' + u.rejected + ' refused' }),
+  ];
+  if (u.mode !== 'mqtt')
+    rows.push(E('dt', { text: 'MQTT (AT commands)' }), E('dd', { text: !u.enabled ? 'disabled' : u.connected ? 'connected to ' + u.broker : 'not connected' + (u.mqtt_last_error ? ': ' + u.mqtt_last_error : '') }));
+  return rows;
+}
+
 async function refresh() {
   const s = await MB.api('/api/status');
   const root = MB.$('#page');
@@ -34,10 +53,7 @@ async function refresh() {
       E('dt', { text: 'Identity (IMEI)' }), E('dd', { id: 'identity', text: s.identity }),
       E('dt', { text: 'Version' }), E('dd', { text: 'modbridge ' + s.version }),
       E('dt', { text: 'Up since' }), E('dd', { text: ago(s.started) + ' · ' + uptime(s.uptime_s) }))),
-    E('section', { class: 'card' }, E('h2', { text: 'Uplink' }), E('dl', { class: 'kv' },
-      E('dt', { text: 'MQTT' }), E('dd', {}, u.enabled ? E('span', { id: 'uplink', class: 'pill ' + (u.connected ? 'ok' : 'bad'), text: u.connected ? 'connected' : 'not connected' }) : 'disabled'),
-      E('dt', { text: 'Broker' }), E('dd', { text: u.broker || '-' }),
-      E('dt', { text: 'Last error' }), E('dd', { text: u.last_error ? u.last_error + (u.last_error_at ? ' (' + ago(u.last_error_at) + ')' : '') : '-' }))),
+    E('section', { class: 'card' }, E('h2', { text: 'Uplink' }), E('dl', { class: 'kv' }, uplink(u))),
     E('section', { class: 'card' }, E('h2', { text: 'Backlog' }), b.error ? E('div', { class: 'msg bad', text: b.error }) : E('dl', { class: 'kv' },
       E('dt', { text: 'Readings waiting' }), E('dd', { id: 'backlog', text: String(b.count) }),
       E('dt', { text: 'Oldest' }), E('dd', { text: ago(b.oldest) }),

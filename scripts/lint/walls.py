@@ -49,6 +49,7 @@ MODULES = [
     ("config_internal.h", ["config*.c"]),
     ("confedit_internal.h", ["confedit*.c"]),
     ("store_internal.h", ["store.c", "store_inspect.c"]),
+    ("script_internal.h", ["script*.c"]),
 ]
 
 # Headers that must not depend on another one at all (closure).

@@ -186,6 +186,19 @@ logger:
                 wait.until(lambda x: x.find_element(By.CSS_SELECTOR, "#page > *"))
                 time.sleep(0.3)
                 shot(drv, page)
+                if page == "logger":
+                    # The Communication mode shows the chosen uplink's settings, and the
+                    # HTTPS files are chosen among the uploaded ones (nothing saved here).
+                    mode = Select(find(By.CSS_SELECTOR, '[data-key="logger.mode"]'))
+                    assert mode.first_selected_option.get_attribute("value") == "mqtt"
+                    assert find(By.ID, "uplink-mqtt").is_displayed()
+                    assert not find(By.ID, "uplink-http").is_displayed()
+                    mode.select_by_value("http")
+                    assert find(By.ID, "uplink-http").is_displayed()
+                    assert not find(By.ID, "uplink-mqtt").is_displayed()
+                    ca = Select(find(By.CSS_SELECTOR, '[data-key="http.ca_file"]'))
+                    assert any(o.text.endswith("(certificate)") for o in ca.options), \
+                        [o.text for o in ca.options]
 
             # 7. Log out.
             find(By.ID, "logout").click()

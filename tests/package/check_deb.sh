@@ -46,7 +46,7 @@ dpkg-deb -e "$DEB" "$ctrl"
   ok "conffiles: /etc/modbridge/modbridge.yaml" || bad "conffiles: $(cat "$ctrl/conffiles")"
 # httpd.c loads libmicrohttpd with dlopen (the web UI, the metrics): shlibs cannot see it.
 deps=$(dpkg-deb -f "$DEB" Depends)
-for lib in libmicrohttpd12 adduser libcurl4 libmosquitto1 libsystemd0; do
+for lib in libmicrohttpd12 adduser libcurl4 liblua5.4-0 libmosquitto1 libsystemd0; do
   grep -Eq "(^|, )$lib( |,|$)" <<<"$deps" && ok "Depends: $lib" || bad "Depends lacks $lib: $deps"
 done
 

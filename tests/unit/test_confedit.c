@@ -247,6 +247,16 @@ static void test_secrets_and_keys(void **state)
 	assert_true(confedit_is_secret("mqtt.Password"));
 	assert_false(confedit_is_secret("mqtt.key_file"));
 	assert_false(confedit_is_secret("mqtt.username"));
+	/* The send modes' credentials (issue 11), and http.headers that carry one. */
+	assert_true(confedit_is_secret("http.password"));
+	assert_true(confedit_is_secret("http.bearer_token"));
+	assert_true(confedit_is_secret("ftp.password"));
+	assert_true(confedit_is_secret("Authorization"));
+	assert_true(confedit_is_secret("X-Api-Key"));
+	assert_true(confedit_is_secret("apikey"));
+	assert_false(confedit_is_secret("http.username"));
+	assert_false(confedit_is_secret("ftp.key_file"));
+	assert_false(confedit_is_secret("X-Gateway"));
 	assert_false(confedit_is_secret(NULL));
 	assert_int_equal(confedit_check_key("modbus.devices[10].period", err, sizeof(err)), 0);
 	assert_int_equal(confedit_check_key("a.b.c.d.e.f.g.h.i", err, sizeof(err)), MB_ERR_INVAL);
@@ -280,6 +290,14 @@ static void test_dump_redacted(void **state)
 	const char nested[] = "a:\n  password: [1, 2]\n";
 	assert_int_equal(confedit_dump_redacted(nested, strlen(nested), &out, err, sizeof(err)), 0);
 	assert_non_null(strstr(out, "password: '***'"));
+	free(out);
+	/* GETCONFIG in http mode: the bearer token and a credential in a header are hidden. */
+	const char http[] = "http:\n  url: https://c.example/in\n  bearer_token: t0k\n"
+			    "  headers:\n    Authorization: Basic czNjcmV0\n    X-Gateway: gw1\n";
+	assert_int_equal(confedit_dump_redacted(http, strlen(http), &out, err, sizeof(err)), 0);
+	assert_null(strstr(out, "t0k"));
+	assert_null(strstr(out, "czNjcmV0"));
+	assert_non_null(strstr(out, "gw1"));
 	free(out);
 }
 

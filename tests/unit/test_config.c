@@ -870,7 +870,7 @@ static void test_unknown_top_level_key(void **state)
 	assert_diag(&diags, 1, t.dir, "warning: c.yaml:4: modbus.devices: no devices configured");
 	assert_diag(
 		&diags, 2, t.dir,
-		"c.yaml:7: logger.sendmode: unknown key 'sendmode' (allowed: id, send_mode, time_format, array, array_max_count, array_max_bytes, error_messages, store, mode, topic, use_script, inflight_window, max_messages, max_bytes, full_policy, memory_max_messages, memory_max_bytes); did you mean 'send_mode'?");
+		"c.yaml:7: logger.sendmode: unknown key 'sendmode' (allowed: id, send_mode, time_format, array, array_max_count, array_max_bytes, error_messages, store, mode, topic, use_script, script, inflight_window, max_messages, max_bytes, full_policy, memory_max_messages, memory_max_bytes); did you mean 'send_mode'?");
 	config_diags_free(&diags);
 	tmp_cleanup(&t, NULL);
 }
@@ -979,9 +979,9 @@ static void test_modbus_depth(void **state)
 
 /* Bad files every build must cover; each has its exact .expected file. */
 static const char *const required_bad[] = {
-	"unknown_key",    "syntax",       "baudrate",      "parity",  "command",  "start_count",
-	"unknown_serial", "duplicate_id", "broker_scheme", "ca_file", "password", "qos",
-	"keepalive",      "many",         "modbus_depth",
+	"unknown_key",    "syntax",       "baudrate",      "parity",  "command",    "start_count",
+	"unknown_serial", "duplicate_id", "broker_scheme", "ca_file", "password",   "qos",
+	"keepalive",      "many",         "modbus_depth",  "scripts", "script_use",
 };
 
 static void test_bad_file(void **state)
@@ -1262,6 +1262,44 @@ static void test_subst_imei(void **state)
 	assert_null(config_subst_imei(NULL, "1"));
 }
 
+/* Scripts: read at load time, checked, their text kept; use_script false turns one off. */
+static void test_scripts(void **state)
+{
+	struct config_diags diags = {0};
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_good("good/scripts.yaml", &diags);
+	assert_int_equal(diags.count, 0);
+	assert_string_equal(cfg->logger.script, "scripts/scale.lua");
+	assert_non_null(strstr(cfg->logger.script_path, "good/scripts/scale.lua"));
+	assert_non_null(cfg->logger.script_source);
+	assert_non_null(strstr(cfg->logger.script_source, "function transform(msg)"));
+	assert_int_equal(cfg->logger.script_len, strlen(cfg->logger.script_source));
+	assert_int_equal(cfg->mqtt.script_topic_count, 1);
+	assert_string_equal(cfg->mqtt.script_topics[0].topic, "[IMEI]/read");
+	assert_string_equal(cfg->mqtt.script_topics[0].script, "scripts/answer.lua");
+	assert_non_null(strstr(cfg->mqtt.script_topics[0].source, "function on_message"));
+	config_free(cfg);
+	config_diags_free(&diags);
+
+	struct tmp t;
+	snprintf(t.dir, sizeof(t.dir), "/tmp/modbridge-test-XXXXXX");
+	assert_non_null(mkdtemp(t.dir));
+	snprintf(t.path, sizeof(t.path), "%s/c.yaml", t.dir);
+	tmp_write(&t, "s.lua", "function transform(msg) return msg end\n");
+	tmp_write(&t, "c.yaml",
+		  "modbus:\n  devices:\n    - { id: a, address: 1.2.3.4, start: 0, count: 1 }\n"
+		  "logger:\n  use_script: false\n  script: s.lua\n"
+		  "mqtt:\n  enabled: false\n");
+	assert_int_equal(config_load(t.path, &cfg, &diags), 0);
+	assert_null(cfg->logger.script);
+	assert_null(cfg->logger.script_source);
+	config_free(cfg);
+	config_diags_free(&diags);
+	tmp_cleanup(&t, "s.lua");
+}
+
 static void test_free_null(void **state)
 {
 	struct config_diags empty = {0};
@@ -1307,6 +1345,7 @@ int main(void)
 		cmocka_unit_test(test_find_device),
 		cmocka_unit_test(test_modbus_depth),
 		cmocka_unit_test(test_subst_imei),
+		cmocka_unit_test(test_scripts),
 		cmocka_unit_test(test_free_null),
 	};
 	struct CMUnitTest bad[MAX_BAD_FILES];

@@ -1,7 +1,8 @@
 /*
  * test_http_rules.c - the HTTP uplink's rules without a network: what a status means
  * (uplink_http_classify), the pause asked of the forwarder, and Retry-After in both of
- * its forms (curlx_retry_after_ms).
+ * its forms (curlx_retry_after_ms), and the URL of a message with its own path
+ * (uplink_http_url_with).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -90,13 +91,47 @@ static void escape(void **state)
 	free(e);
 }
 
+/* The URL a message with its own path goes to: uplink_http.h's rules. */
+static void url_with(const char *url, const char *dest, const char *want)
+{
+	char *got = uplink_http_url_with(url, dest);
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void destinations(void **state)
+{
+	(void)state;
+	/* A relative path is appended to the URL's path, before its query. */
+	url_with("https://h:8443/api", "dev/7", "https://h:8443/api/dev/7");
+	url_with("https://h/api/", "dev/7", "https://h/api/dev/7");
+	url_with("http://h", "telemetry", "http://h/telemetry");
+	url_with("http://h/", "telemetry", "http://h/telemetry");
+	url_with("https://h/api?k=1&x=2", "dev/7", "https://h/api/dev/7?k=1&x=2");
+	url_with("https://h?k=1", "dev", "https://h/dev?k=1");
+	/* Its own query joins the URL's. */
+	url_with("https://h/api?k=1", "dev/7?db=plant", "https://h/api/dev/7?k=1&db=plant");
+	url_with("https://h/api", "write?db=plant&precision=ms",
+		 "https://h/api/write?db=plant&precision=ms");
+	url_with("https://h/api", "write?", "https://h/api/write");
+	/* A leading '/' replaces the path and the query; scheme, host and port stay. */
+	url_with("https://user@h:8443/api/v1?k=1", "/write?db=x", "https://user@h:8443/write?db=x");
+	url_with("http://h", "/a/b", "http://h/a/b");
+	/* What a URL cannot hold is encoded; what the script encoded stays. */
+	url_with("http://h/api", "dev 7/caf\xc3\xa9#1", "http://h/api/dev%207/caf%C3%A9%231");
+	url_with("http://h/api", "a%2Fb+c", "http://h/api/a%2Fb+c");
+	/* No destination: no URL (the uplink then uses http.url). */
+	assert_null(uplink_http_url_with("http://h/api", ""));
+	assert_null(uplink_http_url_with("http://h/api", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(statuses),
-		cmocka_unit_test(pauses),
-		cmocka_unit_test(retry_after),
-		cmocka_unit_test(escape),
+		cmocka_unit_test(statuses),     cmocka_unit_test(pauses),
+		cmocka_unit_test(retry_after),  cmocka_unit_test(escape),
+		cmocka_unit_test(destinations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

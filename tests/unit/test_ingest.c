@@ -122,7 +122,7 @@ static int teardown(void **state)
 
 static void start(struct fixture *f, size_t max_messages, enum store_full_policy policy)
 {
-	struct ingest_store ist = {fs_put, fs_counts, fs_recover, "fake", &f->st};
+	struct ingest_store ist = {fs_put, fs_counts, fs_recover, "fake", &f->st, NULL};
 	struct ingest_options io = {.memory_max_messages = max_messages,
 				    .memory_max_bytes = 1 << 20,
 				    .policy = policy,

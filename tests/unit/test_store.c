@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "error.h"
 #include "store.h"
 #include "test_helpers.h"
@@ -62,7 +64,7 @@ static int teardown(void **state)
 /* Stores one reading and returns its id (the newest in the store), or 0. */
 static int put_one(struct store *s, int64_t ts_ms, const char *payload, int64_t *id)
 {
-	struct store_record r = {ts_ms, "dev", payload, strlen(payload)};
+	struct store_record r = {ts_ms, "dev", payload, strlen(payload), NULL};
 	struct store_item item;
 	size_t n = 0;
 	int rc = store_put_batch(s, &r, 1, NULL);
@@ -572,10 +574,91 @@ static void ids_after_recovery_are_new(void **state)
 	store_items_clear(items, n);
 }
 
+/* A message's own destination (schema 2) is kept and given back; NULL stays NULL. */
+static void destinations_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct store_record r[2] = {
+		{1, "dev", "{\"a\":1}", 7, NULL},
+		{2, "dev", "line 2", 6, "homeassistant/sensor/x/config"},
+	};
+	struct store_item items[2];
+	size_t n = 0;
+	assert_int_equal(store_put_batch(f->s, r, 2, NULL), 0);
+	assert_int_equal(store_fetch(f->s, SEND_FIFO, NULL, 0, 2, items, &n), 0);
+	assert_int_equal(n, 2);
+	assert_null(items[0].topic);
+	assert_string_equal(items[1].topic, "homeassistant/sensor/x/config");
+	assert_string_equal(items[1].payload, "line 2");
+	store_items_clear(items, n);
+	assert_int_equal(store_count_filtered(f->s, 3), 0);
+	struct store_stats st;
+	assert_int_equal(store_stats(f->s, &st), 0);
+	assert_int_equal(st.filtered, 3);
+}
+
+/* A store of schema version 1 (before destinations) is migrated at open, keeping its
+ * readings, ids and counters; `queue` reads it before and after. */
+static void version_1_store_is_migrated(void **state)
+{
+	struct fixture *f = *state;
+	char path[160], why[256];
+	sqlite3 *db = NULL;
+	snprintf(path, sizeof(path), "%s/v1.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "PRAGMA journal_mode=WAL;"
+			     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+			     "CREATE TABLE queue(id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER "
+			     "NOT NULL, device TEXT NOT NULL, payload TEXT NOT NULL);"
+			     "INSERT INTO meta VALUES('sent',5),('dropped',2),('schema_version',1);"
+			     "INSERT INTO queue(ts_ms, device, payload) VALUES(10,'d','{\"old\":1}'),"
+			     "(20,'d','{\"old\":2}');",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+
+	struct store_stats st;
+	assert_int_equal(store_inspect(path, &st, why, sizeof(why)), 0);
+	assert_int_equal(st.count, 2);
+	assert_int_equal(st.filtered, 0);
+
+	struct store *s = NULL;
+	assert_int_equal(store_open(path, &s), 0);
+	struct store_item items[3];
+	size_t n = 0;
+	assert_int_equal(store_fetch(s, SEND_FIFO, NULL, 0, 3, items, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(items[0].id, 1);
+	assert_string_equal(items[1].payload, "{\"old\":2}");
+	assert_null(items[0].topic);
+	store_items_clear(items, n);
+	int64_t id = 0;
+	assert_int_equal(put_one(s, 30, "{\"new\":3}", &id), 0);
+	assert_int_equal(id, 3);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.sent, 5);
+	assert_int_equal(st.dropped, 2);
+	store_close(s);
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *q = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='schema_version'",
+					    -1, &q, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 2);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fifo_and_lifo_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(destinations_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(version_1_store_is_migrated, setup, teardown),
 		cmocka_unit_test_setup_teardown(in_flight_ids_are_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(skipped_ranges_in_both_orders, setup, teardown),
 		cmocka_unit_test_setup_teardown(delete_ranges_counts_sent, setup, teardown),

@@ -1,0 +1,3 @@
+local f = io.open("/etc/passwd")
+
+function on_message(topic, payload) end

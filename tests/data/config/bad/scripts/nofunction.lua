@@ -1,0 +1,4 @@
+-- defines tranform (a typo), not transform
+function tranform(msg)
+  return msg
+end
