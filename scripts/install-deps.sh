@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake pkg-config
   libmodbus-dev libmosquitto-dev libsqlite3-dev libssl-dev libjansson-dev libyaml-dev
   libmicrohttpd-dev libcrypt-dev libcurl4-openssl-dev
-  liblua5.4-dev
+  libsystemd-dev liblua5.4-dev
   libcmocka-dev curl
   mosquitto mosquitto-clients openssl
   python3-pyftpdlib python3-openssl openssh-server nginx-light
@@ -15,6 +15,7 @@ PKGS=(
   socat valgrind
   chromium chromium-driver python3-selenium
   clang clang-format clang-tidy cppcheck libclang-rt-14-dev
+  debhelper dpkg-dev lintian mandoc systemd python3-prometheus-client
 )
 
 missing=()

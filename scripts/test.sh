@@ -7,6 +7,9 @@
 #   lint      scripts/lint.sh (clang-format, cppcheck, clang-tidy, walls)       } background
 #   fuzz      every libFuzzer target for FUZZ_SECONDS (default 20) each       } (see below)
 #             (fuzz/run.sh)                                                   }
+#   package   the .deb (scripts/package.sh), checked by tests/package/check_deb.sh: } also in
+#             files, lintian, man pages, and an install, upgrade and purge in a   } the
+#             scratch root                                                    } background
 #   normal    unit + integration tests of the normal build;
 #   asan      the same under ASan+UBSan (the daemon under test is sanitized);
 #   tsan      the same under ThreadSanitizer (suppressions: tests/tsan.supp), except the
@@ -39,9 +42,10 @@ ROOT=$PWD
 JOBS=${JOBS:-2}
 CTEST_JOBS=${CTEST_JOBS:-$((2 * JOBS))}
 TSAN_CTEST_JOBS=${TSAN_CTEST_JOBS:-$((2 * JOBS))}
-BACKGROUND=" sanbuild lint fuzz "
-# Background stages that others wait for: nice 19 instead of idle, so they are not starved.
-BACKGROUND_NICE=" sanbuild "
+BACKGROUND=" sanbuild lint fuzz package "
+# Background stages that others wait for, or that run a daemon with deadlines (package):
+# nice 19 instead of idle, so they are not starved.
+BACKGROUND_NICE=" sanbuild package "
 LOGS=$ROOT/build-logs
 STAGES=()
 BG_NAMES=()
@@ -181,6 +185,11 @@ stage_fuzz() {
   bash fuzz/run.sh "${FUZZ_SECONDS:-20}"
 }
 
+stage_package() {
+  bash scripts/package.sh build-deb
+  bash tests/package/check_deb.sh build-deb/modbridge_*.deb
+}
+
 stage_normal() {
   suite normal build "$CTEST_JOBS"
 }
@@ -208,7 +217,7 @@ stage_valgrind() {
   done
 }
 
-ALL=(deps build sanbuild lint fuzz normal asan tsan valgrind)
+ALL=(deps build sanbuild lint fuzz package normal asan tsan valgrind)
 [ $# -gt 0 ] || set -- "${ALL[@]}"
 for s in "$@"; do
   [[ " ${ALL[*]} " == *" $s "* ]] || {

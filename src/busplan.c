@@ -193,6 +193,26 @@ static bool same_endpoint(const struct device_config *a, const struct device_con
 	return a->port == b->port && strcmp(a->host, b->host) == 0;
 }
 
+int busplan_scan_ns(const struct config *cfg, const struct serial_port_config *port, int64_t *ns)
+{
+	struct line_timing line;
+
+	*ns = 0;
+	planner_line_timing(port, &line);
+	for (size_t i = 0; i < cfg->device_count; i++) {
+		const struct device_config *dev = &cfg->devices[i];
+		struct plan_cost c;
+		size_t unmerged;
+		if (dev->transport != TRANSPORT_RTU || dev->serial != port || !dev->logger)
+			continue;
+		int rc = plan_cost(dev, &line, &c, &unmerged);
+		if (rc)
+			return rc;
+		*ns += c.time_ns;
+	}
+	return 0;
+}
+
 int busplan_report(const struct config *cfg, FILE *out, FILE *warn)
 {
 	int warnings = 0;

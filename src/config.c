@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,15 +26,48 @@
 #define MAX_FILE_SIZE ((size_t)4 * 1024 * 1024)
 
 static const char *const top_keys[] = {
-	"gateway", "serial", "modbus", "logger", "mqtt", "http", "ftp", "remote", "modem", "web",
+	"gateway", "serial", "modbus", "logger", "mqtt",    "http",
+	"ftp",     "remote", "modem",  "web",    "metrics",
 };
-static const char *const gateway_keys[] = {"imei"};
+static const char *const gateway_keys[] = {"imei", "user", "allow_root", "example"};
+
+/* gateway.user: a user name; whether it exists matters only to `run` as root (privdrop.c),
+ * so an unknown one is a warning here, which `check` shows. */
+static void parse_user(struct config_obj *o)
+{
+	struct config_ctx *c = o->c;
+	const char *t;
+
+	if (config_get_text(o, "user", &t) != 1)
+		return;
+	if (!*t) {
+		config_obj_error(o, "user",
+				 "must not be empty (remove the key for the default, 'modbridge')");
+		return;
+	}
+	if (!(c->cfg->user = strdup(t))) {
+		c->nomem = true;
+		return;
+	}
+	c->cfg->user_line = config_obj_line(o, "user");
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+	/* getpwnam_r: SETPARAM validates a would-be file on the remote worker's thread. */
+	if (getpwnam_r(t, &pw, buf, sizeof(buf), &found) != 0 || !found)
+		config_obj_warn(o, "user",
+				"there is no user '%s' on this system: `modbridge run` started as root "
+				"would refuse to start",
+				t);
+}
 
 static void parse_gateway(struct config_ctx *c, const struct config_obj *top)
 {
-	const struct yamldoc_node *map = config_get_mapping(top, "gateway", "gateway keys (imei)");
+	const struct yamldoc_node *map =
+		config_get_mapping(top, "gateway",
+				   "gateway keys (imei, user, allow_root, example)");
 	struct config_obj o;
 	const char *t;
+	bool example = false;
 
 	config_obj_scan(&o, c, map, "gateway", config_obj_line(top, "gateway"), gateway_keys,
 			ARRAY_SIZE(gateway_keys));
@@ -47,6 +81,16 @@ static void parse_gateway(struct config_ctx *c, const struct config_obj *top)
 			c->cfg->imei_configured = true;
 		}
 	}
+	parse_user(&o);
+	if (config_get_bool(&o, "allow_root", &c->cfg->allow_root) == 1)
+		c->cfg->allow_root_set = true;
+	/* The file the package installs says `example: true`, so that a service enabled before
+	 * the file was edited refuses to run instead of polling made-up devices. */
+	if (config_get_bool(&o, "example", &example) == 1 && example)
+		config_obj_error(&o, "example",
+				 "this is the example configuration: describe this gateway's serial "
+				 "ports, devices and broker in the file, then delete this line "
+				 "(man 5 modbridge.yaml)");
 }
 
 static int set_defaults(struct config *cfg)
@@ -133,7 +177,7 @@ static void parse_document(struct config_ctx *c)
 		/* Nothing below would make sense; one message is enough. */
 		config_report(
 			c, CONFIG_ERROR, yamldoc_line(root), "top level",
-			"expected a mapping of sections (gateway, serial, modbus, logger, mqtt, http, ftp, remote, modem, web), got %s",
+			"expected a mapping of sections (gateway, serial, modbus, logger, mqtt, http, ftp, remote, modem, web, metrics), got %s",
 			config_kind_name(root));
 		return;
 	}
@@ -148,6 +192,7 @@ static void parse_document(struct config_ctx *c)
 	config_parse_remote(c, &top);
 	config_parse_modem(c, &top);
 	config_parse_web(c, &top);
+	config_parse_metrics(c, &top);
 	config_check_scripts(c); /* last: modbridge.config sees the whole configuration */
 }
 
@@ -238,6 +283,7 @@ void config_free(struct config *cfg)
 		return;
 	free(cfg->path);
 	free(cfg->imei);
+	free(cfg->user);
 	for (size_t i = 0; i < cfg->serial_port_count; i++) {
 		free(cfg->serial_ports[i].name);
 		free(cfg->serial_ports[i].device);
@@ -299,6 +345,7 @@ void config_free(struct config *cfg)
 	free(cfg->ftp.file_name);
 	free(cfg->modem.device);
 	config_web_free(&cfg->web);
+	config_metrics_free(&cfg->metrics);
 	free(cfg);
 }
 

@@ -10,8 +10,9 @@
  * Each section's types have their own header, so a module includes only what it consumes:
  * config_modbus.h (serial ports, devices), config_logger.h (logger, store bounds),
  * config_mqtt.h (broker, AT topics), config_remote.h (remote permissions, modem),
- * config_uplink.h (the http and ftp send modes), config_web.h (the web UI). This
- * header adds the whole struct config, the diagnostics and the loader's API.
+ * config_uplink.h (the http and ftp send modes), config_web.h (the web UI),
+ * config_metrics.h (the Prometheus exporter). This header adds the whole struct config, the
+ * diagnostics and the loader's API.
  */
 #ifndef MODBRIDGE_CONFIG_H
 #define MODBRIDGE_CONFIG_H
@@ -20,6 +21,7 @@
 #include <stddef.h>
 
 #include "config_logger.h"
+#include "config_metrics.h"
 #include "config_modbus.h"
 #include "config_mqtt.h"
 #include "config_remote.h"
@@ -30,6 +32,12 @@ struct config {
 	char *path;
 	char *imei;           /* gateway.imei, or the host name when not set */
 	bool imei_configured; /* false when imei fell back to the host name */
+	/* gateway.user: who `run` becomes when started as root (privdrop.h); NULL: not set
+	 * ("modbridge" when that user exists). user_line is its line, for messages. */
+	char *user;
+	int user_line;
+	bool allow_root;     /* gateway.allow_root: may go on running as root */
+	bool allow_root_set; /* the file sets it (else MODBRIDGE_ALLOW_ROOT may) */
 	struct serial_port_config *serial_ports;
 	size_t serial_port_count;
 	bool modbus_enabled;
@@ -42,6 +50,7 @@ struct config {
 	struct remote_config remote;
 	struct modem_config modem;
 	struct web_config web;
+	struct metrics_config metrics; /* the Prometheus exporter; off when listen is NULL */
 };
 
 enum config_severity { CONFIG_ERROR, CONFIG_WARNING };

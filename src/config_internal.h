@@ -11,6 +11,7 @@
  *   config_modbus.c   the modbus section and its devices
  *   config_logger.c   the logger section (store limits, arrays, topic)
  *   config_mqtt.c     the mqtt section (broker, TLS files, AT topics) and remote permissions
+ *   config_metrics.c  the metrics section (the Prometheus exporter's listener)
  *   config_web.c      the web section (the web UI: listener, HTTPS, users)
  *   config_http.c     the http section (logger.mode: http) and the TLS file checks shared
  *                     by the http and ftp sections
@@ -209,5 +210,9 @@ void config_check_tls_files(const struct config_obj *o, const char *ca, const ch
 void config_parse_logger_script(struct config_ctx *c, const struct config_obj *o);
 void config_parse_script_topics(struct config_ctx *c, const struct config_obj *o);
 void config_check_scripts(struct config_ctx *c);
+
+/* config_metrics.c */
+void config_parse_metrics(struct config_ctx *c, const struct config_obj *top);
+void config_metrics_free(struct metrics_config *m);
 
 #endif

@@ -24,6 +24,7 @@
  */
 #include "daemon.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -39,9 +40,12 @@
 #include "lockfile.h"
 #include "log.h"
 #include "message.h"
+#include "metrics.h"
 #include "modem.h"
 #include "mqtt.h"
+#include "notify.h"
 #include "poller.h"
+#include "privdrop.h"
 #include "remote.h"
 #include "script.h"
 #include "store.h"
@@ -51,6 +55,7 @@
 #include "uplink_http.h"
 #include "uplink_mqtt.h"
 #include "uplink_stats.h"
+#include "watchdog.h"
 #include "web.h"
 
 /* How long SIGTERM waits for messages in flight to be confirmed. */
@@ -69,6 +74,7 @@ struct daemon_ctx {
 	struct remote *remote;
 	struct web *web;                        /* the web UI, kept across restarts (NULL: off) */
 	struct script_transformer *transformer; /* NULL without logger.script */
+	struct metrics *metrics;                /* NULL: off */
 };
 
 static pthread_t main_thread;
@@ -222,11 +228,12 @@ static struct forward_options forward_options_of(const struct config *cfg,
 }
 
 /*
- * Creates and starts the uplinks: the one for the readings (logger.mode) with its
- * forwarder, and the MQTT link whenever mqtt is enabled (in http and ftp mode it carries
- * only the AT commands and the status topic). Errors are logged.
+ * Creates the uplinks: the one for the readings (logger.mode) with its forwarder, and the
+ * MQTT link whenever mqtt is enabled (in http and ftp mode it carries only the AT commands
+ * and the status topic). No thread starts here (the privilege drop comes next). Errors are
+ * logged.
  */
-static int start_uplinks(struct daemon_ctx *d)
+static int make_uplinks(struct daemon_ctx *d)
 {
 	static const struct remote_hooks hooks = {.restart = request_restart};
 	const struct config *cfg = d->cfg;
@@ -257,7 +264,19 @@ static int start_uplinks(struct daemon_ctx *d)
 	if (rc == 0 && d->mqtt && (cfg->mqtt.at_topic_count || cfg->mqtt.script_topic_count))
 		rc = remote_new(cfg, uplink_mqtt_link(d->mqtt), d->store, d->modem, &hooks,
 				&d->remote);
-	if (rc == 0 && d->fw)
+	if (rc)
+		log_error("cannot start the %s uplink: %s", mode_names[mode], mb_strerror(rc));
+	return rc;
+}
+
+/* Starts what make_uplinks made. Errors are logged. */
+static int start_uplinks(struct daemon_ctx *d)
+{
+	const struct config *cfg = d->cfg;
+	enum logger_mode mode = cfg->logger.mode;
+	int rc = 0;
+
+	if (d->fw)
 		rc = forwarder_start(d->fw);
 	if (rc == 0 && d->up)
 		rc = d->up->ops->start(d->up->impl);
@@ -274,6 +293,29 @@ static int start_uplinks(struct daemon_ctx *d)
 	if (!cfg->mqtt.enabled && (cfg->mqtt.at_topic_count || cfg->mqtt.script_topic_count))
 		log_warn("mqtt.enabled is false: the AT and script topics are not subscribed");
 	return 0;
+}
+
+/*
+ * The next signal of set, or 0 when tick_ms (> 0) passed first; with tick_ms 0 it waits for
+ * a signal only. The main thread wakes every tick to feed systemd's watchdog.
+ */
+static int wait_signal(const sigset_t *set, int64_t tick_ms)
+{
+	for (;;) {
+		int sig = 0;
+		if (tick_ms <= 0) {
+			if (sigwait(set, &sig) == 0)
+				return sig;
+			continue;
+		}
+		struct timespec ts = {.tv_sec = (time_t)(tick_ms / 1000),
+				      .tv_nsec = (long)(tick_ms % 1000) * 1000000L};
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig > 0)
+			return sig;
+		if (errno == EAGAIN)
+			return 0;
+	}
 }
 
 /*
@@ -324,7 +366,8 @@ static size_t transformer_states(const struct config *cfg)
  * when start-up failed. Once started, it releases *old_lock (the previous store's lock).
  */
 static int run_once(struct config *cfg, const sigset_t *set, struct config **next,
-		    struct lockfile **old_lock, struct web **web)
+		    struct lockfile **old_lock, struct web **web, struct privdrop *pd,
+		    const char *lock_path)
 {
 	struct daemon_ctx d = {.cfg = cfg};
 	struct poller *poller = NULL;
@@ -388,6 +431,14 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 			  mb_strerror(rc));
 		goto out;
 	}
+	rc = make_uplinks(&d);
+	if (rc)
+		goto out;
+	/* Started as root: the store and its lock are open; become the user before any thread
+	 * starts (privdrop.h). Only at the first start: after that there is no way back. */
+	rc = privdrop_apply(pd, cfg, cfg->logger.store_path, lock_path);
+	if (rc)
+		goto out;
 	rc = start_uplinks(&d);
 	if (rc)
 		goto out;
@@ -433,6 +484,25 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 			goto out;
 		}
 	}
+	if (cfg->metrics.listen) {
+		struct metrics_sources ms = {
+			.cfg = cfg,
+			.poller = poller,
+			.store = d.store,
+			.ingest = d.ingest,
+			.fw = d.fw,
+			.link = d.up && d.up == d.mqtt ? uplink_mqtt_link(d.mqtt) : NULL,
+			.stats = d.stats,
+			.mode = d.up ? mode_names[cfg->logger.mode] : NULL,
+			.remote = d.remote,
+			.started_ms = started_ms,
+		};
+		rc = metrics_start(&ms, &d.metrics);
+		if (rc) {
+			log_error("cannot start the metrics: %s", mb_strerror(rc));
+			goto out;
+		}
+	}
 	log_info("running: %zu device(s), store %s", cfg->device_count, cfg->logger.store_path);
 	if (*old_lock) {
 		log_info("released the lock of the previous store (%s)", lockfile_path(*old_lock));
@@ -440,10 +510,26 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		*old_lock = NULL;
 	}
 
+	struct watchdog wd;
+	struct watchdog_parts parts = {
+		.poller = poller,
+		.ingest = d.ingest,
+		.fw = d.fw,
+		.store = d.store,
+		.devices = cfg->device_count,
+		.mode = d.up ? mode_names[cfg->logger.mode] : NULL,
+	};
+	char status[160];
+	watchdog_init(&wd, cfg);
+	watchdog_status(&parts, status, sizeof(status));
+	notify_ready(status);
+	watchdog_tick(&wd, &parts);
 	for (;;) {
-		int sig = 0;
-		if (sigwait(set, &sig) != 0)
+		int sig = wait_signal(set, watchdog_tick_ms(&wd));
+		if (sig == 0) {
+			watchdog_tick(&wd, &parts);
 			continue;
+		}
 		if (sig == SIGUSR1 && !atomic_exchange(&restart_requested, false))
 			continue; /* not ours */
 		if (sig == SIGHUP || sig == SIGUSR1) {
@@ -452,10 +538,13 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 			*next = reload(cfg->path);
 			if (!*next)
 				continue;
+			privdrop_check_reload(pd, *next);
 			log_info("restarting with the configuration from %s", cfg->path);
+			notify_reloading("restarting with the configuration loaded again");
 			break;
 		}
 		log_info("signal %d (%s): stopping", sig, strsignal(sig));
+		notify_stopping("stopping: sending what is in flight, closing the store");
 		break;
 	}
 
@@ -469,6 +558,7 @@ out:
 	 * The web UI goes first of all: it gives the parts back once its requests are done
 	 * (a save's request has answered before the restart it asked for).
 	 */
+	metrics_stop(d.metrics); /* its scrapes read every part below */
 	web_detach(d.web);
 	remote_stop(d.remote);
 	poller_stop(poller);
@@ -511,13 +601,20 @@ int daemon_run(struct config *cfg)
 	main_thread = pthread_self();
 	started_ms = time_now_ms();
 	struct web *web = NULL;
+	notify_init();
+	struct privdrop pd;
+	rc = privdrop_prepare(cfg, &pd);
+	if (rc)
+		return rc;
+	privdrop_note_store(&pd, cfg->logger.store_path);
 
 	for (;;) {
 		struct config *next = NULL;
 		atomic_store(&restart_requested, false);
 		rc = lock_store(current->logger.store_path, &lock, &old_lock);
 		if (rc == 0)
-			rc = run_once(current, &set, &next, &old_lock, &web);
+			rc = run_once(current, &set, &next, &old_lock, &web, &pd,
+				      lockfile_path(lock));
 		if (old_lock) { /* not started: back to the store the previous configuration holds */
 			lockfile_release(lock);
 			lock = old_lock;
@@ -544,5 +641,6 @@ int daemon_run(struct config *cfg)
 	if (current != cfg)
 		config_free(current);
 	lockfile_release(lock);
+	privdrop_clear(&pd);
 	return rc;
 }

@@ -28,11 +28,13 @@
 #include "forward.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "liveness.h"
 #include "log.h"
 #include "timeutil.h"
 #include "tokmap.h"
@@ -85,6 +87,11 @@ struct forwarder {
 	pthread_mutex_t lock; /* guards this part */
 	pthread_cond_t wake;
 	bool connected;
+	atomic_bool link_up; /* connected, for readers that must not wait for the lock */
+	/* For forwarder_stats, read without the lock. */
+	atomic_uint_fast64_t published, published_readings, acknowledged, failed, connects;
+	atomic_size_t inflight_now;
+	_Atomic int64_t last_failure_ms;
 	bool pending; /* readings may be waiting that are not in flight */
 	bool stopping;
 	bool release_unconfirmed; /* disconnected and the uplink forgot what was in flight */
@@ -106,6 +113,7 @@ struct forwarder {
 	bool memory_episode;       /* sending from memory since the store failed */
 	uint64_t sent_from_memory; /* readings delivered from memory, for the stop's summary */
 	size_t ack_batch;          /* a quarter of the window, at least 1 */
+	struct liveness beat;      /* the forwarder thread's; it waits 1 s at most */
 };
 
 static int queue_fetch(void *ctx, enum send_mode mode, const struct id_range *skip, size_t nskip,
@@ -136,6 +144,8 @@ static void on_connected(void *ctx)
 	struct forwarder *fw = ctx;
 	pthread_mutex_lock(&fw->lock);
 	fw->connected = true;
+	atomic_store(&fw->link_up, true);
+	atomic_fetch_add(&fw->connects, 1);
 	fw->pending = true;
 	pthread_cond_signal(&fw->wake);
 	pthread_mutex_unlock(&fw->lock);
@@ -146,6 +156,8 @@ static void on_disconnected(void *ctx)
 	struct forwarder *fw = ctx;
 	pthread_mutex_lock(&fw->lock);
 	fw->connected = false;
+	atomic_store(&fw->link_up, false);
+	atomic_store(&fw->last_failure_ms, time_now_ms());
 	if (!fw->up->keeps_unconfirmed)
 		fw->release_unconfirmed = true;
 	pthread_cond_signal(&fw->wake);
@@ -317,10 +329,13 @@ static void process_events(struct forwarder *fw)
 		if (tokmap_get(&fw->slot_of, events[a].token, &i)) {
 			struct entry *e = &fw->inflight[i];
 			if (events[a].kind == EV_FAILED) {
+				atomic_fetch_add(&fw->failed, 1);
+				atomic_store(&fw->last_failure_ms, time_now_ms());
 				release_entry(fw, e, &giveback);
 				if (events[a].retry_after_ms > pause_ms)
 					pause_ms = events[a].retry_after_ms;
 			} else {
+				atomic_fetch_add(&fw->acknowledged, 1);
 				delivered_any = true;
 				uplink_stats_ok(fw->opt.stats, e->count);
 				for (size_t k = 0; k < e->nids; k++)
@@ -448,7 +463,12 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 	pthread_mutex_lock(&fw->lock);
 	if (payload != parts[0].payload)
 		free(payload);
+	if (rc == 0) {
+		atomic_fetch_add(&fw->published, 1);
+		atomic_fetch_add(&fw->published_readings, n);
+	}
 	if (rc != 0 && fw->connected) {
+		atomic_store(&fw->last_failure_ms, time_now_ms());
 		/* Connected, yet refused (too large for the broker, out of memory...). */
 		if (!fw->send_retry.failing)
 			log_warn("forwarder: cannot send a message of %zu reading(s) (%zu bytes): %s; "
@@ -629,8 +649,11 @@ static void *forward_main(void *arg)
 {
 	struct forwarder *fw = arg;
 	size_t window = (size_t)fw->opt.window;
+	thread_set_name("mb-forward");
 	pthread_mutex_lock(&fw->lock);
 	for (;;) {
+		liveness_beat(&fw->beat);
+		atomic_store(&fw->inflight_now, fw->ninflight);
 		int64_t now = time_mono_ms();
 		if (fw->nevents &&
 		    (fw->nevents >= fw->ack_batch || now - fw->first_event_ms >= ACK_DELAY_MS ||
@@ -725,6 +748,7 @@ int forwarder_new(const struct forward_options *opt, const struct forward_queue 
 
 int forwarder_start(struct forwarder *fw)
 {
+	liveness_beat(&fw->beat);
 	if (pthread_create(&fw->thread, NULL, forward_main, fw) != 0)
 		return MB_ERR_NOMEM;
 	fw->started = true;
@@ -732,6 +756,32 @@ int forwarder_start(struct forwarder *fw)
 		 fw->opt.send_mode == SEND_LIFO ? "LIFO" : "FIFO", fw->opt.window,
 		 fw->opt.array ? ", array mode" : "");
 	return 0;
+}
+
+int64_t forwarder_last_beat_ms(struct forwarder *fw)
+{
+	return liveness_last(&fw->beat);
+}
+
+bool forwarder_connected(struct forwarder *fw)
+{
+	return atomic_load(&fw->link_up);
+}
+
+void forwarder_stats(struct forwarder *fw, struct forward_stats *out)
+{
+	uint64_t connects = atomic_load(&fw->connects);
+
+	*out = (struct forward_stats){
+		.published = atomic_load(&fw->published),
+		.published_readings = atomic_load(&fw->published_readings),
+		.acknowledged = atomic_load(&fw->acknowledged),
+		.failed = atomic_load(&fw->failed),
+		.in_flight = atomic_load(&fw->inflight_now),
+		.last_failure_ms = atomic_load(&fw->last_failure_ms),
+		.reconnects = connects ? connects - 1 : 0,
+		.connected = atomic_load(&fw->link_up),
+	};
 }
 
 void forwarder_notify(struct forwarder *fw)

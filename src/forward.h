@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "idset.h"
 #include "ingest.h"
@@ -68,6 +69,28 @@ int forwarder_new(const struct forward_options *opt, const struct forward_queue 
 
 /* Starts the forwarder thread (the uplink is started by its owner). */
 int forwarder_start(struct forwarder *fw);
+
+/* When the forwarder thread last showed a sign of life (CLOCK_MONOTONIC ms; liveness.h): it
+ * beats on every turn of its loop, and waits a second at most. Any thread, without a lock. */
+int64_t forwarder_last_beat_ms(struct forwarder *fw);
+
+/* Whether the uplink is connected, as its last event said. Any thread, without a lock. */
+bool forwarder_connected(struct forwarder *fw);
+
+/* What the forwarder did since it was made, for metrics. */
+struct forward_stats {
+	uint64_t published;          /* messages the uplink took */
+	uint64_t published_readings; /* readings in them */
+	uint64_t acknowledged;       /* messages the server confirmed */
+	uint64_t failed;             /* messages the server refused or lost (sent again) */
+	size_t in_flight;            /* messages sent and not confirmed yet */
+	uint64_t reconnects;         /* connections after the first (MQTT; 0 for HTTP and FTP) */
+	int64_t last_failure_ms;     /* wall clock of the last lost connection or refusal, 0 */
+	bool connected;
+};
+
+/* Fills *out. Any thread, without a lock (each figure is read on its own). */
+void forwarder_stats(struct forwarder *fw, struct forward_stats *out);
 
 /* Wakes the forwarder: readings are ready (stored, or in memory). Safe from any thread. */
 void forwarder_notify(struct forwarder *fw);

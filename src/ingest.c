@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "liveness.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -27,6 +28,8 @@
  * (Neuron's workload: about a fifth of the daemon's CPU; docs/performance.md). */
 #define GATHER_MIN 64
 #define GATHER_MS 3
+/* The longest the writer waits without a sign of life (liveness.h). */
+#define BEAT_MS 1000
 
 struct ingest {
 	struct ingest_store st;
@@ -47,6 +50,7 @@ struct ingest {
 	int64_t memory_dropped_episode;
 	int failing; /* the mb_error of the current store failure, 0 when writes work */
 	int64_t store_full_dropped; /* drops by the store's limits in the current episode */
+	struct liveness beat;       /* the writer thread's */
 };
 
 static int sqlite_put_batch(void *ctx, const struct store_record *r, size_t n, int64_t *dropped)
@@ -427,8 +431,9 @@ static void wait_for_retry(struct ingest *in, int64_t retry_at_ms)
 		pthread_mutex_lock(&in->lock);
 		return;
 	}
+	/* At most BEAT_MS at a time; the caller's loop comes back until retry_at_ms. */
 	struct timespec ts;
-	time_mono_deadline(retry_at_ms - now, &ts);
+	time_mono_deadline(retry_at_ms - now < BEAT_MS ? retry_at_ms - now : BEAT_MS, &ts);
 	while (!in->stop && pthread_cond_timedwait(&in->wake, &in->lock, &ts) == 0)
 		;
 }
@@ -438,8 +443,10 @@ static void *writer_main(void *arg)
 	struct ingest *in = arg;
 	int64_t retry_ms = RETRY_MIN_MS, retry_at_ms = 0;
 
+	thread_set_name("mb-writer");
 	pthread_mutex_lock(&in->lock);
 	for (;;) {
+		liveness_beat(&in->beat);
 		if (in->failing && time_mono_ms() < retry_at_ms) {
 			wait_for_retry(in, retry_at_ms);
 			if (in->stop)
@@ -452,7 +459,9 @@ static void *writer_main(void *arg)
 				  in->filtered_unrecorded == 0))) {
 			if (in->stop)
 				break;
-			pthread_cond_wait(&in->wake, &in->lock);
+			struct timespec ts;
+			time_mono_deadline(BEAT_MS, &ts); /* idle, but alive: beat now and then */
+			pthread_cond_timedwait(&in->wake, &in->lock, &ts);
 			continue;
 		}
 		if (in->count < GATHER_MIN && !in->stop && in->dropped_unrecorded == 0 &&
@@ -537,10 +546,16 @@ int ingest_new(const struct ingest_store *st, const struct ingest_options *opt, 
 
 int ingest_start(struct ingest *in)
 {
+	liveness_beat(&in->beat);
 	if (pthread_create(&in->thread, NULL, writer_main, in) != 0)
 		return MB_ERR_NOMEM;
 	in->started = true;
 	return 0;
+}
+
+int64_t ingest_last_beat_ms(struct ingest *in)
+{
+	return liveness_last(&in->beat);
 }
 
 void ingest_stop(struct ingest *in, int timeout_ms)

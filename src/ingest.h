@@ -79,6 +79,10 @@ int ingest_new(const struct ingest_store *st, const struct ingest_options *opt,
 /* Starts the writer thread. Returns 0 or MB_ERR_NOMEM. */
 int ingest_start(struct ingest *in);
 
+/* When the writer thread last showed a sign of life (CLOCK_MONOTONIC ms; liveness.h): it
+ * beats at least every second while it waits, and after every store write. Any thread. */
+int64_t ingest_last_beat_ms(struct ingest *in);
+
 /* Queues one reading; takes ownership of payload (malloc'd, len bytes + NUL). */
 void ingest_push(struct ingest *in, int64_t ts_ms, const char *device_id, char *payload,
 		 size_t len);

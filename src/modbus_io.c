@@ -43,6 +43,7 @@
 
 #include "certinfo.h"
 #include "error.h"
+#include "liveness.h"
 #include "log.h"
 #include "planner.h"
 #include "timeutil.h"
@@ -415,6 +416,7 @@ static int finish_request(struct mbio *io, int err, bool pending, int slave, int
 			  uint16_t start, uint16_t count, int timeout_ms, int64_t sent_ms,
 			  char *reason, size_t reason_len)
 {
+	liveness_beat_current();
 	if (io->is_rtu)
 		io->last_activity_us = mono_us();
 
@@ -477,6 +479,7 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
 	int64_t sent_ms;
 	int rc;
 
+	liveness_beat_current(); /* a request is a sign of life of the thread serving the bus */
 	io->last_exception = 0;
 	if (function < 1 || function > 4) {
 		snprintf(reason, reason_len, "unsupported function 0x%02x", function);
@@ -519,6 +522,7 @@ int mbio_write(struct mbio *io, int slave, int function, uint16_t address, uint1
 	bool pending = false;
 	int rc;
 
+	liveness_beat_current();
 	io->last_exception = 0;
 	if (function != 5 && function != 6 && function != 15 && function != 16) {
 		snprintf(reason, reason_len, "unsupported write function 0x%02x", function);

@@ -28,6 +28,7 @@
 #include "certinfo.h"
 #include "config.h"
 #include "error.h"
+#include "liveness.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -432,6 +433,8 @@ static void *network_main(void *arg)
 	const struct mqtt_config *cfg = link->cfg;
 	int64_t backoff = BACKOFF_MIN_MS;
 	bool first = true;
+
+	thread_set_name("mb-mqtt");
 
 	while (!atomic_load(&link->stop)) {
 		link->got_connack = false;

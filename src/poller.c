@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,22 @@ static void run_request(struct mbio *io, struct poll_request *req)
 				    req->timeout_ms, req->values, req->reason, sizeof(req->reason));
 }
 
+/* The busy ratio is the share of this window, the last one completed. */
+#define BUSY_WINDOW_MS 60000
+
+void poller_add_busy(struct bus *bus, int64_t us)
+{
+	int64_t now = time_mono_ms();
+	int64_t total = atomic_fetch_add(&bus->busy_us, us) + us;
+
+	if (now - bus->window_start_ms >= BUSY_WINDOW_MS) {
+		atomic_store(&bus->busy_ratio_ppm, (total - bus->window_start_busy_us) * 1000 /
+							   (now - bus->window_start_ms));
+		bus->window_start_ms = now;
+		bus->window_start_busy_us = total;
+	}
+}
+
 /* With the bus lock held (released around each request): see poller_internal.h. */
 void poller_serve_requests(struct bus *bus)
 {
@@ -77,7 +94,12 @@ void poller_serve_requests(struct bus *bus)
 			bus->queue_tail = NULL;
 		req->state = REQ_RUNNING;
 		pthread_mutex_unlock(&bus->lock);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		run_request(bus->io, req);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		poller_add_busy(bus, (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+					     (t1.tv_nsec - t0.tv_nsec) / 1000);
 		pthread_mutex_lock(&bus->lock);
 		req->state = REQ_DONE;
 		pthread_cond_broadcast(&bus->done);
@@ -105,8 +127,11 @@ static void *bus_main(void *arg)
 {
 	struct bus *bus = arg;
 
+	thread_set_name("mb-rtu");
+	liveness_attach(&bus->beat); /* Modbus requests beat it too (modbus_io.c) */
 	pthread_mutex_lock(&bus->lock);
 	while (!bus->stop) {
+		liveness_beat(&bus->beat);
 		poller_serve_requests(bus);
 		if (bus->stop)
 			break;
@@ -147,6 +172,7 @@ static int bus_init(struct bus *bus, struct poller *p, const struct device_confi
 	if (rc)
 		return rc;
 	bus->owner = p;
+	bus->window_start_ms = time_mono_ms();
 	if (first->transport == TRANSPORT_TCP)
 		bus->pool = &p->pool;
 	pthread_mutex_init(&bus->lock, NULL);
@@ -232,6 +258,7 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 	for (size_t b = 0; b < p->bus_count; b++) {
 		struct bus *bus = &p->buses[b];
 		if (!bus->pool) {
+			liveness_beat(&bus->beat);
 			if (pthread_create(&bus->thread, &attr, bus_main, bus) != 0) {
 				pthread_attr_destroy(&attr);
 				log_error("cannot start the worker for %s", mbio_name(bus->io));
@@ -305,6 +332,39 @@ void poller_stop(struct poller *p)
 	pthread_mutex_destroy(&p->users_lock);
 	pthread_cond_destroy(&p->users_gone);
 	free(p);
+}
+
+size_t poller_bus_count(struct poller *p)
+{
+	return p ? p->bus_count : 0;
+}
+
+int poller_bus_status(struct poller *p, size_t i, struct poll_bus_status *out)
+{
+	if (!p || i >= p->bus_count)
+		return MB_ERR_NOTFOUND;
+	const struct bus *bus = &p->buses[i];
+	const struct device_config *first = bus->devices[0].dev;
+	*out = (struct poll_bus_status){
+		.name = mbio_name(bus->io),
+		.port = first->transport == TRANSPORT_RTU ? first->serial : NULL,
+		.devices = bus->device_count,
+		.busy_s = (double)atomic_load(&bus->busy_us) / 1e6,
+		.busy_ratio = (double)atomic_load(&bus->busy_ratio_ppm) / 1e6,
+	};
+	return 0;
+}
+
+int64_t poller_last_beat_ms(struct poller *p)
+{
+	int64_t oldest = p ? tcp_pool_last_beat_ms(&p->pool) : INT64_MAX;
+
+	for (size_t b = 0; p && b < p->bus_count; b++) {
+		int64_t at = liveness_last(&p->buses[b].beat);
+		if (p->buses[b].started && at < oldest)
+			oldest = at;
+	}
+	return oldest;
 }
 
 int poll_device_now(const struct device_config *dev, struct reading *out)

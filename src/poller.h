@@ -50,6 +50,14 @@ struct poller;
  */
 int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, struct poller **out);
 
+/*
+ * The oldest last sign of life (CLOCK_MONOTONIC ms, liveness.h) among the poller's threads:
+ * each beats on every turn of its loop (a second apart at most while it waits) and on
+ * every Modbus request. INT64_MAX when no thread runs (no device polled) or p is NULL.
+ * From the thread that starts and stops the poller; takes no lock.
+ */
+int64_t poller_last_beat_ms(struct poller *p);
+
 /* Stops the workers (a read in progress finishes first), joins them and frees. Remote
  * requests still waiting get MB_ERR_BUSY; it waits until every poller_execute caller has
  * returned. Accepts NULL. */
@@ -115,14 +123,65 @@ int poller_execute(struct poller *p, const struct serial_port_config *port, cons
 int poller_read_device(struct poller *p, const struct device_config *dev, struct reading *out,
 		       int wait_ms);
 
-/* What the worker knows about one device, for the status command. */
+/* Why a poll failed, from its reading's ERR (for metrics). */
+enum poll_failure {
+	POLL_FAIL_TIMEOUT,    /* no answer in time */
+	POLL_FAIL_EXCEPTION,  /* the device answered with a Modbus exception */
+	POLL_FAIL_CONNECTION, /* the port or the TCP connection could not be had, or was lost */
+	POLL_FAIL_BAD_ANSWER, /* CRC, wrong slave, malformed data */
+	POLL_FAIL_OTHER,
+	POLL_FAIL_KINDS
+};
+
+/* Why an instant got no poll (its message is an ERR reading without one). */
+enum poll_skip {
+	POLL_SKIP_NOT_POLLED, /* the device is down and backed off */
+	POLL_SKIP_BUS_BUSY,   /* the bus was busy for the instant's whole period */
+	POLL_SKIP_OVERRAN,    /* the device's previous read was still running */
+	POLL_SKIP_KINDS
+};
+
+/* Upper bounds (seconds) of the poll-duration histogram's buckets; +Inf is implied. */
+#define POLL_LATENCY_BUCKETS 10
+extern const double poll_latency_bounds_s[POLL_LATENCY_BUCKETS];
+
+/* The class of a failed poll's ERR text (as modbus_io.c and devread.c word them). */
+enum poll_failure poll_failure_of(const char *error);
+
+/* Names for metrics labels: "timeout", "exception", ...; "not_polled", "bus_busy", ... */
+const char *poll_failure_name(enum poll_failure f);
+const char *poll_skip_name(enum poll_skip s);
+
+/* What the worker knows about one device, for the status command and metrics. */
 struct poll_device_status {
 	uint64_t reads;                     /* polls since the poller started */
 	uint64_t failures;                  /* of which failed */
 	int64_t last_read_ms;               /* wall clock of the last poll, 0: none yet */
 	int64_t last_ok_ms;                 /* last successful poll, 0: none yet */
 	char last_error[READING_ERROR_MAX]; /* reason of the last poll's failure, "" if it worked */
+	uint64_t failures_by[POLL_FAIL_KINDS]; /* failures, by class */
+	uint64_t skipped[POLL_SKIP_KINDS];     /* instants without a poll, by reason */
+	/* How long polls took: polls per bucket (not cumulative), the last one being > the
+	 * last bound, and the sum. */
+	uint64_t latency_count[POLL_LATENCY_BUCKETS + 1];
+	double latency_sum_s;
 };
+
+/* What the poller knows about one bus (a serial port, or a Modbus TCP endpoint). */
+struct poll_bus_status {
+	const char *name;                      /* "com2 (/dev/ttyS1)", "10.0.0.5:502" */
+	const struct serial_port_config *port; /* NULL for Modbus TCP */
+	size_t devices;
+	double busy_s;     /* time spent in polls and remote requests since the start */
+	double busy_ratio; /* busy time / wall time over the last minute or so (0 at first) */
+};
+
+/* How many buses the poller has (0 for NULL); their index is 0..n-1. */
+size_t poller_bus_count(struct poller *p);
+
+/* Copies the status of bus i into *out. Returns 0 or MB_ERR_NOTFOUND. Any thread; the
+ * strings belong to the poller (valid until poller_stop). */
+int poller_bus_status(struct poller *p, size_t i, struct poll_bus_status *out);
 
 /*
  * Copies the status of dev (a device of the poller's config) into *out. Returns 0, or

@@ -25,6 +25,7 @@
 
 #include "devhealth.h"
 #include "devread.h"
+#include "liveness.h"
 #include "poller.h"
 #include "tcp_pool.h"
 
@@ -77,6 +78,12 @@ struct bus {
 	size_t device_count;
 	pthread_t thread;
 	bool started;
+	struct liveness beat; /* a serial bus's thread: each turn of its loop, each request */
+	/* Busy time (polls and remote requests) for metrics: the total, written by the worker
+	 * serving the bus, and its share of the last window (window fields: that worker). */
+	_Atomic int64_t busy_us;
+	_Atomic int64_t busy_ratio_ppm;
+	int64_t window_start_ms, window_start_busy_us;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool stop;
@@ -102,6 +109,9 @@ struct poller {
 	_Atomic int64_t step_logged_mono_ms; /* 0: none yet */
 	_Atomic int64_t step_logged_ms;
 };
+
+/* poller.c: counts us of busy time on the bus (by the worker serving it). */
+void poller_add_busy(struct bus *bus, int64_t us);
 
 /* poller.c: runs the queued remote requests of a bus. Called with the bus lock held;
  * returns with it held (it is released during each request). */

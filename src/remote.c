@@ -15,6 +15,7 @@
 #include "remote.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 
 #include "command.h"
 #include "error.h"
+#include "liveness.h"
 #include "log.h"
 #include "script.h"
 #include "topic.h"
@@ -67,7 +69,8 @@ struct remote {
 
 	pthread_t thread;
 	bool started;
-	pthread_mutex_t lock; /* guards everything below */
+	atomic_uint_fast64_t received, refused; /* commands answered, and of them ERROR */
+	pthread_mutex_t lock;                   /* guards everything below */
 	pthread_cond_t wake;
 	struct job *head, *tail;
 	size_t pending;
@@ -94,6 +97,10 @@ static void reply_and_audit(struct remote *r, const struct job *j, const struct 
 	const char *sent = "";
 
 	command_audit_text(j->payload, j->len, shown, sizeof(shown));
+	/* Counted before the reply goes: whoever sees the reply sees the count. */
+	atomic_fetch_add(&r->received, 1);
+	if (!rep->ok || rep->nomem)
+		atomic_fetch_add(&r->refused, 1);
 	if (!text)
 		sent = " (reply not sent: out of memory)";
 	else if (mqtt_link_publish_reply(r->link, j->reply_topic, text, len, r->cfg->mqtt.qos,
@@ -142,6 +149,7 @@ static void *worker_main(void *arg)
 {
 	struct remote *r = arg;
 
+	thread_set_name("mb-remote");
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
 		while (!r->head && !r->stopping)
@@ -389,6 +397,12 @@ int remote_start(struct remote *r, struct poller *poller)
 		return MB_ERR_NOMEM;
 	r->started = true;
 	return 0;
+}
+
+void remote_stats(struct remote *r, uint64_t *received, uint64_t *refused)
+{
+	*received = r ? atomic_load(&r->received) : 0;
+	*refused = r ? atomic_load(&r->refused) : 0;
 }
 
 void remote_stop(struct remote *r)

@@ -54,6 +54,10 @@ int remote_start(struct remote *r, struct poller *poller);
  * Returns at once. Accepts NULL. */
 void remote_stop(struct remote *r);
 
+/* Commands answered since remote_new, and how many of them were answered ERROR (refused:
+ * not allowed, invalid, or failed). Any thread; r may be NULL (zeros). */
+void remote_stats(struct remote *r, uint64_t *received, uint64_t *refused);
+
 /* Joins the worker (after remote_stop) and frees. Accepts NULL. */
 void remote_free(struct remote *r);
 

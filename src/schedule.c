@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "log.h"
@@ -36,6 +37,49 @@
 /* The ERR reasons of instants that were not read (docs/json-format.md). */
 #define SKIP_OVERRAN "skipped: previous read still running"
 #define SKIP_BUSY "skipped: bus busy"
+
+const double poll_latency_bounds_s[POLL_LATENCY_BUCKETS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
+};
+
+/* The words are modbus_io.c's (describe_error, link_open) and devread.c's. */
+enum poll_failure poll_failure_of(const char *error)
+{
+	static const struct {
+		const char *word;
+		enum poll_failure kind;
+	} words[] = {
+		{"exception", POLL_FAIL_EXCEPTION},
+		{"timeout", POLL_FAIL_TIMEOUT},
+		{"connection", POLL_FAIL_CONNECTION}, /* refused, lost */
+		{"connect:", POLL_FAIL_CONNECTION},
+		{"cannot open", POLL_FAIL_CONNECTION},
+		{"cannot lock", POLL_FAIL_CONNECTION},
+		{"in use by another process", POLL_FAIL_CONNECTION},
+		{"crc error", POLL_FAIL_BAD_ANSWER},
+		{"invalid", POLL_FAIL_BAD_ANSWER}, /* data in response, exception code */
+		{"too many data", POLL_FAIL_BAD_ANSWER},
+		{"wrong slave", POLL_FAIL_BAD_ANSWER},
+	};
+	for (size_t i = 0; error && i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(error, words[i].word))
+			return words[i].kind;
+	return POLL_FAIL_OTHER;
+}
+
+const char *poll_failure_name(enum poll_failure f)
+{
+	static const char *const names[POLL_FAIL_KINDS] = {
+		"timeout", "exception", "connection", "bad_answer", "other",
+	};
+	return f < POLL_FAIL_KINDS ? names[f] : "other";
+}
+
+const char *poll_skip_name(enum poll_skip s)
+{
+	static const char *const names[POLL_SKIP_KINDS] = {"not_polled", "bus_busy", "overran"};
+	return s < POLL_SKIP_KINDS ? names[s] : "other";
+}
 
 /*
  * Logs the changes of state a poll's outcome made (devhealth.h) and keeps the last error.
@@ -73,22 +117,36 @@ static void note_result(struct mbio *io, struct scheduled_device *sd, const stru
 			 dev->id, (long long)(sd->health.backoff_cap_ms / 1000));
 }
 
-/* A message for an instant that was not read: its own TS and the reason. */
-static void publish_unread(struct poller *p, const struct scheduled_device *sd, int64_t instant,
-			   const char *reason)
+/* A message for an instant that was not read: its own TS and the reason; counted by why
+ * (POLL_SKIP_KINDS: not counted, an instant lost to a lack of memory). */
+static void publish_unread(struct bus *bus, struct scheduled_device *sd, int64_t instant,
+			   const char *reason, enum poll_skip why)
 {
 	struct reading r = {.device = sd->dev, .ts_ms = instant};
 	snprintf(r.error, sizeof(r.error), "%s", reason);
-	p->sink(p->sink_ctx, &r);
+	if (why < POLL_SKIP_KINDS) {
+		pthread_mutex_lock(&bus->lock);
+		sd->status.skipped[why]++;
+		pthread_mutex_unlock(&bus->lock);
+	}
+	bus->owner->sink(bus->owner->sink_ctx, &r);
 }
 
-static void record_status(struct bus *bus, struct scheduled_device *sd, const struct reading *r)
+static void record_status(struct bus *bus, struct scheduled_device *sd, const struct reading *r,
+			  double seconds)
 {
+	size_t b = 0;
+
+	while (b < POLL_LATENCY_BUCKETS && seconds > poll_latency_bounds_s[b])
+		b++;
 	pthread_mutex_lock(&bus->lock);
 	sd->status.reads++;
 	sd->status.last_read_ms = r->ts_ms;
+	sd->status.latency_count[b]++;
+	sd->status.latency_sum_s += seconds;
 	if (r->error[0]) {
 		sd->status.failures++;
+		sd->status.failures_by[poll_failure_of(r->error)]++;
 		snprintf(sd->status.last_error, sizeof(sd->status.last_error), "%s", r->error);
 	} else {
 		sd->status.last_ok_ms = r->ts_ms;
@@ -176,7 +234,7 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 	int64_t instant = sd->next_ms;
 	if (instant + period <= now) {
 		for (; instant + period <= now; instant += period)
-			publish_unread(p, sd, instant, SKIP_BUSY);
+			publish_unread(bus, sd, instant, SKIP_BUSY, POLL_SKIP_BUS_BUSY);
 		snprintf(why, sizeof(why),
 			 "its bus was busy for a whole period (other devices' reads or remote "
 			 "requests); the instants it missed get ERR \"%s\"",
@@ -188,7 +246,7 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 		/* No request goes on the bus, but the instant still gets its message. */
 		snprintf(why, sizeof(why), "not polled: device down (last error: %.100s)",
 			 sd->last_error);
-		publish_unread(p, sd, instant, why);
+		publish_unread(bus, sd, instant, why, POLL_SKIP_NOT_POLLED);
 		schedule_set_next(sd, instant + period, now, mono);
 		return;
 	}
@@ -196,17 +254,18 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (devread_read(&sd->rd, bus->io, devhealth_single_attempt(&sd->health), &r) != 0) {
 		log_error("device %s: out of memory reading it", dev->id);
-		publish_unread(p, sd, instant, "out of memory");
+		publish_unread(bus, sd, instant, "out of memory", POLL_SKIP_KINDS);
 	} else {
 		r.ts_ms = instant;
 		/* bench/modbus_bus.py reads this line: keep its form. */
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		log_debug("device %s: read in %.1f ms with %zu request(s)", dev->id,
-			  (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-				  (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+		double seconds =
+			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		log_debug("device %s: read in %.1f ms with %zu request(s)", dev->id, seconds * 1e3,
 			  sd->rd.requests);
+		poller_add_busy(bus, (int64_t)(seconds * 1e6));
 		note_result(bus->io, sd, &r, instant);
-		record_status(bus, sd, &r);
+		record_status(bus, sd, &r, seconds);
 		p->sink(p->sink_ctx, &r);
 		reading_clear(&r);
 	}
@@ -217,7 +276,7 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 	int64_t next = instant + period;
 	if (next <= end) {
 		for (; next <= end; next += period)
-			publish_unread(p, sd, next, SKIP_OVERRAN);
+			publish_unread(bus, sd, next, SKIP_OVERRAN, POLL_SKIP_OVERRAN);
 		snprintf(why, sizeof(why),
 			 "read took longer than its period (ended %lld ms after its instant, period "
 			 "%lld ms); the instants it overran get ERR \"%s\"",

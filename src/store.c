@@ -663,6 +663,12 @@ int64_t store_file_size(const char *path, const char *suffix)
 	return stat(name, &st) == 0 ? (int64_t)st.st_size : 0;
 }
 
+void store_backlog(struct store *s, int64_t *count, int64_t *bytes)
+{
+	*count = s->count;
+	*bytes = s->bytes;
+}
+
 int store_stats(struct store *s, struct store_stats *st)
 {
 	pthread_mutex_lock(&s->lock);

@@ -146,6 +146,10 @@ int store_make_parent_dirs(const char *path);
  * ENOSPC...), for messages; NULL when there is no advice. */
 const char *store_os_hint(int os_errno);
 
+/* The backlog (readings waiting, their JSON bytes), without taking the store's lock: for the
+ * status line and metrics, which must not wait behind a slow write. Any thread. */
+void store_backlog(struct store *s, int64_t *count, int64_t *bytes);
+
 /* Current figures for `modbridge queue` and the status command. */
 int store_stats(struct store *s, struct store_stats *st);
 

@@ -22,8 +22,9 @@ struct store {
 	sqlite3_stmt *add_counter;
 	sqlite3_stmt *oldest;
 	struct store_limits limits;
-	int64_t count; /* rows in queue */
-	int64_t bytes; /* sum of payload lengths */
+	/* Changed under lock; atomic so that store_backlog can read them without it. */
+	_Atomic int64_t count; /* rows in queue */
+	_Atomic int64_t bytes; /* sum of payload lengths */
 	/* The last failure, kept for store_open's message (the handle is closed by then). */
 	int failed_errno;
 	char failed[256];

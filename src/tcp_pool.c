@@ -19,6 +19,7 @@
 #include "tcp_pool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@ struct pool_worker {
 	pthread_t thread;
 	bool started; /* a thread runs, or ran and was not joined yet */
 	bool exited;  /* it returned; join it before reusing the slot */
+	/* Read without the lock by tcp_pool_last_beat_ms: */
+	atomic_bool running; /* its beats count */
+	struct liveness beat;
 };
 
 void tcp_pool_init(struct tcp_pool *pool)
@@ -146,8 +150,11 @@ static void *pool_worker_main(void *arg)
 	struct tcp_pool *pool = self->pool;
 	int64_t idle_since = time_mono_ms();
 
+	thread_set_name("mb-tcp");
+	liveness_attach(&self->beat); /* Modbus requests beat it too (modbus_io.c) */
 	pthread_mutex_lock(&pool->lock);
 	while (!pool->stop) {
+		liveness_beat(&self->beat);
 		int64_t now = time_now_ms();
 		int64_t earliest;
 		struct bus *bus = pool_take(pool, now, &earliest);
@@ -182,6 +189,7 @@ static void *pool_worker_main(void *arg)
 	}
 	pool->live--;
 	self->exited = true;
+	atomic_store(&self->running, false);
 	pthread_cond_signal(&pool->tick); /* the dispatcher joins it */
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
@@ -209,11 +217,17 @@ static int pool_spawn(struct tcp_pool *pool)
 		pthread_attr_t attr;
 		pthread_attr_init(&attr);
 		pthread_attr_setstacksize(&attr, POLLER_STACK_BYTES);
-		*w = (struct pool_worker){.pool = pool};
+		/* Field by field: running and beat are read without the lock. */
+		w->pool = pool;
+		w->exited = false;
+		liveness_beat(&w->beat);
+		atomic_store(&w->running, true);
 		int rc = pthread_create(&w->thread, &attr, pool_worker_main, w);
 		pthread_attr_destroy(&attr);
-		if (rc != 0)
+		if (rc != 0) {
+			atomic_store(&w->running, false);
 			return MB_ERR_NOMEM;
+		}
 		w->started = true;
 		pool->live++;
 		return 0;
@@ -227,8 +241,10 @@ static void *pool_dispatcher_main(void *arg)
 	struct tcp_pool *pool = arg;
 	bool warned = false;
 
+	thread_set_name("mb-tcp-pool");
 	pthread_mutex_lock(&pool->lock);
 	while (!pool->stop) {
+		liveness_beat(&pool->dispatcher_beat);
 		pool_reap(pool);
 		int64_t now = time_now_ms();
 		int64_t oldest = INT64_MAX;
@@ -283,6 +299,7 @@ int tcp_pool_start(struct tcp_pool *pool, struct bus *buses, size_t n)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, POLLER_STACK_BYTES);
+	liveness_beat(&pool->dispatcher_beat);
 	rc = pthread_create(&pool->dispatcher, &attr, pool_dispatcher_main, pool);
 	pthread_attr_destroy(&attr);
 	if (rc != 0)
@@ -314,6 +331,21 @@ void tcp_pool_stop(struct tcp_pool *pool)
 	pthread_mutex_destroy(&pool->lock);
 	pthread_cond_destroy(&pool->wake);
 	pthread_cond_destroy(&pool->tick);
+}
+
+int64_t tcp_pool_last_beat_ms(struct tcp_pool *pool)
+{
+	int64_t oldest = INT64_MAX;
+
+	for (size_t i = 0; pool->workers && i < pool->count; i++) {
+		struct pool_worker *w = &pool->workers[i];
+		int64_t at = liveness_last(&w->beat);
+		if (atomic_load(&w->running) && at < oldest)
+			oldest = at;
+	}
+	if (pool->dispatcher_started && liveness_last(&pool->dispatcher_beat) < oldest)
+		oldest = liveness_last(&pool->dispatcher_beat);
+	return oldest;
 }
 
 void tcp_pool_kick(struct bus *bus)

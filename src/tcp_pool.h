@@ -18,6 +18,9 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "liveness.h"
 
 struct bus;
 struct pool_worker;
@@ -34,6 +37,7 @@ struct tcp_pool {
 	bool stop;
 	pthread_t dispatcher;
 	bool dispatcher_started;
+	struct liveness dispatcher_beat;
 };
 
 /* Initialises the pool's lock and conditions (before tcp_pool_start or tcp_pool_stop). */
@@ -46,6 +50,11 @@ int tcp_pool_start(struct tcp_pool *pool, struct bus *buses, size_t n);
 /* Stops the pool's threads (reads in progress finish first), fails the requests still
  * queued on its buses, and frees what the pool holds. After tcp_pool_init, always. */
 void tcp_pool_stop(struct tcp_pool *pool);
+
+/* The oldest last sign of life (CLOCK_MONOTONIC ms, liveness.h) among the pool's running
+ * threads, or INT64_MAX when none runs. Called by the thread that starts and stops the
+ * pool; takes no lock, so it never waits behind a stuck worker. */
+int64_t tcp_pool_last_beat_ms(struct tcp_pool *pool);
 
 /* A remote request was queued on a pooled bus: serve that bus next, ahead of the buses
  * already waiting for a worker. Called with the bus's lock held. */

@@ -17,6 +17,10 @@ exit even when a test fails.  Environment knobs:
     MODBRIDGE_SIM_VERBOSE=1    run the Modbus simulator with --verbose (logs every request)
     MODBRIDGE_DUMP_LINES=N     lines of each log printed when a test fails (default 40)
 
+Run as root (as CI is), importing this module sets MODBRIDGE_ALLOW_ROOT=1 for every process
+it starts: `modbridge run` refuses to run as root without a user to switch to unless allowed
+(docs/operations.md, "Privileges"); test_privdrop.py takes it out where it tests that.
+
 Importing this module also makes `from pymodbus.client import ModbusTcpClient` work without
 python3-serial-asyncio (a stub `serial_asyncio` module is registered when it is missing; the
 synchronous clients never use it).  Note pymodbus 3.0 clients truncate `timeout` to an int
@@ -86,6 +90,8 @@ def _env_float(name, default):
 
 
 TIMEOUT_SCALE = max(_env_float("MODBRIDGE_TIMEOUT_SCALE", 1.0), 0.1)
+if os.geteuid() == 0:
+    os.environ.setdefault("MODBRIDGE_ALLOW_ROOT", "1")
 DUMP_LINES = int(_env_float("MODBRIDGE_DUMP_LINES", 40))
 PROBE_PREFIX = "__modbridge_harness_probe__"
 

@@ -866,7 +866,7 @@ static void test_unknown_top_level_key(void **state)
 	assert_int_equal(diags.count, 3);
 	assert_diag(
 		&diags, 0, t.dir,
-		"c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt, http, ftp, remote, modem, web); did you mean 'mqtt'?");
+		"c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt, http, ftp, remote, modem, web, metrics); did you mean 'mqtt'?");
 	assert_diag(&diags, 1, t.dir, "warning: c.yaml:4: modbus.devices: no devices configured");
 	assert_diag(
 		&diags, 2, t.dir,
@@ -1105,6 +1105,71 @@ static void test_remote_and_modem(void **state)
 	config_diags_free(&diags);
 }
 
+/* gateway.user, allow_root and example: values, and what is said where. */
+static void test_gateway_user(void **state)
+{
+	struct config_diags diags = {0};
+	struct config *cfg = NULL;
+	struct tmp t;
+
+	(void)state;
+	assert_int_equal(tmp_load(&t,
+				  "gateway:\n  imei: x\n  user: nobody\n  allow_root: yes\n"
+				  "mqtt: {enabled: off}\n",
+				  &cfg, &diags),
+			 0);
+	assert_string_equal(cfg->user, "nobody");
+	assert_int_equal(cfg->user_line, 3);
+	assert_true(cfg->allow_root);
+	assert_true(cfg->allow_root_set);
+	config_free(cfg);
+	config_diags_free(&diags);
+	tmp_cleanup(&t, NULL);
+
+	/* Defaults: no user named, root not allowed by the file (the environment may). */
+	cfg = NULL;
+	assert_int_equal(tmp_load(&t, "mqtt: {enabled: off}\n", &cfg, &diags), 0);
+	assert_null(cfg->user);
+	assert_false(cfg->allow_root);
+	assert_false(cfg->allow_root_set);
+	config_free(cfg);
+	config_diags_free(&diags);
+	tmp_cleanup(&t, NULL);
+
+	/* An unknown user is a warning (it matters only to `run` as root); an empty one, a
+	 * non-boolean allow_root and the package's example marker are errors. */
+	cfg = NULL;
+	assert_int_equal(tmp_load(&t, "gateway:\n  user: no-such-user-here\nmqtt: {enabled: off}\n",
+				  &cfg, &diags),
+			 0);
+	assert_int_equal(diags.count, 2);
+	assert_diag(
+		&diags, 1, t.dir,
+		"warning: c.yaml:2: gateway.user: there is no user 'no-such-user-here' on this system: `modbridge run` started as root would refuse to start");
+	config_free(cfg);
+	config_diags_free(&diags);
+	tmp_cleanup(&t, NULL);
+	cfg = NULL;
+	assert_int_equal(tmp_load(&t,
+				  "gateway:\n  user: \"\"\n  allow_root: 1\n  example: true\n"
+				  "mqtt: {enabled: off}\n",
+				  &cfg, &diags),
+			 MB_ERR_CONFIG);
+	assert_null(cfg);
+	assert_int_equal(diags.errors, 3);
+	assert_diag(&diags, 1, t.dir,
+		    "c.yaml:2: gateway.user: must not be empty (remove the key for the default, "
+		    "'modbridge')");
+	assert_diag(&diags, 2, t.dir,
+		    "c.yaml:3: gateway.allow_root: expected true or false, got '1' (allowed: "
+		    "true/false, yes/no, on/off)");
+	assert_diag(
+		&diags, 3, t.dir,
+		"c.yaml:4: gateway.example: this is the example configuration: describe this gateway's serial ports, devices and broker in the file, then delete this line (man 5 modbridge.yaml)");
+	config_diags_free(&diags);
+	tmp_cleanup(&t, NULL);
+}
+
 /* Topic matching as the broker does it decides which answers would loop back. */
 static void test_at_topic_loops(void **state)
 {
@@ -1276,6 +1341,7 @@ int main(void)
 		cmocka_unit_test(test_many_errors_in_order),
 		cmocka_unit_test(test_remote_and_modem),
 		cmocka_unit_test(test_at_topic_loops),
+		cmocka_unit_test(test_gateway_user),
 		cmocka_unit_test(test_find_device),
 		cmocka_unit_test(test_modbus_depth),
 		cmocka_unit_test(test_subst_imei),
