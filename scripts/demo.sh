@@ -4,6 +4,8 @@
 # Modbus TCP, both served by pymodbus) and a local mosquitto whose TLS listener requires
 # client certificates (generated on the fly). Prints the JSON messages a subscriber gets.
 # DEMO_SECONDS (default 30) sets how long it runs; Ctrl-C stops it early.
+# --http: the same readings go to a local HTTPS collector (logger.mode: http) instead of
+# the broker, which stays for the AT commands; the collector prints each request body.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh

@@ -8,6 +8,7 @@
  */
 #include <inttypes.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "command.h"
 #include "command_internal.h"
@@ -15,6 +16,7 @@
 #include "poller.h"
 #include "store.h"
 #include "timeutil.h"
+#include "uplink_stats.h"
 
 static void add_time(struct command_reply *r, const char *label, int64_t ms)
 {
@@ -23,6 +25,11 @@ static void add_time(struct command_reply *r, const char *label, int64_t ms)
 	if (ms)
 		time_format_iso8601(ms, text, sizeof(text));
 	command_reply_line(r, "%s: %s", label, text);
+}
+
+static void status_line(void *ctx, const char *text)
+{
+	command_reply_line(ctx, "%s", text);
 }
 
 void command_do_status(const struct command_env *env, struct command_reply *r)
@@ -40,6 +47,18 @@ void command_do_status(const struct command_env *env, struct command_reply *r)
 	else
 		command_reply_line(r, "mqtt: %s",
 				   mqtt_link_connected(env->link) ? "connected" : "not connected");
+
+	/* The send mode's figures, as the daemon last wrote them (as `modbridge queue`). */
+	struct uplink_status us;
+	char *path = uplink_status_path(cfg->logger.store_path);
+	if (path && uplink_status_read(path, &us) == 0)
+		uplink_status_lines(&us, status_line, r);
+	else
+		command_reply_line(r, "mode: %s (no figures yet)",
+				   cfg->logger.mode == LOGGER_HTTP  ? "http"
+				   : cfg->logger.mode == LOGGER_FTP ? "ftp"
+								    : "mqtt");
+	free(path);
 
 	char why[256] = "";
 	/* Without the daemon's store (`modbridge at`): only look, never create or repair it. */

@@ -25,7 +25,7 @@
 #define MAX_FILE_SIZE ((size_t)4 * 1024 * 1024)
 
 static const char *const top_keys[] = {
-	"gateway", "serial", "modbus", "logger", "mqtt", "remote", "modem", "web",
+	"gateway", "serial", "modbus", "logger", "mqtt", "http", "ftp", "remote", "modem", "web",
 };
 static const char *const gateway_keys[] = {"imei"};
 
@@ -71,10 +71,17 @@ static int set_defaults(struct config *cfg)
 	cfg->logger.topic = strdup("[IMEI]/logger");
 	cfg->mqtt.client_id = strdup("[IMEI]");
 	cfg->mqtt.status_topic = strdup("[IMEI]/status");
+	cfg->http.method = HTTP_POST;
+	cfg->http.timeout_ms = 10000;
+	cfg->http.query_parameter = strdup("data");
+	cfg->ftp.interval_ms = 3600000;
+	cfg->ftp.max_readings = 10000;
+	cfg->ftp.format = FTP_JSONL;
+	cfg->ftp.timeout_ms = 60000;
 	cfg->modem.baudrate = 115200;
 	cfg->modem.timeout_ms = 5000;
 	if (!cfg->logger.id || !cfg->logger.store_path || !cfg->logger.topic ||
-	    !cfg->mqtt.client_id || !cfg->mqtt.status_topic)
+	    !cfg->mqtt.client_id || !cfg->mqtt.status_topic || !cfg->http.query_parameter)
 		return MB_ERR_NOMEM;
 	return 0;
 }
@@ -126,7 +133,7 @@ static void parse_document(struct config_ctx *c)
 		/* Nothing below would make sense; one message is enough. */
 		config_report(
 			c, CONFIG_ERROR, yamldoc_line(root), "top level",
-			"expected a mapping of sections (gateway, serial, modbus, logger, mqtt, remote, modem, web), got %s",
+			"expected a mapping of sections (gateway, serial, modbus, logger, mqtt, http, ftp, remote, modem, web), got %s",
 			config_kind_name(root));
 		return;
 	}
@@ -136,6 +143,8 @@ static void parse_document(struct config_ctx *c)
 	config_parse_modbus(c, &top);
 	config_parse_logger(c, &top);
 	config_parse_mqtt(c, &top);
+	config_parse_http(c, &top);
+	config_parse_ftp(c, &top);
 	config_parse_remote(c, &top);
 	config_parse_modem(c, &top);
 	config_parse_web(c, &top);
@@ -257,6 +266,27 @@ void config_free(struct config *cfg)
 		free(cfg->mqtt.at_topics[i].response);
 	}
 	free(cfg->mqtt.status_topic);
+	free(cfg->http.url);
+	free(cfg->http.query_parameter);
+	for (size_t i = 0; i < cfg->http.header_count; i++) {
+		free(cfg->http.headers[i].name);
+		free(cfg->http.headers[i].value);
+	}
+	free(cfg->http.headers);
+	free(cfg->http.username);
+	free(cfg->http.password);
+	free(cfg->http.bearer_token);
+	free(cfg->http.ca_file);
+	free(cfg->http.cert_file);
+	free(cfg->http.key_file);
+	free(cfg->ftp.url);
+	free(cfg->ftp.username);
+	free(cfg->ftp.password);
+	free(cfg->ftp.key_file);
+	free(cfg->ftp.known_hosts);
+	free(cfg->ftp.ca_file);
+	free(cfg->ftp.cert_file);
+	free(cfg->ftp.file_name);
 	free(cfg->modem.device);
 	config_web_free(&cfg->web);
 	free(cfg);

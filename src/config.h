@@ -10,7 +10,7 @@
  * Each section's types have their own header, so a module includes only what it consumes:
  * config_modbus.h (serial ports, devices), config_logger.h (logger, store bounds),
  * config_mqtt.h (broker, AT topics), config_remote.h (remote permissions, modem),
- * config_web.h (the web UI). This
+ * config_uplink.h (the http and ftp send modes), config_web.h (the web UI). This
  * header adds the whole struct config, the diagnostics and the loader's API.
  */
 #ifndef MODBRIDGE_CONFIG_H
@@ -23,6 +23,7 @@
 #include "config_modbus.h"
 #include "config_mqtt.h"
 #include "config_remote.h"
+#include "config_uplink.h"
 #include "config_web.h"
 
 struct config {
@@ -36,6 +37,8 @@ struct config {
 	size_t device_count;
 	struct logger_config logger;
 	struct mqtt_config mqtt;
+	struct http_config http;
+	struct ftp_config ftp;
 	struct remote_config remote;
 	struct modem_config modem;
 	struct web_config web;

@@ -12,6 +12,9 @@
  *   config_logger.c   the logger section (store limits, arrays, topic)
  *   config_mqtt.c     the mqtt section (broker, TLS files, AT topics) and remote permissions
  *   config_web.c      the web section (the web UI: listener, HTTPS, users)
+ *   config_http.c     the http section (logger.mode: http) and the TLS file checks shared
+ *                     by the http and ftp sections
+ *   config_ftp.c      the ftp section (logger.mode: ftp)
  * Topic rules are topic.h's, shared with the remote commands.
  *
  * Everything here runs on the thread that called config_load, on that call's own
@@ -188,5 +191,12 @@ void config_parse_remote(struct config_ctx *c, const struct config_obj *top);
 /* config_web.c; after config_parse_logger (cert_dir defaults beside the store) */
 void config_parse_web(struct config_ctx *c, const struct config_obj *top);
 void config_web_free(struct web_config *w);
+/* config_http.c and config_ftp.c; after config_parse_logger (they depend on logger.mode) */
+void config_parse_http(struct config_ctx *c, const struct config_obj *top);
+void config_parse_ftp(struct config_ctx *c, const struct config_obj *top);
+/* ca_file must be a certificate, cert_file one too, key_file an unencrypted key of it; the
+ * keys of o named so get the errors. NULL paths are not checked. */
+void config_check_tls_files(const struct config_obj *o, const char *ca, const char *cert,
+			    const char *key);
 
 #endif

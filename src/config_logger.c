@@ -6,7 +6,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "config_internal.h"
 #include "topic.h"
@@ -44,6 +43,13 @@ static const struct config_choice send_modes[] = {
 	{"lifo", SEND_LIFO},
 };
 
+static const struct config_choice modes[] = {
+	{"mqtt", LOGGER_MQTT},
+	{"http", LOGGER_HTTP},
+	{"web", LOGGER_HTTP}, /* the router's name for it */
+	{"ftp", LOGGER_FTP},
+};
+
 static const struct config_choice time_formats[] = {
 	{"iso8601", TIME_ISO8601},
 	{"iso", TIME_ISO8601},
@@ -77,13 +83,8 @@ void config_parse_logger(struct config_ctx *c, const struct config_obj *top)
 	config_get_bool(&o, "error_messages", &l->error_messages);
 	config_get_path(&o, "store", false, false, &l->store_path);
 
-	if (config_get_text(&o, "mode", &t) == 1 && strcasecmp(t, "mqtt") != 0) {
-		if (!strcasecmp(t, "http") || !strcasecmp(t, "ftp"))
-			config_obj_error(&o, "mode", "'%s' is not supported yet (allowed: mqtt)",
-					 t);
-		else
-			config_obj_error(&o, "mode", "'%.64s' is not valid (allowed: mqtt)", t);
-	}
+	if (config_get_choice(&o, "mode", modes, ARRAY_SIZE(modes), "mqtt, http, ftp", &v) == 1)
+		l->mode = (enum logger_mode)v;
 
 	if (config_get_text(&o, "topic", &t) == 1) {
 		const char *why = topic_publish_problem(t);

@@ -22,6 +22,8 @@ enum store_full_policy {
 	STORE_DROP_NEWEST, /* keep the oldest readings; refuse new ones while full */
 };
 enum time_format { TIME_ISO8601, TIME_UNIX };
+/* The router's "Communication mode": where the readings go. */
+enum logger_mode { LOGGER_MQTT, LOGGER_HTTP, LOGGER_FTP };
 
 struct logger_config {
 	char *id;                 /* -> JSON "P" ("" when not set) */
@@ -33,10 +35,11 @@ struct logger_config {
 	bool error_messages;    /* publish ERR messages for failed reads (default true) */
 	/* SQLite file, default /var/lib/modbridge/store.db; relative to the file's directory */
 	char *store_path;
-	char *topic;          /* default "[IMEI]/logger"; [IMEI] not yet replaced */
-	int inflight_window;  /* messages in flight to the broker, default 256 */
-	int64_t max_messages; /* store bound in readings, default 1000000; 0 = none */
-	int64_t max_bytes;    /* store bound in JSON bytes, default 256 MiB; 0 = none */
+	enum logger_mode mode; /* default mqtt */
+	char *topic;           /* default "[IMEI]/logger"; [IMEI] not yet replaced */
+	int inflight_window;   /* messages in flight to the broker, default 256 */
+	int64_t max_messages;  /* store bound in readings, default 1000000; 0 = none */
+	int64_t max_bytes;     /* store bound in JSON bytes, default 256 MiB; 0 = none */
 	enum store_full_policy full_policy; /* default drop_oldest */
 	int64_t memory_max_messages; /* in-memory buffer while the store fails, default 10000 */
 	int64_t memory_max_bytes;    /* ... and in bytes, default 8 MiB */

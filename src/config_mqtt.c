@@ -277,6 +277,10 @@ void config_parse_mqtt(struct config_ctx *c, const struct config_obj *top)
 
 	config_obj_scan(&o, c, map, "mqtt", config_obj_line(top, "mqtt"), mqtt_keys,
 			ARRAY_SIZE(mqtt_keys));
+	/* In http and ftp mode MQTT only carries the AT commands and the status topic: off
+	 * unless the file has an mqtt section. */
+	if (!map && c->cfg->logger.mode != LOGGER_MQTT)
+		m->enabled = false;
 	config_get_bool(&o, "enabled", &m->enabled);
 	parse_broker(&o, m, &tls_known);
 

@@ -12,6 +12,10 @@
  * started again. A remote command asks for the restart by setting `restart_requested`
  * and sending SIGUSR1 to the main thread, which is waiting in sigwait().
  *
+ * Send modes (logger.mode): the readings go through one uplink (MQTT, HTTP or FTP); the
+ * MQTT link runs whenever mqtt is enabled, whatever the mode, for the AT commands and the
+ * status topic.
+ *
  * One daemon per store: daemon_run locks the store (lockfile.h) before the first start and
  * holds the lock across restarts, so no second daemon can slip in while the store is
  * closed. A restart with another logger.store locks the new store first; the old lock is
@@ -38,8 +42,12 @@
 #include "poller.h"
 #include "remote.h"
 #include "store.h"
+#include "curlx.h"
 #include "timeutil.h"
+#include "uplink_ftp.h"
+#include "uplink_http.h"
 #include "uplink_mqtt.h"
+#include "uplink_stats.h"
 #include "web.h"
 
 /* How long SIGTERM waits for messages in flight to be confirmed. */
@@ -49,7 +57,9 @@ struct daemon_ctx {
 	const struct config *cfg;
 	struct store *store;
 	struct ingest *ingest;
-	struct uplink *up; /* NULL when MQTT is off */
+	struct uplink *up;   /* where readings go (logger.mode); NULL: nowhere */
+	struct uplink *mqtt; /* the MQTT link (AT commands, status topic); NULL when off */
+	struct uplink_stats *stats;
 	struct forwarder *fw;
 	struct message_context msg;
 	struct modem *modem;
@@ -133,6 +143,98 @@ static void readings_ready(void *arg)
 		forwarder_notify(d->fw);
 }
 
+static const char *const mode_names[] = {"mqtt", "http", "ftp"};
+
+static void free_uplinks(struct daemon_ctx *d)
+{
+	if (d->up && d->up != d->mqtt) {
+		if (d->cfg->logger.mode == LOGGER_HTTP)
+			uplink_http_free(d->up);
+		else
+			uplink_ftp_free(d->up);
+	}
+	uplink_mqtt_free(d->mqtt);
+	uplink_stats_free(d->stats);
+	d->up = d->mqtt = NULL;
+	d->stats = NULL;
+}
+
+/* The forwarder's options for the mode (docs/logger.md, "Send modes"). */
+static struct forward_options forward_options_of(const struct config *cfg,
+						 struct uplink_stats *stats)
+{
+	struct forward_options fo = {
+		.window = cfg->logger.inflight_window,
+		.send_mode = cfg->logger.send_mode,
+		.array = cfg->logger.array,
+		.array_max_count = cfg->logger.array_max_count,
+		.array_max_bytes = cfg->logger.array_max_bytes,
+		.stats = stats,
+	};
+	if (cfg->logger.mode == LOGGER_HTTP && cfg->http.method == HTTP_GET)
+		fo.array = false; /* the router's real-time GET: one reading per request */
+	/* A file holds up to max_readings readings, all in flight until it is on the
+	 * server; room for two files lets the next one fill while one uploads. */
+	if (cfg->logger.mode == LOGGER_FTP && fo.window < 2 * cfg->ftp.max_readings)
+		fo.window = 2 * cfg->ftp.max_readings;
+	return fo;
+}
+
+/*
+ * Creates and starts the uplinks: the one for the readings (logger.mode) with its
+ * forwarder, and the MQTT link whenever mqtt is enabled (in http and ftp mode it carries
+ * only the AT commands and the status topic). Errors are logged.
+ */
+static int start_uplinks(struct daemon_ctx *d)
+{
+	static const struct remote_hooks hooks = {.restart = request_restart};
+	const struct config *cfg = d->cfg;
+	enum logger_mode mode = cfg->logger.mode;
+	char *status_path = uplink_status_path(cfg->logger.store_path);
+	const char *target = mode == LOGGER_HTTP  ? cfg->http.url
+			     : mode == LOGGER_FTP ? cfg->ftp.url
+			     : cfg->mqtt.enabled  ? cfg->mqtt.broker
+						  : "nowhere (mqtt.enabled is false)";
+	int rc = status_path ? uplink_stats_new(mode_names[mode], target, status_path, &d->stats)
+			     : MB_ERR_NOMEM;
+	free(status_path);
+	if (rc == 0 && cfg->mqtt.enabled)
+		rc = uplink_mqtt_new(cfg, &d->mqtt);
+	if (rc == 0 && mode == LOGGER_MQTT && d->mqtt) {
+		d->up = d->mqtt;
+		uplink_mqtt_set_stats(d->mqtt, d->stats);
+	} else if (rc == 0 && mode == LOGGER_HTTP)
+		rc = uplink_http_new(cfg, d->stats, &d->up);
+	else if (rc == 0 && mode == LOGGER_FTP)
+		rc = uplink_ftp_new(cfg, cfg->logger.array, d->stats, &d->up);
+	if (rc == 0 && d->up) {
+		struct forward_options fo = forward_options_of(cfg, d->stats);
+		struct forward_queue fq = forward_queue_of(d->store);
+		rc = forwarder_new(&fo, &fq, d->ingest, d->up, &d->fw);
+	}
+	/* The remote commands share the MQTT connection; they subscribe first. */
+	if (rc == 0 && d->mqtt && cfg->mqtt.at_topic_count)
+		rc = remote_new(cfg, uplink_mqtt_link(d->mqtt), d->store, d->modem, &hooks,
+				&d->remote);
+	if (rc == 0 && d->fw)
+		rc = forwarder_start(d->fw);
+	if (rc == 0 && d->up)
+		rc = d->up->ops->start(d->up->impl);
+	if (rc) {
+		log_error("cannot start the %s uplink: %s", mode_names[mode], mb_strerror(rc));
+		return rc;
+	}
+	if (d->mqtt && d->mqtt != d->up && (rc = d->mqtt->ops->start(d->mqtt->impl)) != 0) {
+		log_error("cannot start the MQTT client: %s", mb_strerror(rc));
+		return rc;
+	}
+	if (!d->up)
+		log_warn("mqtt.enabled is false: readings are stored but not sent");
+	if (!cfg->mqtt.enabled && cfg->mqtt.at_topic_count)
+		log_warn("mqtt.enabled is false: the AT topics are not subscribed");
+	return 0;
+}
+
 /*
  * Makes *lock the lock of path's store (see the opening comment). When that takes a new
  * lock, the one held so far moves to *old, for run_once to release once started.
@@ -206,6 +308,11 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 	};
 	store_set_limits(d.store, &limits);
 	mqtt_global_init();
+	if (curlx_global_init() != 0) {
+		rc = MB_ERR_NOMEM;
+		log_error("cannot initialise libcurl");
+		goto out;
+	}
 	struct ingest_store ist = ingest_store_of(d.store);
 	struct ingest_options io = {
 		.memory_max_messages = (size_t)cfg->logger.memory_max_messages,
@@ -219,36 +326,9 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 		log_error("cannot start the store writer: %s", mb_strerror(rc));
 		goto out;
 	}
-	if (cfg->mqtt.enabled) {
-		static const struct remote_hooks hooks = {.restart = request_restart};
-		struct forward_options fo = {
-			.window = cfg->logger.inflight_window,
-			.send_mode = cfg->logger.send_mode,
-			.array = cfg->logger.array,
-			.array_max_count = cfg->logger.array_max_count,
-			.array_max_bytes = cfg->logger.array_max_bytes,
-		};
-		struct forward_queue fq = forward_queue_of(d.store);
-		rc = uplink_mqtt_new(cfg, &d.up);
-		if (rc == 0)
-			rc = forwarder_new(&fo, &fq, d.ingest, d.up, &d.fw);
-		/* The remote commands share the uplink's MQTT connection; they subscribe first. */
-		if (rc == 0 && cfg->mqtt.at_topic_count)
-			rc = remote_new(cfg, uplink_mqtt_link(d.up), d.store, d.modem, &hooks,
-					&d.remote);
-		if (rc == 0)
-			rc = forwarder_start(d.fw);
-		if (rc == 0)
-			rc = d.up->ops->start(d.up->impl);
-		if (rc) {
-			log_error("cannot start the MQTT client: %s", mb_strerror(rc));
-			goto out;
-		}
-	} else {
-		log_warn("mqtt.enabled is false: readings are stored but not sent");
-		if (cfg->mqtt.at_topic_count)
-			log_warn("mqtt.enabled is false: the AT topics are not subscribed");
-	}
+	rc = start_uplinks(&d);
+	if (rc)
+		goto out;
 	rc = ingest_start(d.ingest);
 	if (rc) {
 		log_error("cannot start the store writer: %s", mb_strerror(rc));
@@ -280,7 +360,7 @@ static int run_once(struct config *cfg, const sigset_t *set, struct config **nex
 			.poller = poller,
 			.store = d.store,
 			.modem = d.modem,
-			.link = d.up ? uplink_mqtt_link(d.up) : NULL,
+			.link = d.mqtt ? uplink_mqtt_link(d.mqtt) : NULL,
 			.restart = request_restart,
 			.started_ms = started_ms,
 		};
@@ -329,15 +409,21 @@ out:
 	web_detach(d.web);
 	remote_stop(d.remote);
 	poller_stop(poller);
-	forwarder_stop(d.fw, SHUTDOWN_FLUSH_MS);
+	/* An FTP file is confirmed only once it is whole on the server: waiting for the open
+	 * one would hold every stop for the full flush. Its readings stay in the store, and a
+	 * file cut short is sent again under the same name (uplink_ftp.h). */
+	forwarder_stop(d.fw, cfg->logger.mode == LOGGER_FTP ? 0 : SHUTDOWN_FLUSH_MS);
 	if (d.up)
 		d.up->ops->stop(d.up->impl);
+	if (d.mqtt && d.mqtt != d.up)
+		d.mqtt->ops->stop(d.mqtt->impl);
 	ingest_stop(d.ingest, SHUTDOWN_FLUSH_MS);
 	remote_free(d.remote);
 	forwarder_free(d.fw);
-	uplink_mqtt_free(d.up);
+	free_uplinks(&d);
 	modem_free(d.modem);
 	store_close(d.store);
+	curlx_global_cleanup();
 	mqtt_global_cleanup();
 	log_info(*next ? "stopped for a restart" : "stopped");
 	return rc;

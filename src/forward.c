@@ -35,6 +35,7 @@
 #include "error.h"
 #include "log.h"
 #include "timeutil.h"
+#include "tokmap.h"
 
 /* Longest a confirmation waits before it is applied to the store. */
 #define ACK_DELAY_MS 20
@@ -95,9 +96,12 @@ struct forwarder {
 	/* Forwarder thread only. */
 	struct entry *inflight;
 	size_t ninflight;
+	struct tokmap slot_of;  /* token -> index in inflight */
 	struct idset held;      /* in flight, or delivered and not removed yet */
 	struct idset to_remove; /* delivered, removal pending */
 	struct retry fetch_retry, send_retry, remove_retry;
+	/* The server did not take messages (uplink failed() events); ends with a delivery. */
+	struct retry reject_retry;
 	bool held_full_logged;
 	bool memory_episode;       /* sending from memory since the store failed */
 	uint64_t sent_from_memory; /* readings delivered from memory, for the stop's summary */
@@ -214,9 +218,12 @@ static void free_entry(struct entry *e)
  * slot is cleared so no pointer is ever held twice. */
 static void remove_entry(struct forwarder *fw, size_t i)
 {
+	tokmap_del(&fw->slot_of, fw->inflight[i].token);
 	fw->ninflight--;
-	if (i != fw->ninflight)
+	if (i != fw->ninflight) {
 		fw->inflight[i] = fw->inflight[fw->ninflight];
+		tokmap_put(&fw->slot_of, fw->inflight[i].token, i);
+	}
 	fw->inflight[fw->ninflight] = (struct entry){0};
 }
 
@@ -255,6 +262,7 @@ static void release_all(struct forwarder *fw)
 	for (size_t i = 0; i < fw->ninflight; i++)
 		release_entry(fw, &fw->inflight[i], &giveback);
 	fw->ninflight = 0;
+	tokmap_clear(&fw->slot_of);
 	fw->pending = true;
 	give_back(fw, giveback);
 }
@@ -299,19 +307,22 @@ static void process_events(struct forwarder *fw)
 	size_t nevents = fw->nevents;
 	struct ingest_reading *delivered = NULL, *giveback = NULL;
 	int64_t pause_ms = -1;
+	bool delivered_any = false;
 
 	fw->events = NULL;
 	fw->nevents = fw->events_cap = 0;
 	for (size_t a = 0; a < nevents; a++) {
-		for (size_t i = 0; i < fw->ninflight; i++) {
+		size_t i;
+		/* A token that matches nothing is stale (its entry was released). */
+		if (tokmap_get(&fw->slot_of, events[a].token, &i)) {
 			struct entry *e = &fw->inflight[i];
-			if (e->token != events[a].token)
-				continue;
 			if (events[a].kind == EV_FAILED) {
 				release_entry(fw, e, &giveback);
 				if (events[a].retry_after_ms > pause_ms)
 					pause_ms = events[a].retry_after_ms;
 			} else {
+				delivered_any = true;
+				uplink_stats_ok(fw->opt.stats, e->count);
 				for (size_t k = 0; k < e->nids; k++)
 					if (idset_add(&fw->to_remove, e->ids[k]) != 0)
 						log_error("forwarder: out of memory; reading %lld is "
@@ -329,17 +340,24 @@ static void process_events(struct forwarder *fw)
 				free_entry(e);
 			}
 			remove_entry(fw, i);
-			break;
 		}
 	}
 	free(events);
 	fw->pending = true;
+	/* One episode from the first refusal to the next delivery: logged once, and its
+	 * back-off grows (accepting the next send() does not mean the server took it). */
+	if (delivered_any && fw->reject_retry.failing && pause_ms < 0) {
+		log_info("forwarder: the server accepts messages again (after %llu refused "
+			 "round(s))",
+			 (unsigned long long)fw->reject_retry.attempts);
+		retry_ok(&fw->reject_retry);
+	}
 	if (pause_ms >= 0) {
-		if (!fw->send_retry.failing)
+		if (!fw->reject_retry.failing)
 			log_warn(
 				"forwarder: the server did not accept a message; its readings stay "
-				"and are sent again");
-		retry_failed(&fw->send_retry, MB_ERR_IO, pause_ms, RETRY_MAX_MS);
+				"and are sent again with back-off");
+		retry_failed(&fw->reject_retry, MB_ERR_IO, pause_ms, RETRY_MAX_MS);
 	}
 	if (delivered) {
 		pthread_mutex_unlock(&fw->lock);
@@ -356,6 +374,8 @@ static void process_events(struct forwarder *fw)
 struct part {
 	const char *payload;
 	size_t len;
+	int64_t id; /* store id, 0 for a memory reading */
+	int64_t ts_ms;
 };
 
 /* How many of parts[0..n) go into the next message (at least one). */
@@ -409,7 +429,11 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 	char *payload = payload_of(&fw->opt, parts, n, &len);
 	if (!payload)
 		return MB_ERR_NOMEM;
-	struct uplink_message msg = {.payload = payload, .len = len, .count = n};
+	struct uplink_message msg = {.payload = payload,
+				     .len = len,
+				     .count = n,
+				     .first_id = parts[0].id,
+				     .first_ts_ms = parts[0].ts_ms};
 	pthread_mutex_unlock(&fw->lock);
 	int rc = fw->up->ops->send(fw->up->impl, &msg, token);
 	pthread_mutex_lock(&fw->lock);
@@ -431,8 +455,9 @@ static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, 
 
 static bool can_send(const struct forwarder *fw)
 {
+	int64_t now = time_mono_ms();
 	return fw->connected && fw->ninflight < (size_t)fw->opt.window &&
-	       time_mono_ms() >= fw->send_retry.at_ms;
+	       now >= fw->send_retry.at_ms && now >= fw->reject_retry.at_ms;
 }
 
 /* Sends readings claimed from memory; gives back what was not sent. */
@@ -462,7 +487,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 	}
 	size_t i = 0;
 	for (struct ingest_reading *p = list; p && i < n; p = p->next, i++) {
-		parts[i] = (struct part){p->payload, p->len};
+		parts[i] = (struct part){p->payload, p->len, 0, p->ts_ms};
 		readings[i] = p;
 	}
 	n = i;
@@ -478,6 +503,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 		struct ingest_reading *last = readings[pos + span - 1];
 		rest = last->next;
 		last->next = NULL;
+		tokmap_put(&fw->slot_of, token, fw->ninflight);
 		fw->inflight[fw->ninflight++] =
 			(struct entry){.token = token, .mem = readings[pos], .count = span};
 		pos += span;
@@ -517,7 +543,8 @@ static void send_from_store(struct forwarder *fw, size_t max)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		parts[i] = (struct part){items[i].payload, items[i].len};
+		parts[i] =
+			(struct part){items[i].payload, items[i].len, items[i].id, items[i].ts_ms};
 
 	size_t pos = 0;
 	while (pos < n && can_send(fw) && !fw->stopping) {
@@ -536,6 +563,7 @@ static void send_from_store(struct forwarder *fw, size_t max)
 			if (idset_add(&fw->held, ids[k]) != 0)
 				log_error("forwarder: out of memory; reading %lld may be sent twice",
 					  (long long)ids[k]);
+		tokmap_put(&fw->slot_of, token, fw->ninflight);
 		fw->inflight[fw->ninflight++] =
 			(struct entry){.token = token, .ids = ids, .nids = span, .count = span};
 		pos += span;
@@ -619,7 +647,7 @@ static void *forward_main(void *arg)
 		size_t free_slots = window - fw->ninflight;
 		if (fw->connected && fw->pending && free_slots > 0 &&
 		    (free_slots >= fw->ack_batch || fw->ninflight == 0) &&
-		    now >= fw->send_retry.at_ms) {
+		    now >= fw->send_retry.at_ms && now >= fw->reject_retry.at_ms) {
 			send_round(fw);
 			continue;
 		}
@@ -630,6 +658,8 @@ static void *forward_main(void *arg)
 			until = earliest(until, fw->remove_retry.at_ms);
 		if (fw->send_retry.at_ms > now)
 			until = earliest(until, fw->send_retry.at_ms);
+		if (fw->reject_retry.at_ms > now)
+			until = earliest(until, fw->reject_retry.at_ms);
 		if (fw->fetch_retry.at_ms > now)
 			until = earliest(until, fw->fetch_retry.at_ms);
 		if (fw->stopping)
@@ -672,7 +702,8 @@ int forwarder_new(const struct forward_options *opt, const struct forward_queue 
 	pthread_cond_init(&fw->wake, &attr);
 	pthread_condattr_destroy(&attr);
 	fw->inflight = calloc((size_t)opt->window, sizeof(struct entry));
-	if (!fw->inflight) {
+	if (!fw->inflight || tokmap_init(&fw->slot_of, (size_t)opt->window) != 0) {
+		free(fw->inflight);
 		pthread_mutex_destroy(&fw->lock);
 		pthread_cond_destroy(&fw->wake);
 		free(fw);
@@ -729,6 +760,7 @@ void forwarder_stop(struct forwarder *fw, int flush_ms)
 		release_entry(fw, &fw->inflight[i], &giveback);
 	}
 	fw->ninflight = 0;
+	tokmap_clear(&fw->slot_of);
 	give_back(fw, giveback);
 	if (fw->to_remove.n)
 		try_remove(fw);
@@ -761,6 +793,7 @@ void forwarder_free(struct forwarder *fw)
 		 * NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 		free_entry(&fw->inflight[i]);
 	free(fw->inflight);
+	tokmap_free(&fw->slot_of);
 	free(fw->events);
 	idset_free(&fw->held);
 	idset_free(&fw->to_remove);

@@ -31,6 +31,7 @@
 #include "ingest.h"
 #include "store.h"
 #include "uplink.h"
+#include "uplink_stats.h"
 
 struct forwarder;
 
@@ -40,6 +41,9 @@ struct forward_options {
 	bool array;             /* several readings per message */
 	int array_max_count;    /* readings per array, >= 1 */
 	size_t array_max_bytes; /* bytes per array payload (one reading may exceed it) */
+	/* Counts each confirmed message and its readings (`queue`, AT+MBSTATUS); the
+	 * uplinks record their errors there. NULL: none. Borrowed. */
+	struct uplink_stats *stats;
 };
 
 /* The durable queue the forwarder sends from (a seam: unit tests inject failures here).

@@ -30,6 +30,7 @@
 #include "poller.h"
 #include "store.h"
 #include "timeutil.h"
+#include "uplink_stats.h"
 
 #define DEFAULT_CONFIG "/etc/modbridge/modbridge.yaml"
 
@@ -39,7 +40,8 @@ static void usage(FILE *out)
 		"Usage: modbridge COMMAND [OPTIONS]\n"
 		"\n"
 		"Polls Modbus RTU/TCP devices on a schedule, keeps every reading in a crash-safe\n"
-		"store, and forwards them as JSON to an MQTT broker (TLS verified by default).\n"
+		"store, and forwards them as JSON to an MQTT broker, an HTTP(S) server or an\n"
+		"FTP/FTPS/SFTP server (logger.mode; TLS verified by default).\n"
 		"\n"
 		"Commands:\n"
 		"  run    -c FILE          run the gateway in the foreground (SIGTERM/SIGINT stop it,\n"
@@ -52,7 +54,8 @@ static void usage(FILE *out)
 		"  read   -c FILE DEVICE   poll one device now and print the JSON it would send\n"
 		"                          (nothing is stored or sent; the router's Test button)\n"
 		"  queue  -c FILE          show the store's backlog: count, oldest, newest, sent,\n"
-		"                          dropped; it only looks (safe beside the daemon): a\n"
+		"                          dropped, and the uplink: send mode, last success, last\n"
+		"                          error, counts; it only looks (safe beside the daemon): a\n"
 		"                          missing store is not created (exit 2), a damaged one is\n"
 		"                          reported and left as it is (exit 1)\n"
 		"  at     -c FILE 'AT...'  run one remote command here, as if it came over MQTT, and\n"
@@ -109,6 +112,50 @@ static void print_cert(const char *key, const char *path, int *problems)
 	}
 }
 
+/* What `check` says of the send mode (logger.mode) and its section. */
+static void check_send_mode(const struct config *cfg, int *problems)
+{
+	if (cfg->logger.mode == LOGGER_HTTP) {
+		const struct http_config *h = &cfg->http;
+		printf("  send mode: http, %s %s, %s%s%s\n",
+		       h->method == HTTP_GET   ? "GET"
+		       : h->method == HTTP_PUT ? "PUT"
+					       : "POST",
+		       h->url,
+		       !h->tls                     ? "no TLS"
+		       : h->allow_all_certificates ? "TLS WITHOUT verification"
+						   : "TLS with verification",
+		       h->username ? ", basic auth" : "", h->bearer_token ? ", bearer token" : "");
+		if (h->tls) {
+			print_cert("http.ca_file", h->ca_file, problems);
+			print_cert("http.cert_file", h->cert_file, problems);
+			if (!h->ca_file)
+				printf("  http: the server is verified against the system CA store\n");
+		}
+	} else if (cfg->logger.mode == LOGGER_FTP) {
+		const struct ftp_config *f = &cfg->ftp;
+		printf("  send mode: ftp, %s, %s, files cut every %lld s or at %d readings\n",
+		       f->url, f->format == FTP_ARRAY ? "JSON array" : "JSON lines",
+		       (long long)(f->interval_ms / 1000), f->max_readings);
+		if (f->protocol == FTP_TLS) {
+			print_cert("ftp.ca_file", f->ca_file, problems);
+			print_cert("ftp.cert_file", f->cert_file, problems);
+			if (f->allow_all_certificates)
+				printf("  ftp: TLS WITHOUT verification\n");
+			else if (!f->ca_file)
+				printf("  ftp: the server is verified against the system CA store\n");
+		} else if (f->protocol == FTP_SFTP) {
+			if (f->allow_all_certificates)
+				printf("  ftp: the server's host key is NOT checked\n");
+			else
+				printf("  ftp: the server's host key is checked against %s\n",
+				       f->known_hosts);
+		}
+	} else {
+		printf("  send mode: mqtt\n");
+	}
+}
+
 /*
  * Serial devices that are not there now. Not an error: a USB adapter may be plugged in
  * later, and the daemon keeps trying to open the port; but `check` must not look clean.
@@ -145,11 +192,13 @@ static int cmd_check(const char *path)
 	printf("  devices: %zu (%zu RTU, %zu TCP); serial ports: %zu\n", cfg->device_count,
 	       serial_devices, cfg->device_count - serial_devices, cfg->serial_port_count);
 	if (cfg->mqtt.enabled) {
-		printf("  mqtt: %s, QoS %d, %s\n", cfg->mqtt.broker, cfg->mqtt.qos,
+		printf("  mqtt: %s, QoS %d, %s%s\n", cfg->mqtt.broker, cfg->mqtt.qos,
 		       cfg->mqtt.tls
 			       ? (cfg->mqtt.allow_all_certificates ? "TLS WITHOUT verification"
 								   : "TLS with verification")
-			       : "no TLS");
+			       : "no TLS",
+		       cfg->logger.mode == LOGGER_MQTT ? ""
+						       : " (AT commands and status topic only)");
 		if (cfg->mqtt.tls) {
 			print_cert("mqtt.ca_file", cfg->mqtt.ca_file, &problems);
 			/* config_load checked what the files hold (and the key pair), with lines. */
@@ -158,6 +207,7 @@ static int cmd_check(const char *path)
 				printf("  mqtt: the broker is verified against the system CA store\n");
 		}
 	}
+	check_send_mode(cfg, &problems);
 	/* Requests per poll and line time per bus (docs/modbus.md); warnings do not fail. */
 	if (busplan_report(cfg, stdout, stderr) < 0)
 		fprintf(stderr, "%s: out of memory planning the buses\n", path);
@@ -235,6 +285,28 @@ static void print_time(const char *label, int64_t ms)
 	printf("%-8s %s\n", label, text);
 }
 
+static void print_line(void *ctx, const char *text)
+{
+	(void)ctx;
+	printf("uplink   %s\n", text);
+}
+
+/* What the daemon last wrote of its uplink (uplink_stats.h). */
+static void print_uplink_status(const struct config *cfg)
+{
+	struct uplink_status us;
+	char *path = uplink_status_path(cfg->logger.store_path);
+	int rc = path ? uplink_status_read(path, &us) : MB_ERR_NOMEM;
+	if (rc == 0) {
+		uplink_status_lines(&us, print_line, NULL);
+	} else {
+		static const char *const names[] = {"mqtt", "http", "ftp"};
+		printf("uplink   mode: %s (no figures yet: the daemon writes %s once it runs)\n",
+		       names[cfg->logger.mode], path ? path : "?");
+	}
+	free(path);
+}
+
 /* `modbridge queue`: looks only (store_inspect); `run` alone creates or moves the store. */
 static int cmd_queue(const char *path)
 {
@@ -271,6 +343,7 @@ static int cmd_queue(const char *path)
 	printf("sent     %" PRId64 "\n", st.sent);
 	printf("dropped  %" PRId64 "\n", st.dropped);
 	printf("size     %" PRId64 " bytes\n", st.size_bytes);
+	print_uplink_status(cfg);
 	config_free(cfg);
 	return 0;
 }

@@ -16,6 +16,10 @@
  *    did not take it; the readings stay and are sent again), except when keeps_unconfirmed
  *    is false and a disconnected() event comes first: then every unconfirmed message is
  *    forgotten by the uplink and the forwarder sends its readings again.
+ *  - failed() carries retry_after_ms: the forwarder sends nothing for at least that long
+ *    (its own back-off doubles while failures go on, until a delivered() ends the
+ *    episode). An uplink asks for the slowest back-off (30000) when the server refuses
+ *    what we send, and for the server's Retry-After when it gives one.
  *  - Events may come from any thread; they must be quick (the forwarder only records them).
  *
  * Ownership: whoever creates an uplink frees it (after the forwarder that uses it is
@@ -26,6 +30,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct uplink_events {
 	void (*connected)(void *ctx);
@@ -40,6 +45,10 @@ struct uplink_message {
 	const char *payload;
 	size_t len;
 	size_t count;
+	/* The first reading's store id (0 when it was sent from memory) and time: what an
+	 * uplink needs to name a file the same way when it is sent again after a crash. */
+	int64_t first_id;
+	int64_t first_ts_ms;
 };
 
 struct uplink_ops {

@@ -8,12 +8,14 @@
  */
 #include "uplink_mqtt.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "config.h"
 #include "error.h"
 #include "mqtt.h"
+#include "uplink_stats.h"
 
 struct mqtt_uplink {
 	struct uplink up; /* first: the uplink handed out is this struct */
@@ -23,6 +25,8 @@ struct mqtt_uplink {
 	char description[300];
 	const struct uplink_events *ev;
 	void *ctx;
+	struct uplink_stats *stats;
+	atomic_bool stopping; /* a clean stop's disconnection is no error */
 };
 
 static void on_connected(void *ctx)
@@ -35,6 +39,9 @@ static void on_connected(void *ctx)
 static void on_disconnected(void *ctx)
 {
 	struct mqtt_uplink *m = ctx;
+	if (!atomic_load(&m->stopping))
+		uplink_stats_error(m->stats, false,
+				   "the connection to the broker was lost (see the log)");
 	if (m->ev && m->ev->disconnected)
 		m->ev->disconnected(m->ctx);
 }
@@ -68,6 +75,7 @@ static int mqtt_uplink_send(void *impl, const struct uplink_message *msg, int *t
 static void mqtt_uplink_stop(void *impl)
 {
 	struct mqtt_uplink *m = impl;
+	atomic_store(&m->stopping, true);
 	mqtt_link_stop(m->link);
 }
 
@@ -111,6 +119,11 @@ int uplink_mqtt_new(const struct config *cfg, struct uplink **out)
 	return 0;
 }
 
+void uplink_mqtt_set_stats(struct uplink *up, struct uplink_stats *stats)
+{
+	((struct mqtt_uplink *)up->impl)->stats = stats;
+}
+
 struct mqtt_link *uplink_mqtt_link(struct uplink *up)
 {
 	return ((struct mqtt_uplink *)up->impl)->link;
@@ -121,6 +134,7 @@ void uplink_mqtt_free(struct uplink *up)
 	if (!up)
 		return;
 	struct mqtt_uplink *m = up->impl;
+	atomic_store(&m->stopping, true);
 	mqtt_link_stop(m->link);
 	mqtt_link_free(m->link);
 	free(m->topic);

@@ -25,6 +25,11 @@ struct mqtt_link;
  */
 int uplink_mqtt_new(const struct config *cfg, struct uplink **out);
 
+/* Records lost connections as the last error in stats (uplink_stats.h; borrowed, may be
+ * NULL). Before the uplink starts. */
+struct uplink_stats;
+void uplink_mqtt_set_stats(struct uplink *up, struct uplink_stats *stats);
+
 /* The MQTT link, for the remote commands. Valid until uplink_mqtt_free. */
 struct mqtt_link *uplink_mqtt_link(struct uplink *up);
 

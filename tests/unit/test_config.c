@@ -529,6 +529,58 @@ static void test_mqtt_disabled(void **state)
 	config_diags_free(&diags);
 }
 
+/* logger.mode: http (the router's "web"), with MQTT off because the file has no mqtt
+ * section: every key of the http section as loaded. */
+static void test_http_section(void **state)
+{
+	struct config_diags diags = {0};
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_good("good/http.yaml", &diags);
+	assert_int_equal(diags.count, 0);
+	assert_int_equal(cfg->logger.mode, LOGGER_HTTP);
+	assert_false(cfg->mqtt.enabled);
+	assert_string_equal(cfg->http.url, "https://collector.example.com/in?site=7");
+	assert_true(cfg->http.tls);
+	assert_int_equal(cfg->http.method, HTTP_GET);
+	assert_string_equal(cfg->http.query_parameter, "reading");
+	assert_int_equal(cfg->http.header_count, 2);
+	assert_string_equal(cfg->http.headers[0].name, "X-Gateway");
+	assert_string_equal(cfg->http.headers[0].value, "gw-[IMEI]");
+	assert_string_equal(cfg->http.headers[1].value, "");
+	assert_string_equal(cfg->http.bearer_token, "t0ken");
+	assert_null(cfg->http.username);
+	assert_non_null(strstr(cfg->http.key_file, "certs/client.key"));
+	assert_int_equal(cfg->http.timeout_ms, 2500);
+	config_free(cfg);
+	config_diags_free(&diags);
+}
+
+/* logger.mode: ftp over SFTP, with MQTT kept (the file has an mqtt section). */
+static void test_ftp_section(void **state)
+{
+	struct config_diags diags = {0};
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_good("good/ftp.yaml", &diags);
+	assert_int_equal(diags.count, 0);
+	assert_int_equal(cfg->logger.mode, LOGGER_FTP);
+	assert_true(cfg->mqtt.enabled);
+	assert_int_equal(cfg->ftp.protocol, FTP_SFTP);
+	/* Always a directory. */
+	assert_string_equal(cfg->ftp.url, "sftp://files.example.com:2222/upload/");
+	assert_string_equal(cfg->ftp.file_name, "[IMEI]_[ID]_%Y%m%d.jsonl");
+	assert_int_equal(cfg->ftp.interval_ms, 86400000);
+	assert_int_equal(cfg->ftp.max_readings, 50000);
+	assert_int_equal(cfg->ftp.format, FTP_ARRAY);
+	assert_int_equal(cfg->ftp.timeout_ms, 60000);
+	assert_non_null(strstr(cfg->ftp.known_hosts, "certs/README"));
+	config_free(cfg);
+	config_diags_free(&diags);
+}
+
 static void test_warning_allow_all(void **state)
 {
 	struct config_diags diags = {0};
@@ -815,7 +867,7 @@ static void test_unknown_top_level_key(void **state)
 	assert_int_equal(diags.count, 3);
 	assert_diag(
 		&diags, 0, t.dir,
-		"c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt, remote, modem, web); did you mean 'mqtt'?");
+		"c.yaml:1: mqqt: unknown key 'mqqt' (allowed: gateway, serial, modbus, logger, mqtt, http, ftp, remote, modem, web); did you mean 'mqtt'?");
 	assert_diag(&diags, 1, t.dir, "warning: c.yaml:4: modbus.devices: no devices configured");
 	assert_diag(
 		&diags, 2, t.dir,
@@ -1174,6 +1226,8 @@ int main(void)
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_router_forms),
 		cmocka_unit_test(test_mqtt_disabled),
+		cmocka_unit_test(test_http_section),
+		cmocka_unit_test(test_ftp_section),
 		cmocka_unit_test(test_warning_allow_all),
 		cmocka_unit_test(test_warning_tls_ignored),
 		cmocka_unit_test(test_periods),

@@ -119,6 +119,8 @@ struct sent {
 	int token;
 	char *payload;
 	bool settled; /* delivered or failed */
+	int64_t first_id;
+	int64_t at_ms; /* when it was sent */
 };
 
 struct fake_uplink {
@@ -162,6 +164,8 @@ static int fu_send(void *impl, const struct uplink_message *msg, int *token)
 	struct sent *s = &u->sent[u->nsent++];
 	s->token = ++u->next_token;
 	s->payload = strdup(msg->payload);
+	s->first_id = msg->first_id;
+	s->at_ms = time_mono_ms();
 	s->settled = false;
 	u->outstanding++;
 	if (u->outstanding > u->max_outstanding)
@@ -587,6 +591,39 @@ static void refused_message_is_sent_again_after_pause(void **state)
 	ASSERT_EVENTUALLY(fq_left(&f->q) == 0, 2000);
 }
 
+/*
+ * An uplink that reports failures without a pause (HTTP: connection refused) gets a
+ * growing back-off: the episode lasts until a message is delivered, not until the next
+ * send() is accepted (which for a queueing uplink is at once). Before, every failure was
+ * followed by a resend 100 ms later, forever. Each message also names its first reading.
+ */
+static void refusals_back_off_until_a_delivery(void **state)
+{
+	struct fixture *f = *state;
+	fq_fill(&f->q, 3, 0);
+	struct forward_options o = {.window = 1, .send_mode = SEND_FIFO};
+	start(f, &o, false);
+	fu_connect(&f->u, true);
+	for (size_t k = 0; k < 5; k++) {
+		ASSERT_EVENTUALLY(fu_count(&f->u) == k + 1, 5000);
+		assert_int_equal(f->u.sent[k].first_id, 1);
+		fu_settle(&f->u, k, false, 0);
+	}
+	ASSERT_EVENTUALLY(fu_count(&f->u) == 6, 8000);
+	/* 100, 200, 400, 800, 1600 ms: the fifth gap is far above the first. */
+	int64_t first_gap = f->u.sent[1].at_ms - f->u.sent[0].at_ms;
+	int64_t fifth_gap = f->u.sent[5].at_ms - f->u.sent[4].at_ms;
+	assert_true(first_gap >= 90);
+	assert_true(fifth_gap >= 1400);
+	/* A delivery ends the episode: the next message goes at once. */
+	fu_settle(&f->u, 5, true, 0);
+	ASSERT_EVENTUALLY(fu_count(&f->u) == 7, 2000);
+	assert_true(f->u.sent[6].at_ms - f->u.sent[5].at_ms < 500);
+	assert_int_equal(f->u.sent[6].first_id, 2);
+	fu_settle(&f->u, 6, true, 0);
+	drain(f, 5000);
+}
+
 /* QoS 0: a lost connection loses what was unconfirmed; it is sent again (never lost, at
  * most a window of duplicates). */
 static void unconfirmed_resent_when_uplink_forgets(void **state)
@@ -764,6 +801,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(failed_removal_never_resends, setup, teardown),
 		cmocka_unit_test_setup_teardown(send_failure_backs_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(fetch_failure_backs_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(refusals_back_off_until_a_delivery, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(refused_message_is_sent_again_after_pause, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(unconfirmed_resent_when_uplink_forgets, setup,
