@@ -103,7 +103,7 @@ static enum mbtcp_status parse(const struct mbtcp_request *rq, const uint8_t *ad
 static void decodes_answers(void **state)
 {
 	(void)state;
-	uint16_t v[8] = {0};
+	uint16_t v[16] = {0}; /* room for the ten coils below */
 	int exc = -1;
 	struct mbtcp_request rq = {.tid = 9, .unit = 1, .function = 3, .address = 5, .count = 2};
 	static const uint8_t regs[] = {0, 9, 0, 0, 0, 7, 1, 3, 4, 0, 5, 0x12, 0x34};
