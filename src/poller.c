@@ -249,7 +249,7 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 	bool tcp = false;
 	for (size_t b = 0; b < p->bus_count; b++)
 		tcp = tcp || !p->buses[b].io;
-	if (tcp && tcpside_start(p, &p->tcp) != 0) {
+	if (tcp && tcpside_start(p) != 0) {
 		log_error("cannot start the Modbus TCP event loop");
 		poller_stop(p);
 		return MB_ERR_NOMEM;
@@ -477,7 +477,7 @@ static int execute_direct(struct poller *p, const struct serial_port_config *por
 	if (rc == 0)
 		d->busy = true;
 	/* Modbus TCP goes through the event loop, started for it if need be. */
-	if (rc == 0 && !port && !p->tcp && tcpside_start(p, &p->tcp) != 0)
+	if (rc == 0 && !port && !p->tcp && tcpside_start(p) != 0)
 		rc = MB_ERR_NOMEM;
 	struct tcpside *tcp = p->tcp;
 	if (rc == MB_ERR_NOMEM && d)

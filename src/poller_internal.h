@@ -140,8 +140,9 @@ void poller_fail_queued(struct bus *bus);
 const char *bus_name(const struct bus *bus);
 
 /* tcpbus.c: starts the event loop for p's Modbus TCP buses (there may be none: it then
- * serves unpolled endpoints only). Returns 0 or MB_ERR_NOMEM (nothing left running). */
-int tcpside_start(struct poller *p, struct tcpside **out);
+ * serves unpolled endpoints only) and sets p->tcp, before the loop's thread starts (which
+ * reads it). Returns 0 or MB_ERR_NOMEM (nothing left running, p->tcp NULL). */
+int tcpside_start(struct poller *p);
 
 /* tcpbus.c: stops the loop: polls and requests on the bus finish first, queued remote
  * requests fail (MB_ERR_BUSY); joins its threads and frees. Accepts NULL. */

@@ -468,7 +468,7 @@ static void *side_main(void *arg)
 	return NULL;
 }
 
-int tcpside_start(struct poller *p, struct tcpside **out)
+int tcpside_start(struct poller *p)
 {
 	struct tcpside *t = calloc(1, sizeof(*t));
 	size_t endpoints = 0, devices = 0;
@@ -495,6 +495,8 @@ int tcpside_start(struct poller *p, struct tcpside **out)
 	    tcploop_reserve_timers(t->loop, 3 * endpoints + devices + 64) != 0)
 		goto nomem;
 	tcploop_reserve_fds(endpoints);
+	/* Set before the loop's thread starts, which reads it (bus->owner->tcp), and never
+	 * written again while it runs. */
 	p->tcp = t;
 	size_t k = 0;
 	for (size_t b = 0; b < p->bus_count; b++) {
@@ -533,7 +535,6 @@ int tcpside_start(struct poller *p, struct tcpside **out)
 	if (endpoints)
 		log_info("modbus tcp: %zu endpoint(s) with %zu device(s), served by one event loop",
 			 endpoints, devices);
-	*out = t;
 	return 0;
 nomem:
 	p->tcp = NULL;
