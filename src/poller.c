@@ -282,12 +282,14 @@ void poller_stop(struct poller *p)
 		if (bus->started)
 			pthread_join(bus->thread, NULL);
 	}
-	tcpside_stop(p->tcp);
-	/* Every request is done now; let its caller leave before the bus goes away. */
+	tcpside_halt(p->tcp);
+	/* Every request is done now; let its caller leave before the bus goes away (and the
+	 * TCP side: a caller of execute_direct may hold it and not have entered it yet). */
 	pthread_mutex_lock(&p->users_lock);
 	while (p->users > 0)
 		pthread_cond_wait(&p->users_gone, &p->users_lock);
 	pthread_mutex_unlock(&p->users_lock);
+	tcpside_stop(p->tcp);
 	for (size_t b = 0; b < p->bus_count; b++) {
 		struct bus *bus = &p->buses[b];
 		mbio_free(bus->io);

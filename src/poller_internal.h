@@ -145,7 +145,12 @@ const char *bus_name(const struct bus *bus);
 int tcpside_start(struct poller *p);
 
 /* tcpbus.c: stops the loop: polls and requests on the bus finish first, queued remote
- * requests fail (MB_ERR_BUSY); joins its threads and frees. Accepts NULL. */
+ * requests fail (MB_ERR_BUSY), and so does every later tcpside_execute; joins its thread.
+ * Callers of tcpside_execute may still be on their way out (or in): free with
+ * tcpside_stop only when none can be. Accepts NULL; a second call does nothing. */
+void tcpside_halt(struct tcpside *t);
+
+/* tcpbus.c: tcpside_halt, then frees. Accepts NULL. */
 void tcpside_stop(struct tcpside *t);
 
 /* tcpbus.c: a remote request was queued on a Modbus TCP bus: its turn comes next. Called

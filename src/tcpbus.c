@@ -542,7 +542,7 @@ nomem:
 	return MB_ERR_NOMEM;
 }
 
-void tcpside_stop(struct tcpside *t)
+void tcpside_halt(struct tcpside *t)
 {
 	if (!t)
 		return;
@@ -552,7 +552,15 @@ void tcpside_stop(struct tcpside *t)
 	if (t->started) {
 		tcploop_wake(t->loop);
 		pthread_join(t->thread, NULL);
+		t->started = false;
 	}
+}
+
+void tcpside_stop(struct tcpside *t)
+{
+	if (!t)
+		return;
+	tcpside_halt(t);
 	tcploop_free(t->loop);
 	free(t->remotes);
 	pthread_mutex_destroy(&t->lock);
