@@ -7,7 +7,8 @@
  * or, for several blocks, STX/NX/PX instead of ST/N. A failed poll carries "ERR" and no V.
  * A device with a data type other than `word` also carries its decoded values: V then
  * holds those (N/NX still count registers; PX indexes V), as docs/json-format.md says.
- * docs/json-format.md is the reference. The encoder uses jansson, which keeps key order.
+ * docs/json-format.md is the reference. message_encode writes the bytes directly;
+ * message_encode_jansson, the same with jansson, is the reference it is fuzzed against.
  */
 #ifndef MODBRIDGE_MESSAGE_H
 #define MODBRIDGE_MESSAGE_H
@@ -38,5 +39,9 @@ void message_global_init(void);
  * "ERR" member in place of "V".
  */
 char *message_encode(const struct reading *r, const struct message_context *ctx);
+
+/* The same with jansson (one JSON value per member and register): the reference that
+ * fuzz/fuzz_message.c holds message_encode() to, byte for byte. Not used by the daemon. */
+char *message_encode_jansson(const struct reading *r, const struct message_context *ctx);
 
 #endif
