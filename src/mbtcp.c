@@ -108,7 +108,7 @@ static enum mbtcp_status parse_read(const struct mbtcp_request *rq, const uint8_
 		for (unsigned i = 0; i < rq->count; i++)
 			dest[i] = (uint16_t)((data[i / 8] >> (i % 8)) & 1u);
 	} else {
-		for (unsigned i = 0; i < rq->count; i++)
+		for (size_t i = 0; i < rq->count; i++)
 			dest[i] = get16(data + 2 * i);
 	}
 	return MBTCP_OK;

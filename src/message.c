@@ -285,7 +285,7 @@ char *message_encode(const struct reading *r, const struct message_context *ctx)
 	/* The worst case: every string byte escaped as \u00XX, 20 digits per number. */
 	size_t room = 96 + text_room(ctx->imei) + text_room(ts) + text_room(dev->id) +
 		      text_room(dev->address_text) + text_room(ctx->logger_id) +
-		      3 * 21 * dev->block_count + 48;
+		      dev->block_count * 3 * 21 + 48;
 	if (failed)
 		room += text_room(r->error);
 	else if (r->decoded)

@@ -592,6 +592,8 @@ int tcpside_execute(struct tcpside *t, const char *host, int port, struct poll_r
 		return MB_ERR_BUSY;
 	}
 	d.next = t->inbox;
+	/* d lives on this stack until the loop has answered it (d.done), below. */
+	// cppcheck-suppress autoVariables
 	t->inbox = &d;
 	tcploop_wake(t->loop);
 	/* Its own time-out bounds the wait once it runs; the loop answers when it stops. */

@@ -283,7 +283,7 @@ static void connected(struct tcp_ep *ep)
 		ep->lost = false;
 		log_debug("%s: connected again", ep->name);
 	}
-	memcpy(waiting, ep->pending, sizeof(waiting[0]) * (size_t)n);
+	memcpy(waiting, ep->pending, sizeof(struct tcp_client *) * (size_t)n);
 	ep->npending = 0;
 	for (int i = 0; i < n; i++) {
 		if (ep->state == EP_OPEN)

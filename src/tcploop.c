@@ -189,7 +189,7 @@ int tcploop_reserve_timers(struct tcploop *loop, size_t n)
 {
 	if (n <= loop->capheap)
 		return 0;
-	struct tcploop_timer **heap = realloc(loop->heap, n * sizeof(*heap));
+	struct tcploop_timer **heap = realloc(loop->heap, n * sizeof(struct tcploop_timer *));
 	if (!heap)
 		return MB_ERR_NOMEM;
 	loop->heap = heap;
@@ -207,7 +207,8 @@ void tcploop_timer_set(struct tcploop *loop, struct tcploop_timer *t, int64_t at
 	}
 	if (loop->nheap == loop->capheap) {
 		size_t cap = loop->capheap ? 2 * loop->capheap : 64;
-		struct tcploop_timer **heap = realloc(loop->heap, cap * sizeof(*heap));
+		struct tcploop_timer **heap =
+			realloc(loop->heap, cap * sizeof(struct tcploop_timer *));
 		if (!heap) {
 			/* Users reserve their timers up front (tcploop_reserve_timers), so only
 			 * a timer beyond the reservation can get here. */
