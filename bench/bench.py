@@ -25,6 +25,8 @@ Workloads (see docs/performance.md for what each figure means):
 Measurements:
   CPU%        (utime + stime) from /proc/PID/stat over the window / window length
   peak RSS    VmHWM from /proc/PID/status at the end of the window
+  USS, PSS    private memory (Private_*) and proportional set size from
+              /proc/PID/smaps_rollup at the end of the window
   delivered   distinct (ID, TS) pairs received with TS inside the window, against
               devices x polls in the window
   latency     mosquitto_sub arrival time - TS (polls start on whole seconds)
@@ -161,6 +163,22 @@ def status_kb(pid, key):
         if line.startswith(key + ":"):
             return int(line.split()[1])
     return 0
+
+
+def smaps_kb(pid):
+    """(USS, PSS) in kB from /proc/PID/smaps_rollup: USS is the memory only this process
+    holds (Private_Clean + Private_Dirty + Private_Hugetlb), PSS adds its share of the pages
+    it shares (libcrypto's, for one, counted once per process mapping them). RSS counts
+    shared pages whole, so it misleads on a box where other processes map the same
+    libraries."""
+    uss = pss = 0
+    for line in read_file("/proc/%d/smaps_rollup" % pid).splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Private_Clean", "Private_Dirty", "Private_Hugetlb"):
+            uss += int(rest.split()[0])
+        elif key == "Pss":
+            pss = int(rest.split()[0])
+    return uss, pss
 
 
 def machine():
@@ -363,6 +381,7 @@ def run_workload(env, devices, period_ms, duration_s, warmup_s, daemon_cpu=None,
         hwm = status_kb(daemon.pid, "VmHWM")
         rss = status_kb(daemon.pid, "VmRSS")
         threads = status_kb(daemon.pid, "Threads")
+        uss, pss = smaps_kb(daemon.pid)
         if prof:
             profile_finish(prof)
         note("  window over; draining")
@@ -396,7 +415,7 @@ def run_workload(env, devices, period_ms, duration_s, warmup_s, daemon_cpu=None,
         "cpu_pct": 100.0 * cpu_s / duration_s,
         "user_pct": 100.0 * (u1 - u0) / duration_s,
         "sys_pct": 100.0 * (s1 - s0) / duration_s,
-        "hwm_kb": hwm, "rss_kb": rss, "threads": threads,
+        "hwm_kb": hwm, "rss_kb": rss, "uss_kb": uss, "pss_kb": pss, "threads": threads,
         "expected": expected,
         # With periods under 1 s several readings share a TS second: count messages.
         "delivered": len(keys) if period_ms >= 1000 else received,
@@ -434,8 +453,8 @@ def note(text):
 # Profile (perf record on the running daemon)
 # --------------------------------------------------------------------------- #
 # System calls counted (tracepoints) during the profile, reported per reading.
-COUNTED_SYSCALLS = ("fdatasync", "fsync", "pwrite64", "fcntl", "futex", "pselect6", "sendto",
-                    "recvfrom", "write", "read")
+COUNTED_SYSCALLS = ("fdatasync", "fsync", "pwrite64", "fcntl", "futex", "pselect6",
+                    "epoll_wait", "sendto", "recvfrom", "write", "read")
 
 
 def profile_start(env, pid, seconds):
@@ -576,16 +595,18 @@ def report(results, args):
               n["devices"], "all behind one port" if args.one_endpoint else "one port each",
               REGISTERS, n["duration_s"]))
         w("")
-        w("| gateway | CPU (one core) | peak RSS | delivered / expected | latency p50 / p99 |")
-        w("|---|---|---|---|---|")
+        w("| gateway | CPU (one core) | peak RSS | USS / PSS | delivered / expected | "
+          "latency p50 / p99 |")
+        w("|---|---|---|---|---|---|")
         w("| **modbridge** (store + TLS, QoS 1) | **%.1f%%** (user %.1f%%, sys %.1f%%) | "
-          "**%s** | %d / %d (%.2f%%) | %.0f / %.0f ms |"
-          % (n["cpu_pct"], n["user_pct"], n["sys_pct"], fmt_mb(n["hwm_kb"]), n["delivered"],
+          "**%s** | %s / %s | %d / %d (%.2f%%) | %.0f / %.0f ms |"
+          % (n["cpu_pct"], n["user_pct"], n["sys_pct"], fmt_mb(n["hwm_kb"]),
+             fmt_mb(n["uss_kb"]), fmt_mb(n["pss_kb"]), n["delivered"],
              n["expected"], n["delivered_pct"], n["p50_ms"], n["p99_ms"]))
-        w("| Neuron (published) | 124% | ~100 MB | | |")
-        w("| Node-RED + node-red-contrib-modbus | 24.6% | 259 MB | | |")
-        w("| mqmgateway (no store), QoS 0 / QoS 1 | 5.1% / 5.8% | 27.5 MB | | |")
-        w("| **goal** | < 3% | < 8 MB | all | |")
+        w("| Neuron (published) | 124% | ~100 MB | | | |")
+        w("| Node-RED + node-red-contrib-modbus | 24.6% | 259 MB | | | |")
+        w("| mqmgateway (no store), QoS 0 / QoS 1 | 5.1% / 5.8% | 27.5 MB | | | |")
+        w("| **goal** | < 3% | < 8 MB | USS ≤ 3 MB + 2 kB/device | all | p99 ≤ 30 ms |")
         w("")
         w("CPU per reading: **%.0f µs** (user+sys of the gateway process / readings "
           "delivered); %d threads; %.1f context switches per reading."
@@ -598,14 +619,14 @@ def report(results, args):
         w("Same workload (30 registers, 1 s, TLS, QoS 1, store on), %d s windows."
           % args.scale_duration)
         w("")
-        w("| devices | readings/s | CPU | µs/reading | peak RSS | threads | delivered | "
-          "p50 / p99 |")
-        w("|---|---|---|---|---|---|---|---|")
+        w("| devices | readings/s | CPU | µs/reading | peak RSS | USS / PSS | threads | "
+          "delivered | p50 / p99 |")
+        w("|---|---|---|---|---|---|---|---|---|")
         for r in sc:
-            w("| %d | %d | %.1f%% | %.0f | %s | %d | %.2f%% | %.0f / %.0f ms |"
+            w("| %d | %d | %.1f%% | %.0f | %s | %s / %s | %d | %.2f%% | %.0f / %.0f ms |"
               % (r["devices"], r["devices"], r["cpu_pct"], r["us_per_reading"],
-                 fmt_mb(r["hwm_kb"]), r["threads"], r["delivered_pct"], r["p50_ms"],
-                 r["p99_ms"]))
+                 fmt_mb(r["hwm_kb"]), fmt_mb(r["uss_kb"]), fmt_mb(r["pss_kb"]), r["threads"],
+                 r["delivered_pct"], r["p50_ms"], r["p99_ms"]))
         w("")
     tp = results.get("throughput")
     if tp:
@@ -615,12 +636,14 @@ def report(results, args):
           "mbsim and the subscriber to the other CPU(s); %d s per step."
           % (args.daemon_cpu, args.tp_duration))
         w("")
-        w("| devices | offered/s | delivered/s | delivered | CPU | µs/reading | peak RSS |")
-        w("|---|---|---|---|---|---|---|")
+        w("| devices | offered/s | delivered/s | delivered | CPU | µs/reading | peak RSS | "
+          "USS / PSS |")
+        w("|---|---|---|---|---|---|---|---|")
         for r in tp["steps"]:
-            w("| %d | %d | %.0f | %.1f%% | %.1f%% | %.0f | %s |"
+            w("| %d | %d | %.0f | %.1f%% | %.1f%% | %.0f | %s | %s / %s |"
               % (r["devices"], r["offered"], r["delivered_per_s"], r["delivered_pct"],
-                 r["cpu_pct"], r["us_per_reading"], fmt_mb(r["hwm_kb"])))
+                 r["cpu_pct"], r["us_per_reading"], fmt_mb(r["hwm_kb"]), fmt_mb(r["uss_kb"]),
+                 fmt_mb(r["pss_kb"])))
         w("")
         w("Most readings per second carried end to end with ≥ 99%% delivered: **%.0f/s** "
           "(at %.1f%% of one core, %.0f µs per reading)."
@@ -643,6 +666,25 @@ def report(results, args):
             w("| binary stripped | %.0f KiB (text %d, data %d, bss %d bytes) |"
               % (sz["stripped_bytes"] / 1024, sz["text"], sz["data"], sz["bss"]))
             w("| shared libraries loaded | %d |" % sz["shared_libs"])
+        w("")
+    ab = results.get("ab")
+    if ab:
+        w("### A/B: %s against %s" % (ab["b_name"], ab["a_name"]))
+        w("")
+        w("Neuron's workload as above, %d s windows, runs alternated in one sitting (A, B, "
+          "A, B, ...) with the same broker, simulator and subscriber; each run listed."
+          % args.duration)
+        w("")
+        w("| run | binary | CPU | µs/reading | ctx sw/reading | threads | peak RSS | "
+          "USS / PSS | delivered | p50 / p99 |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
+        for i, (label, r) in enumerate(ab["runs"]):
+            w("| %d | %s | %.2f%% (u %.2f, s %.2f) | %.0f | %.2f | %d | %s | %s / %s | "
+              "%d / %d | %.0f / %.0f ms |"
+              % (i + 1, label, r["cpu_pct"], r["user_pct"], r["sys_pct"], r["us_per_reading"],
+                 r["ctxsw_per_reading"], r["threads"], fmt_mb(r["hwm_kb"]),
+                 fmt_mb(r["uss_kb"]), fmt_mb(r["pss_kb"]), r["delivered"], r["expected"],
+                 r["p50_ms"], r["p99_ms"]))
         w("")
     prof = results.get("profile")
     if prof:
@@ -680,8 +722,9 @@ def report(results, args):
 SYSCALL_NOTES = {
     "fdatasync": ": SQLite's WAL sync, once per committed transaction (`synchronous=FULL`)",
     "fsync": ": SQLite sync",
-    "futex": ": mutexes and condition variables (store lock, forwarder and TCP pool "
+    "futex": ": mutexes and condition variables (store lock, ingest and forwarder "
              "wake-ups)",
+    "epoll_wait": ": the Modbus TCP event loop waiting for answers and timers",
     "pselect6": ": libmodbus waiting for each reply (`select`)",
     "pwrite64": ": SQLite writing WAL frames",
     "pread64": ": SQLite reading pages",
@@ -765,6 +808,9 @@ def main():
                     help="put every device behind one host:port (one bus worker); for "
                          "experiments, not the standard tables")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/performance.md")
+    ap.add_argument("--ab", metavar="BIN_A",
+                    help="A/B on Neuron's workload: alternate RUNS runs of BIN_A (A, e.g. "
+                         "the previous release) and --bin (B), in one sitting")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "modbridge"))
     ap.add_argument("--mbsim", default=os.path.join(ROOT, "build", "bench", "mbsim"))
     args = ap.parse_args()
@@ -786,6 +832,19 @@ def main():
         env = Env(wd, args)
         env.profile = None
         neuron_runs = []
+        if args.ab:
+            note("== A/B: %s (A) and %s (B), Neuron's workload, %d s, %d run(s) each"
+                 % (args.ab, args.bin, args.duration, args.runs))
+            ab_runs = []
+            bin_b = args.bin
+            for _ in range(args.runs):
+                for label, path in (("A", args.ab), ("B", bin_b)):
+                    env.bin = path
+                    ab_runs.append((label, run_workload(env, 500, 1000, args.duration,
+                                                        warmup)))
+            env.bin = bin_b
+            results["ab"] = {"a_name": "A = " + args.ab, "b_name": "B = " + bin_b,
+                             "runs": ab_runs}
         if "neuron" in only:
             note("== Neuron's workload: 500 devices x 30 registers, 1 s, %d s, %d run(s)"
                  % (args.duration, args.runs))

@@ -8,6 +8,11 @@
  * YAML loader and the Modbus layer produce) and the time stamp is within the years
  * 0..9999, it must return a JSON object that parses back to exactly the reading: the
  * same strings, STX/NX/PX or ST/N from the blocks, V equal to the values, or ERR.
+ *
+ * Differential: message_encode (the daemon's direct encoder) must return byte for byte
+ * what message_encode_jansson (the reference, built on jansson) returns, or NULL exactly
+ * when it does, for every input: invalid UTF-8, control characters, typed readings
+ * (flag 16: a data type and byte order, V holding the decoded values) included.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -17,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode.h"
 #include "message.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -82,7 +88,7 @@ static void check_array(json_t *obj, const char *key, const long long *want, siz
 	json_t *a = json_object_get(obj, key);
 	check(json_is_array(a) && json_array_size(a) == n, key);
 	for (size_t i = 0; i < n; i++)
-		check(json_integer_value(json_array_get(a, i)) == want[i], key);
+		check(json_number_value(json_array_get(a, i)) == (double)want[i], key);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -106,6 +112,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (flags & 8)
 		snprintf(r.error, sizeof(r.error), "%s", error);
 
+	bool typed = flags & 16;
+	if (typed) {
+		dev.type = (enum reg_type)(take_uint(&in, 1) % 7 + 1); /* not word */
+		dev.order = (enum reg_order)(take_uint(&in, 1) % 4);
+	}
+	unsigned width = decode_width(dev.type);
 	dev.block_count = (size_t)take_uint(&in, 1) % 12 + 1;
 	dev.blocks = calloc(dev.block_count, sizeof(*dev.blocks));
 	long long starts[12], counts[12], positions[12];
@@ -113,10 +125,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(dev.blocks != NULL, "calloc");
 	for (size_t i = 0; i < dev.block_count; i++) {
 		dev.blocks[i].start = (uint16_t)take_uint(&in, 2);
-		dev.blocks[i].count = (uint16_t)(take_uint(&in, 1) % 40 + 1);
+		dev.blocks[i].count = (uint16_t)((take_uint(&in, 1) % (40 / width) + 1) * width);
 		starts[i] = dev.blocks[i].start;
 		counts[i] = dev.blocks[i].count;
-		positions[i] = (long long)total;
+		positions[i] = (long long)(total / width);
 		total += dev.blocks[i].count;
 	}
 	if (!r.error[0]) {
@@ -125,10 +137,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(r.values != NULL, "calloc");
 		for (size_t i = 0; i < total; i++)
 			r.values[i] = (uint16_t)take_uint(&in, 2);
+		if (typed) {
+			r.decoded = calloc(total / width + 1, sizeof(*r.decoded));
+			check(r.decoded != NULL, "calloc");
+			r.decoded_count =
+				decode_registers(dev.type, dev.order, r.values, total, r.decoded);
+			check(r.decoded_count == total / width, "whole values");
+		}
 	}
 	r.device = &dev;
 
 	char *json = message_encode(&r, &ctx);
+	char *ref = message_encode_jansson(&r, &ctx);
+	check((json == NULL) == (ref == NULL), "refused exactly when jansson refuses");
+	check(!json || strcmp(json, ref) == 0, "byte for byte what jansson writes");
+	free(ref);
 	bool sane_ts = r.ts_ms >= -62167219200000LL && r.ts_ms <= 253402300799999LL;
 	bool valid = valid_utf8(imei) && valid_utf8(ctx.logger_id ? ctx.logger_id : "") &&
 		     valid_utf8(dev.id) && valid_utf8(dev.address_text) && valid_utf8(r.error);
@@ -136,7 +159,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(json != NULL, "a valid reading is encoded");
 	if (json) {
 		json_error_t jerr;
-		json_t *obj = json_loads(json, 0, &jerr);
+		/* A uint64 above INT64_MAX is a valid JSON number that jansson reads only as a
+		 * real: typed readings are read back that way (the blocks' numbers compare as
+		 * doubles, exactly). */
+		json_t *obj = json_loads(json, typed ? JSON_DECODE_INT_AS_REAL : 0, &jerr);
 		check(json_is_object(obj), "the output parses as a JSON object");
 		check_string(obj, "IMEI", imei);
 		check_string(obj, "TYPE", "MODB");
@@ -167,8 +193,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check(json_object_get(obj, "V") == NULL, "no V with ERR");
 		} else {
 			json_t *v = json_object_get(obj, "V");
-			check(json_is_array(v) && json_array_size(v) == total, "V length");
-			for (size_t i = 0; i < total; i++)
+			size_t values = typed ? r.decoded_count : total;
+			check(json_is_array(v) && json_array_size(v) == values, "V length");
+			for (size_t i = 0; !typed && i < total; i++)
 				check(json_integer_value(json_array_get(v, i)) == r.values[i],
 				      "V values");
 			check(json_object_get(obj, "ERR") == NULL, "no ERR with V");

@@ -24,9 +24,9 @@
 
 static const char *const modbus_keys[] = {"enabled", "serial", "logger", "devices"};
 static const char *const device_keys[] = {
-	"id",       "address",      "unit_id", "serial",      "command",    "start",
-	"count",    "type",         "period",  "logger",      "timeout_ms", "byte_order",
-	"optimize", "max_per_read", "retries", "backoff_max",
+	"id",       "address",      "unit_id", "serial",      "command",         "start",
+	"count",    "type",         "period",  "logger",      "timeout_ms",      "byte_order",
+	"optimize", "max_per_read", "retries", "backoff_max", "max_outstanding",
 };
 
 _Static_assert(ARRAY_SIZE(device_keys) <= CONFIG_MAX_KEYS,
@@ -315,6 +315,39 @@ static void parse_device_reads(const struct config_obj *o, struct device_config 
 	}
 }
 
+/*
+ * max_outstanding: requests in flight at once on a Modbus TCP endpoint (docs/modbus.md).
+ * It belongs to the endpoint, so the devices at one host:port that set it must agree.
+ */
+static void parse_max_outstanding(const struct config_obj *o, const struct config *cfg,
+				  struct device_config *d, bool rtu)
+{
+	if (config_get_int(o, "max_outstanding", 1, MODBUS_MAX_OUTSTANDING, "",
+			   &d->max_outstanding) != 1)
+		return;
+	if (rtu) {
+		config_obj_error(o, "max_outstanding",
+				 "only for Modbus TCP devices (a serial line carries one request at a "
+				 "time)");
+		d->max_outstanding = 0;
+		return;
+	}
+	for (size_t i = 0; d->host && i < cfg->device_count; i++) {
+		const struct device_config *other = &cfg->devices[i];
+		if (other == d || other->transport != TRANSPORT_TCP || !other->host ||
+		    other->port != d->port || strcmp(other->host, d->host) != 0 ||
+		    !other->max_outstanding || other->max_outstanding == d->max_outstanding)
+			continue;
+		config_obj_error(
+			o, "max_outstanding",
+			"%d, but device '%s' (line %d) at the same address %s:%d says %d (the "
+			"value belongs to the endpoint: give it once, or the same everywhere)",
+			d->max_outstanding, other->id ? other->id : "?", other->line, d->host,
+			d->port, other->max_outstanding);
+		return;
+	}
+}
+
 struct device_defaults {
 	const struct serial_port_config *port; /* modbus.serial, resolved */
 	bool port_set;                         /* modbus.serial was given */
@@ -452,6 +485,7 @@ static void parse_device(struct config_ctx *c, const struct yamldoc_node *map, c
 	/* An unknown type leaves the default (word), which no type check objects to: the
 	 * other read keys are still checked, so every problem is reported at once. */
 	parse_device_reads(&o, d, function_ok);
+	parse_max_outstanding(&o, cfg, d, rtu);
 }
 
 void config_parse_modbus(struct config_ctx *c, const struct config_obj *top)

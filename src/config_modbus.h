@@ -83,6 +83,13 @@ struct device_config {
 	int max_per_read;       /* registers/bits per request; 0: the protocol limit */
 	int retries;            /* extra attempts after a time-out or garbled answer */
 	int64_t backoff_max_ms; /* longest interval between polls of a down device */
+	/* Modbus TCP: requests in flight at once on the device's endpoint (1..
+	 * MODBUS_MAX_OUTSTANDING; 0: not set, which is 1). The same for all devices of one
+	 * host:port that set it. */
+	int max_outstanding;
 };
+
+/* The largest max_outstanding (tcploop.h's TCPLOOP_MAX_OUTSTANDING). */
+#define MODBUS_MAX_OUTSTANDING 32
 
 #endif

@@ -20,6 +20,7 @@
 #include "decode.h"
 #include "error.h"
 #include "log.h"
+#include "mbtcp.h"
 #include "modbus_io.h"
 #include "timeutil.h"
 
@@ -76,33 +77,12 @@ static int decode_reading(struct reading *r)
 	return 0;
 }
 
-/*
- * One transaction, with the device's retries: a time-out, a garbled answer or a lost
- * connection is tried again; an exception (the device's considered refusal) or a link
- * that cannot even be opened is not. A device that is backing off gets one attempt.
- */
-static int read_tx(struct mbio *io, struct devread *d, bool single_attempt,
-		   const struct plan_tx *tx, uint16_t *buf, char *reason, size_t reason_len)
-{
-	const struct device_config *dev = d->dev;
-	int attempts = single_attempt ? 1 : 1 + dev->retries;
-	int rc = MB_ERR_MODBUS;
-
-	for (int a = 0; a < attempts; a++) {
-		d->requests++;
-		rc = mbio_read(io, dev->slave, dev->function, tx->start, tx->count,
-			       device_timeout_ms(dev), buf, reason, reason_len);
-		if (rc == 0 || rc == MB_ERR_IO || rc == MB_ERR_INVAL || mbio_last_exception(io))
-			break;
-	}
-	return rc;
-}
-
-int devread_read(struct devread *d, struct mbio *io, bool single_attempt, struct reading *r)
+/* The attempts a transaction gets: retries after a time-out, a garbled answer or a lost
+ * connection; a device that is backing off gets one. */
+int devread_start(struct devread *d, bool single_attempt, struct reading *r)
 {
 	const struct device_config *dev = d->dev;
 	size_t total = blocks_total(dev->blocks, dev->block_count);
-	uint16_t buf[BLOCKS_MAX_BITS]; /* one transaction's values */
 
 	memset(r, 0, sizeof(*r));
 	r->device = dev;
@@ -113,44 +93,128 @@ int devread_read(struct devread *d, struct mbio *io, bool single_attempt, struct
 	r->value_count = total;
 	d->requests = 0;
 	d->refused = false;
+	d->exception = 0;
+	d->tx_index = 0;
+	d->attempt = 0;
+	d->attempts = single_attempt ? 1 : 1 + dev->retries;
+	d->done = false;
+	return 0;
+}
 
-again:;
-	const struct plan *plan = d->use_exact ? &d->exact : &d->plan;
-	for (size_t k = 0; k < plan->count; k++) {
-		const struct plan_tx *tx = &plan->tx[k];
-		char reason[READING_ERROR_MAX - 32];
-		int rc = read_tx(io, d, single_attempt, tx, buf, reason, sizeof(reason));
-		if (rc == 0) {
-			planner_scatter(dev->blocks, dev->block_count, tx, buf, r->values);
-			continue;
-		}
-		int exception = mbio_last_exception(io);
-		if (tx->merged && !d->use_exact && (exception == 2 || exception == 3)) {
-			/* The merged read touched addresses the device does not serve (or more
-			 * than it serves at once). Its exact blocks are what the user asked for:
-			 * read those, now and from now on. */
-			log_warn("device %s: refused the merged read %u+%u (%s); reading its blocks as configured from now on",
-				 dev->id, tx->start, tx->count, reason);
-			d->use_exact = true;
-			goto again;
-		}
-		d->refused = exception != 0;
-		/* Name the block only when the block itself failed, not the link. */
-		const struct block *b = &dev->blocks[tx->first_block];
-		if (dev->block_count > 1 && rc == MB_ERR_MODBUS)
-			snprintf(r->error, sizeof(r->error), "block %u+%u: %s", b->start, b->count,
-				 reason);
-		else
-			snprintf(r->error, sizeof(r->error), "%s", reason);
-		/* A failed reading carries no values: the JSON has ERR instead of V. */
-		free(r->values);
-		r->values = NULL;
-		r->value_count = 0;
-		return 0;
+static const struct plan *current_plan(const struct devread *d)
+{
+	return d->use_exact ? &d->exact : &d->plan;
+}
+
+bool devread_next(const struct devread *d, struct devread_tx *tx)
+{
+	const struct plan *plan = current_plan(d);
+	if (d->done || d->tx_index >= plan->count)
+		return false;
+	const struct plan_tx *t = &plan->tx[d->tx_index];
+	*tx = (struct devread_tx){
+		.slave = d->dev->slave,
+		.function = d->dev->function,
+		.start = t->start,
+		.count = t->count,
+		.timeout_ms = device_timeout_ms(d->dev),
+	};
+	return true;
+}
+
+void devread_result(struct devread *d, struct reading *r, int rc, int exception,
+		    const uint16_t *buf, const char *reason)
+{
+	const struct device_config *dev = d->dev;
+	const struct plan *plan = current_plan(d);
+	const struct plan_tx *tx = &plan->tx[d->tx_index];
+
+	d->requests++;
+	d->attempt++;
+	if (rc == 0) {
+		planner_scatter(dev->blocks, dev->block_count, tx, buf, r->values);
+		d->tx_index++;
+		d->attempt = 0;
+		return;
 	}
+	/* A time-out, a garbled answer or a lost connection is tried again; an exception (the
+	 * device's considered refusal) or a link that cannot even be opened is not. */
+	if (rc == MB_ERR_MODBUS && !exception && d->attempt < d->attempts)
+		return;
+	if (tx->merged && !d->use_exact && (exception == 2 || exception == 3)) {
+		/* The merged read touched addresses the device does not serve (or more than it
+		 * serves at once). Its exact blocks are what the user asked for: read those, now
+		 * and from now on. */
+		log_warn("device %s: refused the merged read %u+%u (%s); reading its blocks as configured from now on",
+			 dev->id, tx->start, tx->count, reason);
+		d->use_exact = true;
+		d->tx_index = 0;
+		d->attempt = 0;
+		return;
+	}
+	d->refused = exception != 0;
+	if (exception) {
+		d->exception = exception;
+		d->exception_function = dev->function;
+		d->exception_start = tx->start;
+		d->exception_count = tx->count;
+	}
+	/* Name the block only when the block itself failed, not the link. */
+	const struct block *b = &dev->blocks[tx->first_block];
+	if (dev->block_count > 1 && rc == MB_ERR_MODBUS)
+		snprintf(r->error, sizeof(r->error), "block %u+%u: %.*s", b->start, b->count,
+			 READING_ERROR_MAX - 33, reason);
+	else
+		snprintf(r->error, sizeof(r->error), "%.*s", READING_ERROR_MAX - 33, reason);
+	/* A failed reading carries no values: the JSON has ERR instead of V. */
+	free(r->values);
+	r->values = NULL;
+	r->value_count = 0;
+	d->done = true;
+}
+
+int devread_finish(struct devread *d, struct reading *r)
+{
+	d->done = true;
+	if (r->error[0])
+		return 0;
 	if (decode_reading(r) != 0) {
 		reading_clear(r);
 		return MB_ERR_NOMEM;
 	}
 	return 0;
+}
+
+void devread_exception_text(const struct devread *d, char *buf, size_t len)
+{
+	static const char *const what[] = {NULL, "coils", "discrete inputs", "holding registers",
+					   "input registers"};
+	int code = d->exception;
+	int f = d->exception_function;
+	const char *name = mbtcp_exception_name(code);
+	const char *kind = f >= 1 && f <= 4 ? what[f] : "addresses";
+
+	if (!code) {
+		snprintf(buf, len, "no exception");
+		return;
+	}
+	snprintf(buf, len, "exception %d%s%s%s for %s %u..%u", code, name ? " (" : "",
+		 name ? name : "", name ? ")" : "", kind, (unsigned)d->exception_start,
+		 (unsigned)d->exception_start + d->exception_count - 1u);
+}
+
+int devread_read(struct devread *d, struct mbio *io, bool single_attempt, struct reading *r)
+{
+	uint16_t buf[BLOCKS_MAX_BITS]; /* one transaction's values */
+	struct devread_tx tx;
+
+	if (devread_start(d, single_attempt, r) != 0)
+		return MB_ERR_NOMEM;
+	while (devread_next(d, &tx)) {
+		char reason[READING_ERROR_MAX];
+		int rc = mbio_read(io, tx.slave, tx.function, tx.start, tx.count, tx.timeout_ms,
+				   buf, reason, sizeof(reason));
+		devread_result(d, r, rc, rc == 0 ? 0 : mbio_last_exception(io), buf, reason);
+	}
+	return devread_finish(d, r);
 }

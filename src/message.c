@@ -13,6 +13,19 @@
  * dumped text. The splice point is unambiguous: every '"' inside a string value is
  * escaped by jansson, so the characters "V":[] can only be our member. Word readings
  * never take this path, so their bytes are exactly jansson's, as before.
+ *
+ * message_encode() is the daemon's encoder: it writes the same bytes straight into one
+ * buffer sized for the worst case (no JSON value per register, one allocation per
+ * message), escaping strings as jansson's dump does (", \, and control characters; \u00XX
+ * in upper-case hex) and refusing the strings jansson refuses (invalid UTF-8, surrogates,
+ * overlong forms). The jansson encoder stays as message_encode_jansson(), the reference
+ * that fuzz/fuzz_message.c compares it with byte for byte (the profile of Neuron's
+ * workload put jansson and the malloc/free it caused at about a sixth of the daemon's CPU).
+ * The message of a reading whose script failed (message_encode_script_error) is rare and
+ * stays jansson's.
+ *
+ * The JSON text scripts decode (message_json_*) is read by jansson too: this module is the
+ * one that includes it.
  */
 #include "message.h"
 
@@ -177,7 +190,7 @@ fail:
 	return out;
 }
 
-char *message_encode(const struct reading *r, const struct message_context *ctx)
+char *message_encode_jansson(const struct reading *r, const struct message_context *ctx)
 {
 	return encode(r, ctx, NULL);
 }
@@ -273,4 +286,212 @@ void message_json_free(struct message_json *doc)
 		return;
 	json_decref(doc->root);
 	free(doc);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The direct encoder. */
+
+struct out {
+	char *p;
+	size_t len;
+};
+
+static void put(struct out *o, const char *text, size_t n)
+{
+	memcpy(o->p + o->len, text, n);
+	o->len += n;
+}
+
+#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+static void put_u64(struct out *o, uint64_t v)
+{
+	char digits[20];
+	size_t n = 0;
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		o->p[o->len++] = digits[--n];
+}
+
+/* The length of the UTF-8 sequence at s (1..4), or 0 where jansson's utf8_check_* refuse
+ * it: a stray continuation byte, C0/C1, F5..FF, a short or broken sequence, an overlong
+ * form, a surrogate, a code point above U+10FFFF. */
+static size_t utf8_sequence(const unsigned char *s)
+{
+	unsigned char u = s[0];
+	size_t size;
+	uint32_t value;
+
+	if (u < 0x80)
+		return 1;
+	if (u >= 0xC2 && u <= 0xDF) {
+		size = 2;
+		value = u & 0x1Fu;
+	} else if (u >= 0xE0 && u <= 0xEF) {
+		size = 3;
+		value = u & 0x0Fu;
+	} else if (u >= 0xF0 && u <= 0xF4) {
+		size = 4;
+		value = u & 0x07u;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < size; i++) {
+		if (s[i] < 0x80 || s[i] > 0xBF) /* the NUL that ends the string included */
+			return 0;
+		value = (value << 6) + (s[i] & 0x3Fu);
+	}
+	if (value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF) ||
+	    (size == 3 && value < 0x800) || (size == 4 && value < 0x10000))
+		return 0;
+	return size;
+}
+
+/* A JSON string, quoted and escaped as jansson's dump_string does without flags; false
+ * for text jansson would refuse (nothing useful is left in o then). o has room for
+ * 2 + 6 * strlen(text) bytes. */
+static bool put_string(struct out *o, const char *text)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *s = (const unsigned char *)(text ? text : "");
+
+	o->p[o->len++] = '"';
+	while (*s) {
+		unsigned char c = *s;
+		if (c >= 0x80) {
+			size_t n = utf8_sequence(s);
+			if (!n)
+				return false;
+			put(o, (const char *)s, n);
+			s += n;
+			continue;
+		}
+		s++;
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			o->p[o->len++] = (char)c;
+			continue;
+		}
+		o->p[o->len++] = '\\';
+		switch (c) {
+		case '"': o->p[o->len++] = '"'; break;
+		case '\\': o->p[o->len++] = '\\'; break;
+		case '\b': o->p[o->len++] = 'b'; break;
+		case '\f': o->p[o->len++] = 'f'; break;
+		case '\n': o->p[o->len++] = 'n'; break;
+		case '\r': o->p[o->len++] = 'r'; break;
+		case '\t': o->p[o->len++] = 't'; break;
+		default:
+			PUT_LIT(o, "u00");
+			o->p[o->len++] = hex[c >> 4];
+			o->p[o->len++] = hex[c & 15];
+		}
+	}
+	o->p[o->len++] = '"';
+	return true;
+}
+
+static size_t text_room(const char *text)
+{
+	return 2 + 6 * (text ? strlen(text) : 0);
+}
+
+char *message_encode(const struct reading *r, const struct message_context *ctx)
+{
+	const struct device_config *dev = r->device;
+	char ts[40];
+	bool failed = r->error[0] != '\0';
+
+	if (ctx->time_format == TIME_UNIX)
+		snprintf(ts, sizeof(ts), "%" PRId64, time_floor_s(r->ts_ms));
+	else if (time_format_iso8601(r->ts_ms, ts, sizeof(ts)) != 0)
+		return NULL;
+
+	/* The worst case: every string byte escaped as \u00XX, 20 digits per number. */
+	size_t room = 96 + text_room(ctx->imei) + text_room(ts) + text_room(dev->id) +
+		      text_room(dev->address_text) + text_room(ctx->logger_id) +
+		      dev->block_count * 3 * 21 + 48;
+	if (failed)
+		room += text_room(r->error);
+	else if (r->decoded)
+		room += r->decoded_count * (DECODE_JSON_MAX + 1);
+	else
+		room += r->value_count * 6;
+	struct out o = {malloc(room), 0};
+	if (!o.p)
+		return NULL;
+
+	PUT_LIT(&o, "{\"IMEI\":");
+	if (!put_string(&o, ctx->imei))
+		goto fail;
+	PUT_LIT(&o, ",\"TYPE\":\"MODB\",\"TS\":");
+	put_string(&o, ts);
+	PUT_LIT(&o, ",\"ID\":");
+	if (!put_string(&o, dev->id))
+		goto fail;
+	PUT_LIT(&o, ",\"A\":");
+	if (!put_string(&o, dev->address_text))
+		goto fail;
+	if (dev->block_count == 1) {
+		PUT_LIT(&o, ",\"ST\":\"");
+		put_u64(&o, dev->blocks[0].start);
+		PUT_LIT(&o, "\",\"N\":\"");
+		put_u64(&o, dev->blocks[0].count);
+		PUT_LIT(&o, "\"");
+	} else {
+		unsigned width = decode_width(dev->type); /* PX counts values of V */
+		uint64_t position = 0;
+		PUT_LIT(&o, ",\"STX\":[");
+		for (size_t i = 0; i < dev->block_count; i++) {
+			if (i)
+				PUT_LIT(&o, ",");
+			put_u64(&o, dev->blocks[i].start);
+		}
+		PUT_LIT(&o, "],\"NX\":[");
+		for (size_t i = 0; i < dev->block_count; i++) {
+			if (i)
+				PUT_LIT(&o, ",");
+			put_u64(&o, dev->blocks[i].count);
+		}
+		PUT_LIT(&o, "],\"PX\":[");
+		for (size_t i = 0; i < dev->block_count; i++) {
+			if (i)
+				PUT_LIT(&o, ",");
+			put_u64(&o, position);
+			position += dev->blocks[i].count / width;
+		}
+		PUT_LIT(&o, "]");
+	}
+	if (failed) {
+		PUT_LIT(&o, ",\"ERR\":");
+		if (!put_string(&o, r->error))
+			goto fail;
+	} else {
+		PUT_LIT(&o, ",\"V\":[");
+		for (size_t i = 0; r->decoded && i < r->decoded_count; i++) {
+			if (i)
+				PUT_LIT(&o, ",");
+			int n = decode_format_json(&r->decoded[i], o.p + o.len, DECODE_JSON_MAX);
+			if (n < 0)
+				goto fail;
+			o.len += (size_t)n;
+		}
+		for (size_t i = 0; !r->decoded && i < r->value_count; i++) {
+			if (i)
+				PUT_LIT(&o, ",");
+			put_u64(&o, r->values[i]);
+		}
+		PUT_LIT(&o, "]");
+	}
+	PUT_LIT(&o, ",\"P\":");
+	if (!put_string(&o, ctx->logger_id))
+		goto fail;
+	PUT_LIT(&o, "}");
+	o.p[o.len] = '\0';
+	return o.p;
+fail:
+	free(o.p);
+	return NULL;
 }

@@ -7,7 +7,8 @@
  * or, for several blocks, STX/NX/PX instead of ST/N. A failed poll carries "ERR" and no V.
  * A device with a data type other than `word` also carries its decoded values: V then
  * holds those (N/NX still count registers; PX indexes V), as docs/json-format.md says.
- * docs/json-format.md is the reference. The encoder uses jansson, which keeps key order.
+ * docs/json-format.md is the reference. message_encode writes the bytes directly;
+ * message_encode_jansson, the same with jansson, is the reference it is fuzzed against.
  */
 #ifndef MODBRIDGE_MESSAGE_H
 #define MODBRIDGE_MESSAGE_H
@@ -79,5 +80,8 @@ int message_json_parse(const char *text, size_t len, struct message_json **doc, 
 int message_json_walk(const struct message_json *doc, int max_depth,
 		      const struct message_json_visitor *v);
 void message_json_free(struct message_json *doc);
+/* The same with jansson (one JSON value per member and register): the reference that
+ * fuzz/fuzz_message.c holds message_encode() to, byte for byte. Not used by the daemon. */
+char *message_encode_jansson(const struct reading *r, const struct message_context *ctx);
 
 #endif

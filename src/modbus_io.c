@@ -1,11 +1,11 @@
 /*
- * modbus_io.c - libmodbus wrapper for one bus; see modbus_io.h.
+ * modbus_io.c - libmodbus wrapper for one serial bus; see modbus_io.h. (Modbus TCP has
+ * its own framing and event loop: mbtcp.c, tcploop.c.)
  *
  * The trap this module exists to avoid: libmodbus does not discard bytes that arrive
  * after a time-out, so a late reply becomes the answer to the *next* request and every
  * later reading is silently shifted by one. We therefore flush the input when a link is
- * opened, before every RTU request, and after every failure; and a TCP link that had a
- * time-out or a framing error is closed, so the next read starts on a clean stream.
+ * opened, before every request, and after every failure.
  *
  * A flush alone is not enough on a serial line: the late reply usually arrives *after*
  * the flush, while the next request waits for its answer, and RTU frames carry no
@@ -41,7 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "certinfo.h"
 #include "error.h"
 #include "liveness.h"
 #include "log.h"
@@ -58,20 +57,13 @@ struct late_window {
 struct mbio {
 	modbus_t *ctx;
 	int connected;
-	int is_rtu;
-	const struct serial_port_config *port; /* RTU only */
-	char *host;                            /* TCP only */
-	int tcp_port;
+	const struct serial_port_config *port;
 	char name[160];
-	bool lost;          /* the link failed: log when it works again */
-	int last_exception; /* exception code of the last read, 0: none */
-	int last_function;  /* the request that got last_exception */
-	uint16_t last_start, last_count;
-	bool answered;                /* TCP: the peer answered on this connection */
-	bool tls_hint_given;          /* TCP: the "TLS port?" hint was logged this episode */
-	int64_t silent_us;            /* RTU: silence kept before each request */
-	int64_t last_activity_us;     /* RTU: monotonic end of the last transaction */
-	struct late_window late[256]; /* RTU: indexed by slave address */
+	bool lost;                    /* the link failed: log when it works again */
+	int last_exception;           /* exception code of the last read, 0: none */
+	int64_t silent_us;            /* silence kept before each request */
+	int64_t last_activity_us;     /* monotonic end of the last transaction */
+	struct late_window late[256]; /* indexed by slave address */
 };
 
 static int64_t mono_us(void)
@@ -86,29 +78,9 @@ int mbio_new_rtu(const struct serial_port_config *port, struct mbio **out)
 	struct mbio *io = calloc(1, sizeof(*io));
 	if (!io)
 		return MB_ERR_NOMEM;
-	io->is_rtu = 1;
 	io->port = port;
 	io->silent_us = planner_silent_interval_us(port);
 	snprintf(io->name, sizeof(io->name), "%s (%s)", port->name, port->device);
-	*out = io;
-	return 0;
-}
-
-int mbio_new_tcp(const char *host, int port, struct mbio **out)
-{
-	struct mbio *io = calloc(1, sizeof(*io));
-	if (!io)
-		return MB_ERR_NOMEM;
-	io->host = strdup(host);
-	if (!io->host) {
-		free(io);
-		return MB_ERR_NOMEM;
-	}
-	io->tcp_port = port;
-	if (strchr(host, ':'))
-		snprintf(io->name, sizeof(io->name), "[%s]:%d", host, port);
-	else
-		snprintf(io->name, sizeof(io->name), "%s:%d", host, port);
 	*out = io;
 	return 0;
 }
@@ -128,7 +100,6 @@ void mbio_free(struct mbio *io)
 	if (!io)
 		return;
 	link_close(io);
-	free(io->host);
 	free(io);
 }
 
@@ -140,39 +111,6 @@ const char *mbio_name(const struct mbio *io)
 int mbio_last_exception(const struct mbio *io)
 {
 	return io->last_exception;
-}
-
-void mbio_exception_text(const struct mbio *io, char *buf, size_t len)
-{
-	static const char *const names[] = {
-		NULL,
-		"illegal function",
-		"illegal data address",
-		"illegal data value",
-		"slave device failure",
-		"acknowledge",
-		"slave device busy",
-		"negative acknowledge",
-		"memory parity error",
-		NULL,
-		"gateway path unavailable",
-		"gateway target failed to respond",
-	};
-	static const char *const what[] = {NULL, "coils", "discrete inputs", "holding registers",
-					   "input registers"};
-	int code = io->last_exception;
-	int f = io->last_function;
-	const char *name =
-		code > 0 && code < (int)(sizeof(names) / sizeof(names[0])) ? names[code] : NULL;
-	const char *kind = f >= 1 && f <= 4 ? what[f] : "addresses";
-
-	if (!code) {
-		snprintf(buf, len, "no exception");
-		return;
-	}
-	snprintf(buf, len, "exception %d%s%s%s for %s %u..%u", code, name ? " (" : "",
-		 name ? name : "", name ? ")" : "", kind, (unsigned)io->last_start,
-		 (unsigned)io->last_start + io->last_count - 1u);
 }
 
 /* Maps errno after a failed libmodbus call to the short reason that goes into "ERR". */
@@ -260,36 +198,22 @@ static int frame_gap_ms(const struct mbio *io)
 
 static int link_open(struct mbio *io, int timeout_ms, char *reason, size_t len)
 {
-	if (io->is_rtu) {
-		const struct serial_port_config *p = io->port;
-		io->ctx = modbus_new_rtu(p->device, p->baudrate, p->parity, p->data_bits,
-					 p->stop_bits);
-	} else {
-		char service[8];
-		snprintf(service, sizeof(service), "%d", io->tcp_port);
-		io->ctx = modbus_new_tcp_pi(io->host, service);
-	}
+	const struct serial_port_config *p = io->port;
+	io->ctx = modbus_new_rtu(p->device, p->baudrate, p->parity, p->data_bits, p->stop_bits);
 	if (!io->ctx) {
 		snprintf(reason, len, "cannot create context: %s", modbus_strerror(errno));
 		return MB_ERR_MODBUS;
 	}
-	/* libmodbus bounds a TCP connect by the response time-out: use the device's. */
 	modbus_set_response_timeout(io->ctx, (uint32_t)(timeout_ms / 1000),
 				    (uint32_t)(timeout_ms % 1000) * 1000);
 	if (modbus_connect(io->ctx) == -1) {
 		int err = errno;
-		if (io->is_rtu)
-			snprintf(reason, len, "cannot open %s: %s", io->port->device,
-				 modbus_strerror(err));
-		else if (err == ECONNREFUSED)
-			snprintf(reason, len, "connection refused");
-		else
-			snprintf(reason, len, "connect: %s", modbus_strerror(err));
+		snprintf(reason, len, "cannot open %s: %s", io->port->device, modbus_strerror(err));
 		modbus_free(io->ctx);
 		io->ctx = NULL;
 		return MB_ERR_MODBUS;
 	}
-	if (io->is_rtu && flock(modbus_get_socket(io->ctx), LOCK_EX | LOCK_NB) != 0) {
+	if (flock(modbus_get_socket(io->ctx), LOCK_EX | LOCK_NB) != 0) {
 		/* Two processes on one serial line would interleave their frames and read each
 		 * other's answers. The daemon holds this lock while it has the port open, so a
 		 * `modbridge read` or `modbridge at` started beside it is refused instead. */
@@ -306,34 +230,27 @@ static int link_open(struct mbio *io, int timeout_ms, char *reason, size_t len)
 		io->ctx = NULL;
 		return MB_ERR_MODBUS;
 	}
-	if (io->is_rtu) {
-		/* On a real RS-485 UART this enables the kernel's direction control; a pty or
-		 * a USB adapter with automatic direction answers ENOTTY, which just means "not
-		 * an RS-485 UART", so the failure is deliberately ignored. */
-		(void)modbus_rtu_set_serial_mode(io->ctx, MODBUS_RTU_RS485);
-		int bt = io->port->byte_timeout_ms;
-		modbus_set_byte_timeout(io->ctx, (uint32_t)(bt / 1000),
-					(uint32_t)(bt % 1000) * 1000);
-	}
+	/* On a real RS-485 UART this enables the kernel's direction control; a pty or a USB
+	 * adapter with automatic direction answers ENOTTY, which just means "not an RS-485
+	 * UART", so the failure is deliberately ignored. */
+	(void)modbus_rtu_set_serial_mode(io->ctx, MODBUS_RTU_RS485);
+	int bt = io->port->byte_timeout_ms;
+	modbus_set_byte_timeout(io->ctx, (uint32_t)(bt / 1000), (uint32_t)(bt % 1000) * 1000);
 	/* Stale bytes from a previous user of the line (or a socat pty) must not be taken
 	 * for the first reply. */
 	modbus_flush(io->ctx);
 	io->connected = 1;
-	io->answered = false;
 	if (io->lost) {
 		io->lost = false;
-		if (io->is_rtu)
-			log_info("serial port %s: available again", io->name);
-		else
-			log_debug("%s: connected again", io->name);
+		log_info("serial port %s: available again", io->name);
 	}
 	return 0;
 }
 
-/* The link is gone (a vanished serial port, a reset TCP connection): reopen next time. */
+/* The link is gone (a vanished serial port): reopen next time. */
 static void link_lost(struct mbio *io, const char *reason)
 {
-	if (io->is_rtu && !io->lost)
+	if (!io->lost)
 		log_warn("serial port %s: lost (%s); reopening it at the next request", io->name,
 			 reason);
 	link_close(io);
@@ -387,27 +304,6 @@ static void rtu_open_window(struct mbio *io, int slave, int function, uint16_t s
 }
 
 /*
- * TCP: a peer that drops a fresh connection (or answers garbage) without one Modbus
- * answer may be a TLS port: mosquitto's TLS listener, for one, resets the connection on
- * our plain request. A TLS handshake settles it, once per episode.
- */
-static void hint_tls_port(struct mbio *io, int err, int timeout_ms)
-{
-	if (io->tls_hint_given ||
-	    (err != ECONNRESET && err != EPIPE && err != EMBBADDATA && err != EMBMDATA))
-		return;
-	io->tls_hint_given = true;
-	if (certinfo_probe_tls(io->host, io->tcp_port, timeout_ms))
-		log_warn("%s: the peer closed the connection without a Modbus answer, and port %d "
-			 "speaks TLS: is this a TLS port? Modbus TCP is plain TCP",
-			 io->name, io->tcp_port);
-	else
-		log_warn("%s: the peer closed the connection right after connect, without a "
-			 "Modbus answer: is this a Modbus TCP port?",
-			 io->name);
-}
-
-/*
  * What every request does after libmodbus returns (err: 0, or the errno of the failure):
  * classify the answer, keep the per-slave late-reply window (see the top of this file),
  * and leave the link ready for the next request. Returns 0 or MB_ERR_MODBUS with reason.
@@ -417,8 +313,7 @@ static int finish_request(struct mbio *io, int err, bool pending, int slave, int
 			  char *reason, size_t reason_len)
 {
 	liveness_beat_current();
-	if (io->is_rtu)
-		io->last_activity_us = mono_us();
+	io->last_activity_us = mono_us();
 
 	bool exception = err >= EMBXILFUN && err <= EMBXGTAR;
 	if (err == 0 || exception) {
@@ -428,30 +323,14 @@ static int finish_request(struct mbio *io, int err, bool pending, int slave, int
 		if (pending)
 			rtu_open_window(io, slave, function, start, count,
 					sent_ms + 2LL * timeout_ms);
-		io->answered = true;
-		io->tls_hint_given = false;
 		if (!exception)
 			return 0;
 		io->last_exception = err - MODBUS_ENOBASE;
-		io->last_function = function;
-		io->last_start = start;
-		io->last_count = count;
 		describe_error(err, reason, reason_len);
 		return MB_ERR_MODBUS;
 	}
 
 	describe_error(err, reason, reason_len);
-	if (!io->is_rtu && !io->answered)
-		hint_tls_port(io, err, timeout_ms);
-	if (!io->is_rtu) {
-		/* TCP: after a time-out the reply may still come; a fresh connection is the only
-		 * way to be sure it is not read as the next answer. */
-		if (err == ECONNRESET || err == EPIPE || err == ECONNREFUSED)
-			link_lost(io, reason);
-		else
-			link_close(io);
-		return MB_ERR_MODBUS;
-	}
 	if (err == EBADF || err == EIO || err == ENXIO || err == ENODEV || err == ECONNRESET ||
 	    err == EPIPE) {
 		/* The serial device vanished (a USB adapter unplugged, a pty closed). */
@@ -493,8 +372,7 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
 	modbus_set_slave(io->ctx, slave);
 	modbus_set_response_timeout(io->ctx, (uint32_t)(timeout_ms / 1000),
 				    (uint32_t)(timeout_ms % 1000) * 1000);
-	if (io->is_rtu)
-		pending = rtu_before_request(io, slave, function, start, count, timeout_ms);
+	pending = rtu_before_request(io, slave, function, start, count, timeout_ms);
 	sent_ms = time_mono_ms();
 
 	switch (function) {
@@ -542,8 +420,7 @@ int mbio_write(struct mbio *io, int slave, int function, uint16_t address, uint1
 				    (uint32_t)(timeout_ms % 1000) * 1000);
 	/* A write takes part in the late-reply windows like a read: a late echo of a write
 	 * to the same slave must not be taken for the answer to the next request. */
-	if (io->is_rtu)
-		pending = rtu_before_request(io, slave, function, address, 1, timeout_ms);
+	pending = rtu_before_request(io, slave, function, address, 1, timeout_ms);
 	int64_t sent_ms = time_mono_ms();
 
 	switch (function) {

@@ -1,11 +1,13 @@
 /*
- * modbus_io.h - one Modbus connection (a serial bus or a TCP endpoint), over libmodbus.
+ * modbus_io.h - one Modbus RTU serial bus, over libmodbus.
  *
- * This is the only module that includes <modbus.h>. A struct mbio connects lazily and
- * reconnects by itself: a read on a closed connection opens it first, and a failed read
- * leaves the link in a state where the next read is correct (see modbus_io.c for how late
- * replies are kept from shifting later readings). Not thread-safe: one bus worker owns
- * each mbio, which is also what keeps requests on a serial line strictly one at a time.
+ * This is the only module that includes <modbus.h>; Modbus TCP does not use it (mbtcp.h,
+ * tcploop.h: libmodbus's TCP side is synchronous, a thread per request in flight). A
+ * struct mbio opens the port lazily and reopens it by itself: a read on a closed link
+ * opens it first, and a failed read leaves the link in a state where the next read is
+ * correct (see modbus_io.c for how late replies are kept from shifting later readings).
+ * Not thread-safe: one bus thread owns each mbio, which is also what keeps requests on a
+ * serial line strictly one at a time.
  */
 #ifndef MODBRIDGE_MODBUS_IO_H
 #define MODBRIDGE_MODBUS_IO_H
@@ -20,24 +22,19 @@ struct mbio;
 /* Creates an RTU link on a serial port (not opened yet). Returns 0 or MB_ERR_NOMEM. */
 int mbio_new_rtu(const struct serial_port_config *port, struct mbio **out);
 
-/* Creates a Modbus TCP link to host:port (not connected yet). */
-int mbio_new_tcp(const char *host, int port, struct mbio **out);
-
 /* Closes and frees. Accepts NULL. */
 void mbio_free(struct mbio *io);
 
-/* A short name for logs: "com2 (/dev/ttyS1)" or "192.168.1.20:502". */
+/* A short name for logs: "com2 (/dev/ttyS1)". */
 const char *mbio_name(const struct mbio *io);
 
 /*
- * Reads count values starting at start with function code 1..4 from slave (RTU address
- * or TCP unit id), into dest (count entries; bits are stored as 0/1). timeout_ms is the
- * response time-out for this request. On failure writes a short reason ("timeout",
- * "exception 2 illegal data address", "crc error", "connection refused", ...) into reason
- * and returns MB_ERR_IO when the link could not be opened (nothing was sent) or
- * MB_ERR_MODBUS when the transaction failed; dest is then undefined. When a TCP peer
- * drops a fresh connection without a Modbus answer, the first time in an episode also
- * logs whether it speaks TLS (a TLS handshake: up to about twice timeout_ms more).
+ * Reads count values starting at start with function code 1..4 from slave, into dest
+ * (count entries; bits are stored as 0/1). timeout_ms is the response time-out for this
+ * request. On failure writes a short reason ("timeout", "exception 2 illegal data
+ * address", "crc error", ...) into reason and returns MB_ERR_IO when the link could not be
+ * opened (nothing was sent) or MB_ERR_MODBUS when the transaction failed; dest is then
+ * undefined.
  */
 int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t count,
 	      int timeout_ms, uint16_t *dest, char *reason, size_t reason_len);
@@ -49,14 +46,6 @@ int mbio_read(struct mbio *io, int slave, int function, uint16_t start, uint16_t
  * retrying cannot change, from a transport failure, which it may.
  */
 int mbio_last_exception(const struct mbio *io);
-
-/*
- * After a read that failed with an exception (mbio_last_exception() != 0), the device's
- * answer and the request it refused, for logs: "exception 2 (illegal data address) for
- * holding registers 100..109" (addresses as sent, 0-based). The JSON ERR text stays the
- * shorter reason of mbio_read.
- */
-void mbio_exception_text(const struct mbio *io, char *buf, size_t len);
 
 /*
  * Writes one value to slave: function 5 (a coil, value 0 or 1), 6 (a holding register),

@@ -4,16 +4,17 @@
  *
  * Threading. Each serial bus has its own thread (bus_main), which owns the line: its
  * requests are strictly serialized. Modbus TCP endpoints (one bus per host:port, each with
- * its own connection) are served by one elastic pool of threads (tcp_pool.c), one worker
- * per bus at a time, so their requests are serialized too. Whichever thread serves a bus
- * runs its due devices (schedule.c), each read with its plan (devread.c) and its health
- * kept by a pure state machine (devhealth.c). poller_internal.h has the shared structures
- * and the lock order.
+ * its own connection) are all served by one event loop on one thread (tcpbus.c,
+ * tcploop.h). Whichever thread serves a bus runs its due devices (schedule.c), each read
+ * with its plan (devread.c) and its health kept by a pure state machine (devhealth.c).
+ * poller_internal.h has the shared structures and the lock order.
  *
- * Remote requests (poller_execute) are queued on the bus under its lock; the worker
- * serves them before each device read, and signals `done`. A bus without a polled device
- * has no worker: its requests run on the caller's thread, on a link opened for each, one
- * at a time per bus (struct direct_bus), so the commands never open a bus themselves.
+ * Remote requests (poller_execute) are queued on the bus under its lock; the thread
+ * serving it runs them before the next device read, and signals `done`. A bus without a
+ * polled device has no thread of its own: its requests run one at a time per bus (struct
+ * direct_bus), a serial one on the caller's thread on a link opened for it, a Modbus TCP
+ * one on the event loop (started for it if no TCP device is polled), so the commands never
+ * open a bus themselves.
  * The per-device status is written by the worker and read by poller_device_status(), both
  * under the bus lock. poller_stop() fails the requests still queued and waits until no
  * caller is inside poller_execute() before it frees the buses.
@@ -34,8 +35,6 @@
 #include "poller_internal.h"
 #include "timeutil.h"
 
-enum { REQ_QUEUED, REQ_RUNNING, REQ_DONE };
-
 /*
  * A bus without a polled device, which remote requests use: no worker owns it, so each
  * request opens it on a link of its own, and requests take turns (busy) so that two never
@@ -50,7 +49,12 @@ struct direct_bus {
 	struct direct_bus *next;
 };
 
-/* Executes one request on io and records its outcome in req. */
+const char *bus_name(const struct bus *bus)
+{
+	return bus->io ? mbio_name(bus->io) : tcploop_ep_name(bus->ep);
+}
+
+/* Executes one request on a serial link io and records its outcome in req. */
 static void run_request(struct mbio *io, struct poll_request *req)
 {
 	req->reason[0] = '\0';
@@ -166,15 +170,14 @@ static bool same_bus(const struct device_config *a, const struct device_config *
 
 static int bus_init(struct bus *bus, struct poller *p, const struct device_config *first)
 {
-	int rc = first->transport == TRANSPORT_RTU
-			 ? mbio_new_rtu(first->serial, &bus->io)
-			 : mbio_new_tcp(first->host, first->port, &bus->io);
-	if (rc)
-		return rc;
+	/* A Modbus TCP bus gets its endpoint on the event loop (tcpside_start). */
+	if (first->transport == TRANSPORT_RTU) {
+		int rc = mbio_new_rtu(first->serial, &bus->io);
+		if (rc)
+			return rc;
+	}
 	bus->owner = p;
 	bus->window_start_ms = time_mono_ms();
-	if (first->transport == TRANSPORT_TCP)
-		bus->pool = &p->pool;
 	pthread_mutex_init(&bus->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
@@ -226,7 +229,6 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 	p->sink_ctx = sink_ctx;
 	pthread_mutex_init(&p->users_lock, NULL);
 	pthread_cond_init(&p->users_gone, NULL);
-	tcp_pool_init(&p->pool);
 	p->buses = calloc(cfg->device_count ? cfg->device_count : 1, sizeof(struct bus));
 	if (!p->buses)
 		goto nomem;
@@ -248,7 +250,6 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 				  time_mono_ms());
 		if (devread_plan(&sd->rd, dev) != 0)
 			goto nomem;
-		bus->due_ms = schedule_next_due_ms(bus);
 	}
 
 	/* Serial buses: a thread each. */
@@ -257,7 +258,7 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 	pthread_attr_setstacksize(&attr, POLLER_STACK_BYTES);
 	for (size_t b = 0; b < p->bus_count; b++) {
 		struct bus *bus = &p->buses[b];
-		if (!bus->pool) {
+		if (bus->io) {
 			liveness_beat(&bus->beat);
 			if (pthread_create(&bus->thread, &attr, bus_main, bus) != 0) {
 				pthread_attr_destroy(&attr);
@@ -266,13 +267,17 @@ int poller_start(const struct config *cfg, poll_sink_fn sink, void *sink_ctx, st
 				return MB_ERR_NOMEM;
 			}
 			bus->started = true;
+			log_info("bus %s: %zu device(s)", mbio_name(bus->io), bus->device_count);
 		}
-		log_info("bus %s: %zu device(s)", mbio_name(bus->io), bus->device_count);
 	}
 	pthread_attr_destroy(&attr);
-	/* TCP endpoints: the pool. */
-	if (tcp_pool_start(&p->pool, p->buses, p->bus_count) != 0) {
-		log_error("cannot start the Modbus TCP workers");
+	/* TCP endpoints: the event loop, when there are any (else started for the first
+	 * remote request to an endpoint, see execute_direct). */
+	bool tcp = false;
+	for (size_t b = 0; b < p->bus_count; b++)
+		tcp = tcp || !p->buses[b].io;
+	if (tcp && tcpside_start(p) != 0) {
+		log_error("cannot start the Modbus TCP event loop");
 		poller_stop(p);
 		return MB_ERR_NOMEM;
 	}
@@ -304,12 +309,14 @@ void poller_stop(struct poller *p)
 		if (bus->started)
 			pthread_join(bus->thread, NULL);
 	}
-	tcp_pool_stop(&p->pool);
-	/* Every request is done now; let its caller leave before the bus goes away. */
+	tcpside_halt(p->tcp);
+	/* Every request is done now; let its caller leave before the bus goes away (and the
+	 * TCP side: a caller of execute_direct may hold it and not have entered it yet). */
 	pthread_mutex_lock(&p->users_lock);
 	while (p->users > 0)
 		pthread_cond_wait(&p->users_gone, &p->users_lock);
 	pthread_mutex_unlock(&p->users_lock);
+	tcpside_stop(p->tcp);
 	for (size_t b = 0; b < p->bus_count; b++) {
 		struct bus *bus = &p->buses[b];
 		mbio_free(bus->io);
@@ -346,7 +353,7 @@ int poller_bus_status(struct poller *p, size_t i, struct poll_bus_status *out)
 	const struct bus *bus = &p->buses[i];
 	const struct device_config *first = bus->devices[0].dev;
 	*out = (struct poll_bus_status){
-		.name = mbio_name(bus->io),
+		.name = bus_name(bus),
 		.port = first->transport == TRANSPORT_RTU ? first->serial : NULL,
 		.devices = bus->device_count,
 		.busy_s = (double)atomic_load(&bus->busy_us) / 1e6,
@@ -357,7 +364,7 @@ int poller_bus_status(struct poller *p, size_t i, struct poll_bus_status *out)
 
 int64_t poller_last_beat_ms(struct poller *p)
 {
-	int64_t oldest = p ? tcp_pool_last_beat_ms(&p->pool) : INT64_MAX;
+	int64_t oldest = p ? tcpside_last_beat_ms(p->tcp) : INT64_MAX;
 
 	for (size_t b = 0; p && b < p->bus_count; b++) {
 		int64_t at = liveness_last(&p->buses[b].beat);
@@ -370,8 +377,13 @@ int64_t poller_last_beat_ms(struct poller *p)
 int poll_device_now(const struct device_config *dev, struct reading *out)
 {
 	struct mbio *io = NULL;
-	int rc = dev->transport == TRANSPORT_RTU ? mbio_new_rtu(dev->serial, &io)
-						 : mbio_new_tcp(dev->host, dev->port, &io);
+	if (dev->transport == TRANSPORT_TCP) {
+		struct poll_request req = {.device = dev, .reading = out};
+		memset(out, 0, sizeof(*out));
+		int rc = tcp_execute_alone(dev->host, dev->port, &req);
+		return rc ? rc : req.rc;
+	}
+	int rc = mbio_new_rtu(dev->serial, &io);
 	if (rc)
 		return rc;
 	struct devread rd;
@@ -418,11 +430,10 @@ static int queue_and_wait(struct bus *bus, struct poll_request *req, int wait_ms
 		else
 			bus->queue = req;
 		bus->queue_tail = req;
-		if (bus->pool) {
-			tcp_pool_kick(bus);
-		} else {
+		if (bus->ep)
+			tcpside_kick(bus);
+		else
 			pthread_cond_signal(&bus->wake);
-		}
 		int64_t deadline = time_mono_ms() + wait_ms;
 		while (req->state != REQ_DONE) {
 			int64_t left = deadline - time_mono_ms();
@@ -453,13 +464,15 @@ static int queue_and_wait(struct bus *bus, struct poll_request *req, int wait_ms
 	return rc;
 }
 
-/* A request on a link of its own, opened for it and closed after. Returns 0 or MB_ERR_NOMEM. */
+/* A request on a link of its own, opened for it and closed after (Modbus TCP: on an event
+ * loop of its own, on this thread). Returns 0 or MB_ERR_NOMEM. */
 static int execute_on_fresh_link(const struct serial_port_config *port, const char *host,
 				 int tcp_port, struct poll_request *req)
 {
 	struct mbio *io = NULL;
-	int rc = port ? mbio_new_rtu(port, &io) : mbio_new_tcp(host, tcp_port, &io);
-
+	if (!port)
+		return tcp_execute_alone(host, tcp_port, req);
+	int rc = mbio_new_rtu(port, &io);
 	if (rc)
 		return rc;
 	run_request(io, req);
@@ -525,11 +538,18 @@ static int execute_direct(struct poller *p, const struct serial_port_config *por
 	}
 	if (rc == 0)
 		d->busy = true;
+	/* Modbus TCP goes through the event loop, started for it if need be. */
+	if (rc == 0 && !port && !p->tcp && tcpside_start(p) != 0)
+		rc = MB_ERR_NOMEM;
+	struct tcpside *tcp = p->tcp;
+	if (rc == MB_ERR_NOMEM && d)
+		d->busy = false;
 	pthread_mutex_unlock(&p->users_lock);
 	if (rc)
 		return rc;
 
-	rc = execute_on_fresh_link(port, host, tcp_port, req);
+	rc = port ? execute_on_fresh_link(port, NULL, 0, req)
+		  : tcpside_execute(tcp, host, tcp_port, req);
 
 	pthread_mutex_lock(&p->users_lock);
 	d->busy = false;

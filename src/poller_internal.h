@@ -5,14 +5,15 @@
  *   poller.c    the API: start and stop, bus setup, the serial bus threads, the remote
  *               request queue (poller_execute) and the status;
  *   schedule.c  the instants: which device is due, one message per instant, clock steps;
- *   tcp_pool.c  the elastic pool of workers for the Modbus TCP endpoints (tcp_pool.h);
+ *   tcpbus.c    the Modbus TCP buses, all served by one event loop (tcploop.h);
  *   devread.c   reading one device with its request plan (devread.h);
  *   devhealth.c up, down, backing off and late episodes, pure (devhealth.h).
  *
  * Locks: a bus's lock guards its request queue, its stop flag and its devices' status;
- * the pool's lock guards the pool and the pooled buses' pool fields. Lock order: a bus,
- * then the pool (pool workers never hold both). Everything else of a bus (its link, its
- * devices' schedule and health) belongs to the one worker serving it at the time.
+ * the TCP side's lock guards its inbox (kicked buses, requests for unpolled endpoints)
+ * and its stop flag. Lock order: a bus, then the TCP side. Everything else of a bus (its
+ * link, its devices' schedule and health) belongs to the one thread serving it: its own
+ * thread for a serial bus, the event loop's for Modbus TCP.
  */
 #ifndef MODBRIDGE_POLLER_INTERNAL_H
 #define MODBRIDGE_POLLER_INTERNAL_H
@@ -23,15 +24,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <time.h>
+
 #include "devhealth.h"
 #include "devread.h"
 #include "liveness.h"
 #include "poller.h"
-#include "tcp_pool.h"
+#include "tcploop.h"
 
-/* Stack of each worker thread (see tcp_pool.c): a worker's deepest path (a read, its JSON, a
- * log line) needs tens of KB; the 8 MB default would reserve that much address space per
- * worker. */
+/* Stack of each poller thread: its deepest path (a read, its JSON, a log line) needs tens
+ * of KB; the 8 MB default would reserve that much address space per thread. */
 #define POLLER_STACK_BYTES ((size_t)256 * 1024)
 
 /* The longest a poller thread sleeps at a time. The schedule is on the wall clock and the
@@ -50,6 +52,27 @@ static inline int64_t poller_wait_slice_ms(int64_t delta_ms)
 	return delta_ms < 1 ? 1 : delta_ms > POLLER_WAIT_SLICE_MS ? POLLER_WAIT_SLICE_MS : delta_ms;
 }
 
+/* A remote request's state (poller.c, tcpbus.c). */
+enum { REQ_QUEUED, REQ_RUNNING, REQ_DONE };
+
+struct bus;
+
+/* The clocks of a poll that schedule_claim started (schedule_complete ends it). */
+struct poll_claim {
+	int64_t instant; /* the aligned instant it is for (wall clock) */
+	int64_t now, mono;
+	struct timespec t0;
+};
+
+/* A Modbus TCP device's poll on the event loop (tcpbus.c). */
+struct devjob {
+	struct tcp_client client;
+	struct bus *bus;
+	struct poll_claim claim;
+	struct reading r;
+	bool active; /* waiting for its turn, or reading */
+};
+
 struct scheduled_device {
 	const struct device_config *dev;
 	int64_t next_ms; /* wall-clock instant of the next message (aligned) */
@@ -60,22 +83,25 @@ struct scheduled_device {
 	struct devhealth health; /* up, down, backing off; late episodes */
 	char last_error[READING_ERROR_MAX];
 	struct poll_device_status status; /* for remote status; guarded by the bus lock */
+	struct devjob job;                /* Modbus TCP: its poll in progress */
 };
+
+struct remote_job;
+struct tcpside;
 
 struct bus {
 	struct poller *owner;
-	struct tcp_pool *pool; /* NULL: a serial bus, with its own thread */
-	/* Pooled buses only; guarded by the pool lock. */
-	bool busy;    /* a worker is serving it */
-	bool kick;    /* a remote request is queued: due now */
-	bool failing; /* a device failed its last poll: served after healthy buses */
-	bool queued;  /* waits in the pool's ready queue */
-	struct bus *ready_next;
-	int64_t due_ms;            /* earliest next_ms of its devices (wall clock) */
-	int64_t longest_period_ms; /* of its devices: due_ms beyond now + this is a clock step */
-	struct mbio *io;
+	struct mbio *io;   /* a serial bus: its link (NULL for Modbus TCP) */
+	struct tcp_ep *ep; /* Modbus TCP: its endpoint on the event loop (NULL for serial) */
 	struct scheduled_device *devices;
 	size_t device_count;
+	int64_t longest_period_ms; /* of its devices */
+	/* Modbus TCP only, the event loop's (tcpbus.c). */
+	struct tcploop_timer due_timer; /* its earliest idle device is due */
+	struct remote_job *remote;      /* serves the queued remote requests */
+	bool kicked;                    /* in the TCP side's inbox; its lock */
+	struct bus *kicked_next;
+	/* Serial only: its thread. */
 	pthread_t thread;
 	bool started;
 	struct liveness beat; /* a serial bus's thread: each turn of its loop, each request */
@@ -94,7 +120,7 @@ struct bus {
 struct direct_bus;
 
 struct poller {
-	struct tcp_pool pool;
+	struct tcpside *tcp; /* the Modbus TCP side: buses and unpolled endpoints; users_lock */
 	struct bus *buses;
 	size_t bus_count;
 	poll_sink_fn sink;
@@ -120,16 +146,63 @@ void poller_serve_requests(struct bus *bus);
 /* poller.c: fails the requests still queued on a bus that stops: they will never run. */
 void poller_fail_queued(struct bus *bus);
 
+/* poller.c: the bus's name for logs: "com2 (/dev/ttyS1)" or "192.168.1.20:502". */
+const char *bus_name(const struct bus *bus);
+
+/* tcpbus.c: starts the event loop for p's Modbus TCP buses (there may be none: it then
+ * serves unpolled endpoints only) and sets p->tcp, before the loop's thread starts (which
+ * reads it). Returns 0 or MB_ERR_NOMEM (nothing left running, p->tcp NULL). */
+int tcpside_start(struct poller *p);
+
+/* tcpbus.c: stops the loop: polls and requests on the bus finish first, queued remote
+ * requests fail (MB_ERR_BUSY), and so does every later tcpside_execute; joins its thread.
+ * Callers of tcpside_execute may still be on their way out (or in): free with
+ * tcpside_stop only when none can be. Accepts NULL; a second call does nothing. */
+void tcpside_halt(struct tcpside *t);
+
+/* tcpbus.c: when the event loop's thread last beat (liveness.h); INT64_MAX without one.
+ * Any thread (the daemon's watchdog check). */
+int64_t tcpside_last_beat_ms(const struct tcpside *t);
+
+/* tcpbus.c: tcpside_halt, then frees. Accepts NULL. */
+void tcpside_stop(struct tcpside *t);
+
+/* tcpbus.c: a remote request was queued on a Modbus TCP bus: its turn comes next. Called
+ * with the bus lock held. */
+void tcpside_kick(struct bus *bus);
+
+/*
+ * tcpbus.c: executes req on the unpolled endpoint host:port through the loop, and waits
+ * for its outcome. Returns 0 (the outcome in req), MB_ERR_BUSY (the loop stops: never
+ * sent) or MB_ERR_NOMEM.
+ */
+int tcpside_execute(struct tcpside *t, const char *host, int port, struct poll_request *req);
+
+/* tcpbus.c: executes req on host:port on a loop of its own, run by the calling thread (no
+ * poller in this process). Returns 0 (the outcome in req) or MB_ERR_NOMEM. */
+int tcp_execute_alone(const char *host, int port, struct poll_request *req);
+
 /* schedule.c: sets the next instant of a device, with the clocks' readings it was computed
  * from. */
 void schedule_set_next(struct scheduled_device *sd, int64_t next_ms, int64_t wall_ms,
 		       int64_t mono_ms);
 
+/* schedule.c: the first half of a due device's poll, when it has its turn on the bus:
+ * publishes the instants it missed, and returns true with the poll's clocks in *pc when it
+ * is to be read now (false: its instant was published without a read, backing off). */
+bool schedule_claim(struct bus *bus, struct scheduled_device *sd, struct poll_claim *pc);
+
+/* schedule.c: the second half: publishes r (NULL: it could not be allocated), logs the
+ * changes of state, publishes the instants the read overran, sets the next instant. */
+void schedule_complete(struct bus *bus, struct scheduled_device *sd, const struct poll_claim *pc,
+		       struct reading *r);
+
 /* schedule.c: the wall-clock instant at which the bus has work next: its earliest device. */
 int64_t schedule_next_due_ms(const struct bus *bus);
 
-/* schedule.c: reschedules the devices of a bus whose wall clock was set back. Run by the
- * bus's worker, without the bus lock. */
+/* schedule.c: reschedules the devices of a bus whose wall clock was set back (not those
+ * being polled: their poll does it when it ends). Run by the bus's thread, without the bus
+ * lock. */
 void schedule_resync(struct bus *bus, int64_t now);
 
 /* schedule.c: reads every device of the bus that is due at now, serving queued remote

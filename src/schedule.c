@@ -19,9 +19,9 @@
  * devices in good standing are read before failing ones, so a dead device never delays a
  * healthy device that is due at the same instant.
  *
- * Threading: everything here runs on the worker serving the bus (a serial bus's thread or
- * a pool worker), which owns the bus's devices and link meanwhile; the bus lock is taken
- * only for the remote requests and the status.
+ * Threading: everything here runs on the thread serving the bus (a serial bus's own, or
+ * the Modbus TCP event loop's, tcpbus.c), which owns the bus's devices and link; the bus
+ * lock is taken only for the remote requests and the status.
  */
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -30,7 +30,6 @@
 #include <time.h>
 
 #include "log.h"
-#include "modbus_io.h"
 #include "poller_internal.h"
 #include "timeutil.h"
 
@@ -85,7 +84,7 @@ const char *poll_skip_name(enum poll_skip s)
  * Logs the changes of state a poll's outcome made (devhealth.h) and keeps the last error.
  * instant_ms is the aligned instant the poll was for.
  */
-static void note_result(struct mbio *io, struct scheduled_device *sd, const struct reading *r,
+static void note_result(const struct bus *bus, struct scheduled_device *sd, const struct reading *r,
 			int64_t instant_ms)
 {
 	const struct device_config *dev = sd->dev;
@@ -94,7 +93,7 @@ static void note_result(struct mbio *io, struct scheduled_device *sd, const stru
 		struct devhealth_change c = devhealth_poll_ok(&sd->health, instant_ms);
 		if (c.back)
 			log_info("device %s (address %s on %s): back after %lld s (%u failed poll%s)",
-				 dev->id, dev->address_text, mbio_name(io),
+				 dev->id, dev->address_text, bus_name(bus),
 				 (long long)(c.down_ms / 1000), c.failed_polls,
 				 c.failed_polls == 1 ? "" : "s");
 		return;
@@ -104,12 +103,12 @@ static void note_result(struct mbio *io, struct scheduled_device *sd, const stru
 	if (c.down) {
 		if (sd->rd.refused) { /* it did answer, with its reason */
 			char what[160];
-			mbio_exception_text(io, what, sizeof(what));
+			devread_exception_text(&sd->rd, what, sizeof(what));
 			log_warn("device %s (address %s on %s): answers with %s", dev->id,
-				 dev->address_text, mbio_name(io), what);
+				 dev->address_text, bus_name(bus), what);
 		} else {
 			log_warn("device %s (address %s on %s): down: not answering: %s", dev->id,
-				 dev->address_text, mbio_name(io), r->error);
+				 dev->address_text, bus_name(bus), r->error);
 		}
 	}
 	if (c.backoff_started)
@@ -210,23 +209,26 @@ static void note_on_time(struct scheduled_device *sd, int64_t instant)
 }
 
 /*
- * Gives every instant of a due device, from its next_ms to now, exactly one message, in
+ * Every instant of a due device, from its next_ms to now, gets exactly one message, in
  * instant order: an ERR "skipped: bus busy" for each instant whose whole period went by
  * before the bus got to the device, then the reading of the current instant (an ERR
  * "not polled" one while the device backs off), then an ERR "skipped: previous read still
  * running" for each instant that came while that read ran. The next read is at the first
  * instant after the read ended, so an overrun never makes the schedule drift. Every
- * message's TS is its instant. Only the bus's current worker runs this for the device, so
- * nothing else can publish one of its instants meanwhile.
+ * message's TS is its instant. Only the bus's current worker (or, for Modbus TCP, the
+ * event loop) runs a device's poll, so nothing else can publish one of its instants
+ * meanwhile.
+ *
+ * A poll is two halves, so that the event loop can send the requests in between:
+ * schedule_claim, when the device gets its turn on the bus, and schedule_complete, when
+ * the read ended.
  */
-static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
+bool schedule_claim(struct bus *bus, struct scheduled_device *sd, struct poll_claim *pc)
 {
 	struct poller *p = bus->owner;
-	const struct device_config *dev = sd->dev;
-	int64_t period = dev->period_ms;
+	int64_t period = sd->dev->period_ms;
 	int64_t now = time_now_ms();
 	int64_t mono = time_mono_ms();
-	struct reading r;
 	char why[160];
 
 	if (clock_stepped(p, sd->anchor_wall_ms, sd->anchor_mono_ms, now, mono))
@@ -248,31 +250,45 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 			 sd->last_error);
 		publish_unread(bus, sd, instant, why, POLL_SKIP_NOT_POLLED);
 		schedule_set_next(sd, instant + period, now, mono);
-		return;
+		return false;
 	}
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (devread_read(&sd->rd, bus->io, devhealth_single_attempt(&sd->health), &r) != 0) {
+	pc->instant = instant;
+	pc->now = now;
+	pc->mono = mono;
+	clock_gettime(CLOCK_MONOTONIC, &pc->t0);
+	return true;
+}
+
+void schedule_complete(struct bus *bus, struct scheduled_device *sd, const struct poll_claim *pc,
+		       struct reading *r)
+{
+	struct poller *p = bus->owner;
+	const struct device_config *dev = sd->dev;
+	int64_t period = dev->period_ms;
+	int64_t instant = pc->instant;
+	char why[160];
+
+	if (!r) {
 		log_error("device %s: out of memory reading it", dev->id);
 		publish_unread(bus, sd, instant, "out of memory", POLL_SKIP_KINDS);
 	} else {
-		r.ts_ms = instant;
+		struct timespec t1;
+		r->ts_ms = instant;
 		/* bench/modbus_bus.py reads this line: keep its form. */
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		double seconds =
-			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		double seconds = (double)(t1.tv_sec - pc->t0.tv_sec) +
+				 (double)(t1.tv_nsec - pc->t0.tv_nsec) / 1e9;
 		log_debug("device %s: read in %.1f ms with %zu request(s)", dev->id, seconds * 1e3,
 			  sd->rd.requests);
 		poller_add_busy(bus, (int64_t)(seconds * 1e6));
-		note_result(bus->io, sd, &r, instant);
-		record_status(bus, sd, &r, seconds);
-		p->sink(p->sink_ctx, &r);
-		reading_clear(&r);
+		note_result(bus, sd, r, instant);
+		record_status(bus, sd, r, seconds);
+		p->sink(p->sink_ctx, r);
 	}
 	/* Where the read ended on the instants' clock, even if the wall clock was set
 	 * meanwhile (the next look sees that step). */
 	int64_t end_mono = time_mono_ms();
-	int64_t end = now + (end_mono - mono);
+	int64_t end = pc->now + (end_mono - pc->mono);
 	int64_t next = instant + period;
 	if (next <= end) {
 		for (; next <= end; next += period)
@@ -288,6 +304,22 @@ static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
 	schedule_set_next(sd, next, end, end_mono);
 }
 
+/* A due device's poll, start to end, on a bus whose thread does the I/O (a serial line). */
+static void poll_due_device(struct bus *bus, struct scheduled_device *sd)
+{
+	struct poll_claim pc;
+	struct reading r;
+
+	if (!schedule_claim(bus, sd, &pc))
+		return;
+	if (devread_read(&sd->rd, bus->io, devhealth_single_attempt(&sd->health), &r) != 0) {
+		schedule_complete(bus, sd, &pc, NULL);
+		return;
+	}
+	schedule_complete(bus, sd, &pc, &r);
+	reading_clear(&r);
+}
+
 /*
  * A device's next instant is never more than a period ahead of the time it was set at, so
  * one further ahead means the wall clock was set back: reschedule it from the new time
@@ -300,7 +332,7 @@ void schedule_resync(struct bus *bus, int64_t now)
 	for (size_t i = 0; i < bus->device_count; i++) {
 		struct scheduled_device *sd = &bus->devices[i];
 		int64_t period = sd->dev->period_ms;
-		if (sd->next_ms - now <= period + POLLER_CLOCK_STEP_MS)
+		if (sd->job.active || sd->next_ms - now <= period + POLLER_CLOCK_STEP_MS)
 			continue;
 		int64_t mono = time_mono_ms();
 		clock_stepped(bus->owner, sd->anchor_wall_ms, sd->anchor_mono_ms, now, mono);

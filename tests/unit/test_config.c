@@ -339,6 +339,7 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(d->max_per_read, 0);
 	assert_int_equal(d->retries, 1);
 	assert_int_equal(d->backoff_max_ms, 60000);
+	assert_int_equal(d->max_outstanding, 0); /* not set: one request at a time */
 	assert_int_equal(cfg->serial_ports[0].silent_interval_ms, -1);
 	assert_int_equal(cfg->serial_ports[0].turnaround_ms, 5);
 
@@ -968,10 +969,12 @@ static void test_modbus_depth(void **state)
 	d = config_find_device(cfg, "signed");
 	assert_int_equal(d->type, REG_TYPE_INT16);
 	assert_int_equal(d->retries, 0);
+	assert_int_equal(d->max_outstanding, 4);
 
 	d = config_find_device(cfg, "coils");
 	assert_int_equal(d->blocks[0].count, 4000);
 	assert_int_equal(d->max_per_read, 1500);
+	assert_int_equal(d->max_outstanding, 4);
 
 	config_free(cfg);
 	config_diags_free(&diags);
@@ -981,7 +984,7 @@ static void test_modbus_depth(void **state)
 static const char *const required_bad[] = {
 	"unknown_key",    "syntax",       "baudrate",      "parity",  "command",    "start_count",
 	"unknown_serial", "duplicate_id", "broker_scheme", "ca_file", "password",   "qos",
-	"keepalive",      "many",         "modbus_depth",  "scripts", "script_use",
+	"keepalive",      "many",         "modbus_depth",  "scripts", "script_use", "max_outstanding",
 };
 
 static void test_bad_file(void **state)
