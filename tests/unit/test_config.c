@@ -982,9 +982,12 @@ static void test_modbus_depth(void **state)
 
 /* Bad files every build must cover; each has its exact .expected file. */
 static const char *const required_bad[] = {
-	"unknown_key",    "syntax",       "baudrate",      "parity",  "command",    "start_count",
-	"unknown_serial", "duplicate_id", "broker_scheme", "ca_file", "password",   "qos",
-	"keepalive",      "many",         "modbus_depth",  "scripts", "script_use", "max_outstanding",
+	"unknown_key",    "syntax",       "baudrate",
+	"parity",         "command",      "start_count",
+	"unknown_serial", "duplicate_id", "broker_scheme",
+	"ca_file",        "password",     "qos",
+	"keepalive",      "many",         "modbus_depth",
+	"scripts",        "script_use",   "max_outstanding",
 };
 
 static void test_bad_file(void **state)
