@@ -191,6 +191,15 @@ static void setup(struct fixture *f, scenario_fn scenario, int window)
 	assert_int_equal(tcploop_endpoint(f->loop, "127.0.0.1", f->peer.port, window, &f->ep), 0);
 }
 
+/* One client on one connection, holding its turn: how most scenarios begin. */
+static void setup_one(struct fixture *f, scenario_fn scenario, struct client *cl)
+{
+	setup(f, scenario, 1);
+	client_init(cl);
+	tcploop_wait_turn(f->ep, &cl->c, false);
+	assert_true(run_until_turn(f->loop, cl));
+}
+
 static void teardown(struct fixture *f)
 {
 	tcploop_close_idle(f->ep);
@@ -223,10 +232,7 @@ static void a_late_answer_is_discarded(void **state)
 	(void)state;
 	struct fixture f;
 	struct client cl;
-	setup(&f, late_first, 1);
-	client_init(&cl);
-	tcploop_wait_turn(f.ep, &cl.c, false);
-	assert_true(run_until_turn(f.loop, &cl));
+	setup_one(&f, late_first, &cl);
 	read_regs(&cl, 1, 0, 150);
 	assert_true(run_until(f.loop, &cl.answers, 1));
 	assert_int_equal(cl.last.rc, MB_ERR_MODBUS);
@@ -261,10 +267,7 @@ static void a_partial_answer_is_completed(void **state)
 	(void)state;
 	struct fixture f;
 	struct client cl;
-	setup(&f, trickle, 1);
-	client_init(&cl);
-	tcploop_wait_turn(f.ep, &cl.c, false);
-	assert_true(run_until_turn(f.loop, &cl));
+	setup_one(&f, trickle, &cl);
 	read_regs(&cl, 3, 7, 2000);
 	assert_true(run_until(f.loop, &cl.answers, 1));
 	assert_int_equal(cl.last.rc, 0);
@@ -386,10 +389,7 @@ static void a_reset_fails_the_request_and_reconnects(void **state)
 	(void)state;
 	struct fixture f;
 	struct client cl;
-	setup(&f, reset_second, 1);
-	client_init(&cl);
-	tcploop_wait_turn(f.ep, &cl.c, false);
-	assert_true(run_until_turn(f.loop, &cl));
+	setup_one(&f, reset_second, &cl);
 	read_regs(&cl, 1, 0, 2000);
 	assert_true(run_until(f.loop, &cl.answers, 1));
 	assert_int_equal(cl.last.rc, 0);
@@ -423,10 +423,7 @@ static void a_silent_connection_is_replaced(void **state)
 	(void)state;
 	struct fixture f;
 	struct client cl;
-	setup(&f, black_hole, 1);
-	client_init(&cl);
-	tcploop_wait_turn(f.ep, &cl.c, false);
-	assert_true(run_until_turn(f.loop, &cl));
+	setup_one(&f, black_hole, &cl);
 	for (int i = 1; i <= 3; i++) {
 		read_regs(&cl, 1, 0, 60);
 		assert_true(run_until(f.loop, &cl.answers, i));
@@ -458,10 +455,7 @@ static void bytes_that_are_not_modbus_close_the_connection(void **state)
 	(void)state;
 	struct fixture f;
 	struct client cl;
-	setup(&f, garbage, 1);
-	client_init(&cl);
-	tcploop_wait_turn(f.ep, &cl.c, false);
-	assert_true(run_until_turn(f.loop, &cl));
+	setup_one(&f, garbage, &cl);
 	read_regs(&cl, 1, 0, 2000);
 	assert_true(run_until(f.loop, &cl.answers, 1));
 	assert_int_equal(cl.last.rc, MB_ERR_MODBUS);
@@ -496,10 +490,7 @@ static void a_wrong_unit_and_an_exception(void **state)
 	(void)state;
 	struct fixture f;
 	struct client cl;
-	setup(&f, wrong_unit_then_exception, 1);
-	client_init(&cl);
-	tcploop_wait_turn(f.ep, &cl.c, false);
-	assert_true(run_until_turn(f.loop, &cl));
+	setup_one(&f, wrong_unit_then_exception, &cl);
 	read_regs(&cl, 1, 0, 2000);
 	assert_true(run_until(f.loop, &cl.answers, 1));
 	assert_int_equal(cl.last.rc, MB_ERR_MODBUS);
