@@ -23,27 +23,10 @@
 #include <string.h>
 
 #include "decode.h"
+#include "fuzz_input.h"
 #include "message.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint64_t take_uint(struct input *in, size_t bytes)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < bytes; i++) {
-		v <<= 8;
-		if (in->left) {
-			v |= *in->p++;
-			in->left--;
-		}
-	}
-	return v;
-}
 
 /* A NUL-terminated string of up to max bytes (length from one input byte). */
 static char *take_string(struct input *in, size_t max)

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "fuzz_input.h"
 #include "message.h"
 #include "script.h"
 
@@ -98,24 +99,6 @@ static void load_examples(void)
 	}
 }
 
-struct input {
-	const uint8_t *p;
-	size_t left;
-};
-
-static uint64_t take(struct input *in, size_t bytes)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < bytes; i++) {
-		v <<= 8;
-		if (in->left) {
-			v |= *in->p++;
-			in->left--;
-		}
-	}
-	return v;
-}
-
 static bool influx_line_ok(const char *s)
 {
 	/* modbus,imei=...,device=... fields <ns> */
@@ -133,23 +116,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		loaded = true;
 	}
 	struct input in = {data, size};
-	size_t which = (size_t)take(&in, 1) % NEX;
-	const struct device_config *dev = &devices[take(&in, 1) % NDEV];
+	size_t which = (size_t)take_uint(&in, 1) % NEX;
+	const struct device_config *dev = &devices[take_uint(&in, 1) % NDEV];
 	uint16_t regs[64];
 	size_t nregs = 0;
 	for (size_t i = 0; i < dev->block_count; i++)
 		nregs += dev->blocks[i].count;
 	struct reading r = {.device = dev};
 	/* Instants within years 1970..2286 (the ISO text stays 4 digits). */
-	r.ts_ms = (int64_t)(take(&in, 5) % 10000000000000ULL);
-	uint8_t flags = (uint8_t)take(&in, 1);
+	r.ts_ms = (int64_t)(take_uint(&in, 5) % 10000000000000ULL);
+	uint8_t flags = (uint8_t)take_uint(&in, 1);
 	if (flags & 1) {
-		size_t n = 1 + (size_t)take(&in, 1) % (READING_ERROR_MAX - 2);
+		size_t n = 1 + (size_t)take_uint(&in, 1) % (READING_ERROR_MAX - 2);
 		for (size_t i = 0; i < n; i++)
-			r.error[i] = (char)(take(&in, 1) % 94 + 32); /* printable, as reasons are */
+			r.error[i] =
+				(char)(take_uint(&in, 1) % 94 + 32); /* printable, as reasons are */
 	} else {
 		for (size_t i = 0; i < nregs; i++)
-			regs[i] = (uint16_t)take(&in, 2);
+			regs[i] = (uint16_t)take_uint(&in, 2);
 		r.values = regs;
 		r.value_count = nregs;
 	}
