@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "forward_batch.h"
 #include "liveness.h"
 #include "log.h"
 #include "timeutil.h"
@@ -386,70 +387,11 @@ static void process_events(struct forwarder *fw)
 
 /* Sending. */
 
-struct part {
-	const char *payload;
-	size_t len;
-	const char *topic; /* its own destination, NULL: the uplink's */
-	int64_t id;        /* store id, 0 for a memory reading */
-	int64_t ts_ms;
-};
-
-/* Array mode joins JSON objects for the uplink's own destination; a message a script sent
- * elsewhere, or as text of its own, goes alone (docs/scripts.md). */
-static bool joinable(const struct part *p)
-{
-	return !p->topic && p->len > 0 && p->payload[0] == '{';
-}
-
-/* How many of parts[0..n) go into the next message (at least one). */
-static size_t span_of(const struct forward_options *o, const struct part *parts, size_t n)
-{
-	if (!o->array || !joinable(&parts[0]))
-		return 1;
-	size_t count = 0, bytes = 2;
-	while (count < n && count < (size_t)o->array_max_count && joinable(&parts[count])) {
-		size_t next = bytes + parts[count].len + (count ? 1 : 0);
-		if (count > 0 && next > o->array_max_bytes)
-			break;
-		bytes = next;
-		count++;
-	}
-	return count ? count : 1;
-}
-
-/* The payload of parts[0..n): the part itself, or a JSON array of them (malloc'd). */
-static char *payload_of(const struct forward_options *o, const struct part *parts, size_t n,
-			size_t *len)
-{
-	if (!o->array || !joinable(&parts[0])) {
-		*len = parts[0].len;
-		return (char *)parts[0].payload;
-	}
-	size_t total = 2;
-	for (size_t i = 0; i < n; i++)
-		total += parts[i].len + 1;
-	char *buf = malloc(total + 1);
-	if (!buf)
-		return NULL;
-	size_t pos = 0;
-	buf[pos++] = '[';
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			buf[pos++] = ',';
-		memcpy(buf + pos, parts[i].payload, parts[i].len);
-		pos += parts[i].len;
-	}
-	buf[pos++] = ']';
-	buf[pos] = '\0';
-	*len = pos;
-	return buf;
-}
-
 /* Sends parts[0..n) as one message; on success the caller records the entry. */
-static int send_parts(struct forwarder *fw, const struct part *parts, size_t n, int *token)
+static int send_parts(struct forwarder *fw, const struct forward_part *parts, size_t n, int *token)
 {
 	size_t len = 0;
-	char *payload = payload_of(&fw->opt, parts, n, &len);
+	char *payload = forward_batch_payload(&fw->opt, parts, n, &len);
 	if (!payload)
 		return MB_ERR_NOMEM;
 	struct uplink_message msg = {.payload = payload,
@@ -506,7 +448,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 			"forwarder: the store cannot take readings; sending those waiting in memory "
 			"directly, before the stored backlog (they would not survive a crash)");
 	fw->memory_episode = true;
-	struct part *parts = calloc(n, sizeof(*parts));
+	struct forward_part *parts = calloc(n, sizeof(*parts));
 	struct ingest_reading **readings = calloc(n, sizeof(struct ingest_reading *));
 	if (!parts || !readings) {
 		free(parts);
@@ -516,7 +458,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 	}
 	size_t i = 0;
 	for (struct ingest_reading *p = list; p && i < n; p = p->next, i++) {
-		parts[i] = (struct part){p->payload, p->len, p->topic, 0, p->ts_ms};
+		parts[i] = (struct forward_part){p->payload, p->len, p->topic, 0, p->ts_ms};
 		readings[i] = p;
 	}
 	n = i;
@@ -524,7 +466,7 @@ static void send_from_memory(struct forwarder *fw, size_t max)
 	size_t pos = 0;
 	struct ingest_reading *rest = list;
 	while (pos < n && can_send(fw)) {
-		size_t span = span_of(&fw->opt, parts + pos, n - pos);
+		size_t span = forward_batch_span(&fw->opt, parts + pos, n - pos);
 		int token = 0;
 		if (send_parts(fw, parts + pos, span, &token) != 0)
 			break;
@@ -547,7 +489,7 @@ static void send_from_store(struct forwarder *fw, size_t max)
 {
 	size_t want = max < FETCH_MAX ? max : FETCH_MAX;
 	struct store_item *items = calloc(want, sizeof(*items));
-	struct part *parts = calloc(want, sizeof(*parts));
+	struct forward_part *parts = calloc(want, sizeof(*parts));
 	size_t n = 0;
 	if (!items || !parts)
 		goto out;
@@ -572,12 +514,12 @@ static void send_from_store(struct forwarder *fw, size_t max)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		parts[i] = (struct part){items[i].payload, items[i].len, items[i].topic,
-					 items[i].id, items[i].ts_ms};
+		parts[i] = (struct forward_part){items[i].payload, items[i].len, items[i].topic,
+						 items[i].id, items[i].ts_ms};
 
 	size_t pos = 0;
 	while (pos < n && can_send(fw) && !fw->stopping) {
-		size_t span = span_of(&fw->opt, parts + pos, n - pos);
+		size_t span = forward_batch_span(&fw->opt, parts + pos, n - pos);
 		int64_t *ids = malloc(span * sizeof(*ids));
 		int token = 0;
 		if (!ids)
