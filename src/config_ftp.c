@@ -171,7 +171,6 @@ void config_parse_ftp(struct config_ctx *c, const struct config_obj *top)
 	struct ftp_config *f = &c->cfg->ftp;
 	bool used = c->cfg->logger.mode == LOGGER_FTP;
 	struct config_obj o;
-	const char *t;
 	int v;
 
 	config_obj_scan(&o, c, map, "ftp", config_obj_line(top, "ftp"), ftp_keys,
@@ -180,15 +179,7 @@ void config_parse_ftp(struct config_ctx *c, const struct config_obj *top)
 		config_report(c, CONFIG_WARNING, config_obj_line(top, "ftp"), "ftp",
 			      "ignored: logger.mode is not ftp");
 	parse_url(&o, f, used);
-	if (config_get_text(&o, "username", &t) == 1 && *t && !(f->username = strdup(t)))
-		c->nomem = true;
-	if (config_get_text(&o, "password", &t) == 1 && *t) {
-		if (!f->username)
-			config_obj_error(&o, "password",
-					 "set without username (set username too, or remove password)");
-		else if (!(f->password = strdup(t)))
-			c->nomem = true;
-	}
+	config_get_login(&o, &f->username, &f->password);
 	parse_file_name(&o, f);
 	parse_interval(&o, f);
 	config_get_int(&o, "max_readings", 1, 100000, " readings", &f->max_readings);
@@ -211,21 +202,14 @@ void config_parse_ftp(struct config_ctx *c, const struct config_obj *top)
 	if (config_obj_get(&o, "known_hosts"))
 		config_obj_warn(&o, "known_hosts", "ignored: the URL is not sftp://");
 	if (f->protocol == FTP_PLAIN) {
-		static const char *const tls_keys[] = {"ca_file", "cert_file", "key_file",
-						       "allow_all_certificates"};
-		for (size_t i = 0; i < ARRAY_SIZE(tls_keys); i++)
-			if (config_obj_get(&o, tls_keys[i]))
-				config_obj_warn(&o, tls_keys[i], "ignored: the URL is not ftps://");
+		config_warn_tls_ignored(&o, "ignored: the URL is not ftps://");
 		f->allow_all_certificates = false;
 		if (f->password)
 			config_obj_warn(&o, "password",
 					"sent in clear over ftp://; use ftps:// or sftp://");
 		return;
 	}
-	if (f->allow_all_certificates)
-		config_obj_warn(
-			&o, "allow_all_certificates",
-			"TLS certificate and host name verification are disabled; use only for tests");
+	config_warn_unverified(&o, f->allow_all_certificates);
 	config_get_path(&o, "ca_file", true, false, &f->ca_file);
 	config_get_path(&o, "cert_file", true, false, &f->cert_file);
 	config_get_path(&o, "key_file", true, false, &f->key_file);

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "certinfo.h"
 #include "config_internal.h"
 
 static const char *const http_keys[] = {
@@ -31,33 +30,6 @@ static const struct config_choice methods[] = {
 	{"put", HTTP_PUT},
 	{"get", HTTP_GET},
 };
-
-void config_check_tls_files(const struct config_obj *o, const char *ca, const char *cert,
-			    const char *key)
-{
-	char why[512];
-	bool cert_ok = cert != NULL, key_ok = key != NULL;
-
-	if (ca && certinfo_check_cert_file(ca, why, sizeof(why)) != 0)
-		config_obj_error(o, "ca_file", "%s", why);
-	if (cert && certinfo_check_cert_file(cert, why, sizeof(why)) != 0) {
-		config_obj_error(o, "cert_file", "%s", why);
-		cert_ok = false;
-	}
-	if (key && certinfo_check_key_file(key, why, sizeof(why)) != 0) {
-		config_obj_error(o, "key_file", "%s", why);
-		key_ok = false;
-	}
-	if (cert_ok && key_ok && certinfo_check_key_pair(cert, key, why, sizeof(why)) != 0)
-		config_obj_error(o, "key_file", "%s (cert_file, line %d)", why,
-				 config_obj_line(o, "cert_file"));
-	if (config_obj_get(o, "cert_file") && !config_obj_get(o, "key_file"))
-		config_obj_error(o, "cert_file",
-				 "set without key_file (a client certificate needs its private key)");
-	if (config_obj_get(o, "key_file") && !config_obj_get(o, "cert_file"))
-		config_obj_error(o, "key_file",
-				 "set without cert_file (a private key needs its client certificate)");
-}
 
 /* A header name is an HTTP token; a value has no line break (it would smuggle a header). */
 static bool header_name_ok(const char *t)
@@ -193,15 +165,7 @@ void config_parse_http(struct config_ctx *c, const struct config_obj *top)
 			config_obj_warn(&o, "query_parameter", "ignored: method is not get");
 	}
 	parse_headers(c, &o, h);
-	if (config_get_text(&o, "username", &t) == 1 && *t && !(h->username = strdup(t)))
-		c->nomem = true;
-	if (config_get_text(&o, "password", &t) == 1 && *t) {
-		if (!h->username)
-			config_obj_error(&o, "password",
-					 "set without username (set username too, or remove password)");
-		else if (!(h->password = strdup(t)))
-			c->nomem = true;
-	}
+	config_get_login(&o, &h->username, &h->password);
 	if (config_get_text(&o, "bearer_token", &t) == 1 && *t) {
 		if (h->username)
 			config_obj_error(
@@ -215,22 +179,14 @@ void config_parse_http(struct config_ctx *c, const struct config_obj *top)
 
 	bool checks = !h->url || h->tls;
 	if (h->url && !h->tls) {
-		static const char *const tls_keys[] = {"ca_file", "cert_file", "key_file",
-						       "allow_all_certificates"};
-		for (size_t i = 0; i < ARRAY_SIZE(tls_keys); i++)
-			if (config_obj_get(&o, tls_keys[i]))
-				config_obj_warn(&o, tls_keys[i],
-						"ignored: the URL is not https://");
+		config_warn_tls_ignored(&o, "ignored: the URL is not https://");
 		h->allow_all_certificates = false;
 		if (h->password || h->bearer_token)
 			config_obj_warn(&o, h->password ? "password" : "bearer_token",
 					"sent in clear over http://; use https://");
 		return;
 	}
-	if (h->allow_all_certificates)
-		config_obj_warn(
-			&o, "allow_all_certificates",
-			"TLS certificate and host name verification are disabled; use only for tests");
+	config_warn_unverified(&o, h->allow_all_certificates);
 	config_get_path(&o, "ca_file", checks, false, &h->ca_file);
 	config_get_path(&o, "cert_file", checks, false, &h->cert_file);
 	config_get_path(&o, "key_file", checks, false, &h->key_file);

@@ -201,10 +201,19 @@ void config_web_free(struct web_config *w);
 /* config_http.c and config_ftp.c; after config_parse_logger (they depend on logger.mode) */
 void config_parse_http(struct config_ctx *c, const struct config_obj *top);
 void config_parse_ftp(struct config_ctx *c, const struct config_obj *top);
-/* ca_file must be a certificate, cert_file one too, key_file an unencrypted key of it; the
- * keys of o named so get the errors. NULL paths are not checked. */
+/* config_tls.c, for the sections with a TLS client (mqtt, http, ftp). */
+/* ca_file must be a certificate, cert_file one too, key_file an unencrypted key of it, and
+ * neither of the last two goes without the other; the keys of o named so get the errors.
+ * NULL paths are not checked. */
 void config_check_tls_files(const struct config_obj *o, const char *ca, const char *cert,
 			    const char *key);
+/* username and password (a password needs a user name); blank values are "not set". */
+void config_get_login(const struct config_obj *o, char **username, char **password);
+/* The loud warning when allow_all_certificates turns verification off. */
+void config_warn_unverified(const struct config_obj *o, bool allow_all_certificates);
+/* Warns (why) for each TLS key o has (ca_file, cert_file, key_file, allow_all_certificates)
+ * that a plain URL ignores. */
+void config_warn_tls_ignored(const struct config_obj *o, const char *why);
 /* config_script.c: logger.script (from config_parse_logger's mapping), mqtt.script_topics
  * (from config_parse_mqtt's), and the check of every script once the file is parsed. */
 void config_parse_logger_script(struct config_ctx *c, const struct config_obj *o);

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "certinfo.h"
 #include "config_internal.h"
 #include "error.h"
 #include "topic.h"
@@ -240,32 +239,6 @@ static void parse_status_topic(const struct config_obj *o, struct mqtt_config *m
 	}
 }
 
-/*
- * The TLS files must hold what their keys say: a key that does not belong to the
- * certificate, or a CA file that is not a certificate, would otherwise only show as an
- * OpenSSL error at every connection attempt (docs/operations.md: start-up refuses them).
- */
-static void check_tls_files(const struct config_obj *o, const struct mqtt_config *m, bool ca,
-			    bool cert, bool key)
-{
-	char why[512];
-
-	if (ca && certinfo_check_cert_file(m->ca_file, why, sizeof(why)) != 0)
-		config_obj_error(o, "ca_file", "%s", why);
-	if (cert && certinfo_check_cert_file(m->cert_file, why, sizeof(why)) != 0) {
-		config_obj_error(o, "cert_file", "%s", why);
-		cert = false;
-	}
-	if (key && certinfo_check_key_file(m->key_file, why, sizeof(why)) != 0) {
-		config_obj_error(o, "key_file", "%s", why);
-		key = false;
-	}
-	if (cert && key &&
-	    certinfo_check_key_pair(m->cert_file, m->key_file, why, sizeof(why)) != 0)
-		config_obj_error(o, "key_file", "%s (cert_file, line %d)", why,
-				 config_obj_line(o, "cert_file"));
-}
-
 void config_parse_mqtt(struct config_ctx *c, const struct config_obj *top)
 {
 	static const char *const tls_keys[] = {"ca_file", "ca_path", "cert_file", "key_file"};
@@ -285,16 +258,7 @@ void config_parse_mqtt(struct config_ctx *c, const struct config_obj *top)
 	config_get_bool(&o, "enabled", &m->enabled);
 	parse_broker(&o, m, &tls_known);
 
-	/* A blank user name or password is the router's "not set". */
-	if (config_get_text(&o, "username", &t) == 1 && *t && !(m->username = strdup(t)))
-		c->nomem = true;
-	if (config_get_text(&o, "password", &t) == 1 && *t) {
-		if (!m->username)
-			config_obj_error(&o, "password",
-					 "set without username (set username too, or remove password)");
-		else if (!(m->password = strdup(t)))
-			c->nomem = true;
-	}
+	config_get_login(&o, &m->username, &m->password);
 	if (config_get_text(&o, "client_id", &t) == 1) {
 		char *id;
 
@@ -327,23 +291,16 @@ void config_parse_mqtt(struct config_ctx *c, const struct config_obj *top)
 		checks = false;
 	} else {
 		checks = true;
-		if (m->allow_all_certificates)
-			config_obj_warn(
-				&o, "allow_all_certificates",
-				"TLS certificate and host name verification are disabled; use only for tests");
+		config_warn_unverified(&o, m->allow_all_certificates);
 	}
 	int ca = config_get_path(&o, "ca_file", checks, false, &m->ca_file);
 	config_get_path(&o, "ca_path", checks, true, &m->ca_path);
 	int cert = config_get_path(&o, "cert_file", checks, false, &m->cert_file);
 	int key = config_get_path(&o, "key_file", checks, false, &m->key_file);
 	if (checks)
-		check_tls_files(&o, m, ca == 1, cert == 1, key == 1);
-	if (checks && config_obj_get(&o, "cert_file") && !config_obj_get(&o, "key_file"))
-		config_obj_error(&o, "cert_file",
-				 "set without key_file (a client certificate needs its private key)");
-	if (checks && config_obj_get(&o, "key_file") && !config_obj_get(&o, "cert_file"))
-		config_obj_error(&o, "key_file",
-				 "set without cert_file (a private key needs its client certificate)");
+		config_check_tls_files(&o, ca == 1 ? m->ca_file : NULL,
+				       cert == 1 ? m->cert_file : NULL,
+				       key == 1 ? m->key_file : NULL);
 	if (!checks) {
 		/* Ignored means ignored: the MQTT module must not half-apply them. */
 		free(m->ca_file);
